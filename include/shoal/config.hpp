@@ -1,0 +1,154 @@
+// shoal::config: every protocol parameter, with presets lan(), wan(), local().
+//
+// Each field documents its unit, default (the lan() value) and effect. Times
+// are std::chrono durations. N below is the number of members a node knows
+// alive (itself included).
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <shoal/address.hpp>
+#include <shoal/member.hpp>
+
+namespace spdlog {
+class logger;
+}
+
+namespace shoal {
+
+using duration = std::chrono::nanoseconds;
+
+struct config {
+  // ---- identity ----
+  /// Unique name of this member in the cluster. Required; 1..max_name_length bytes.
+  std::string name;
+  /// Address other members use to reach this node (UDP and TCP, same port).
+  address advertise;
+  /// Initial tags. Total encoded size at most max_tag_bytes.
+  tag_map tags;
+  /// Incarnation this life starts at. A restarted node overtakes its previous
+  /// life either because peers tell it its old incarnation (it then refutes
+  /// with one more) or, faster, because the runtime passes a persisted or
+  /// clock-derived value here. Default 0.
+  std::uint64_t initial_incarnation = 0;
+
+  // ---- failure detection (SWIM) ----
+  /// Time between two probes of the round-robin failure detector, before the
+  /// Lifeguard health multiplier stretches it. lan: 1 s. Lower detects faster
+  /// and costs more packets.
+  duration probe_interval = std::chrono::seconds(1);
+  /// How long a direct ping waits for its ack before indirect probes start,
+  /// scaled by the health multiplier. lan: 500 ms. Should exceed the network's
+  /// 99th percentile round trip.
+  duration probe_timeout = std::chrono::milliseconds(500);
+  /// k: members asked to ping a target that missed its direct ack. lan: 3.
+  /// More tolerates more loss on the prober's links; 0 disables indirect probes.
+  int indirect_checks = 3;
+  /// Ask the runtime for a TCP ping when UDP probes fail (catches UDP-only
+  /// trouble). lan: true.
+  bool stream_fallback_ping = true;
+
+  // ---- suspicion (Lifeguard dynamic suspicion) ----
+  /// The minimum suspicion timeout is
+  ///   min = suspicion_mult * max(1, log10(N)) * probe_interval.
+  /// lan: 4. Higher gives a suspect more time to refute (fewer false deaths).
+  int suspicion_mult = 4;
+  /// max = suspicion_max_timeout_mult * min: the timeout a suspicion starts at
+  /// when nobody else confirms it. Each independent confirmation shrinks it
+  /// logarithmically towards min once suspicion_mult - 2 members agreed. lan: 6.
+  int suspicion_max_timeout_mult = 6;
+
+  // ---- local health (Lifeguard) ----
+  /// Upper bound of the health multiplier (score 0..max-1, multiplier score+1)
+  /// that stretches probe_interval and probe_timeout when this node itself
+  /// misses acks, nacks or has to refute. lan: 8. 1 disables local health.
+  int awareness_max_multiplier = 8;
+
+  // ---- dissemination ----
+  /// Each update is piggybacked retransmit_mult * ceil(log10(N + 1)) times
+  /// before it is dropped from the queue. lan: 4.
+  int retransmit_mult = 4;
+  /// Time between gossip rounds. lan: 200 ms.
+  duration gossip_interval = std::chrono::milliseconds(200);
+  /// Random members a gossip round sends to. lan: 3.
+  int gossip_nodes = 3;
+  /// Dead members stay gossip targets this long after their death, so they
+  /// learn it and refute if they are in fact alive. lan: 30 s.
+  duration gossip_to_the_dead_time = std::chrono::seconds(30);
+  /// Largest UDP packet the core builds, in bytes. lan: 1400 (fits a 1500
+  /// Ethernet MTU with IP/UDP headers and room for encryption overhead).
+  std::size_t udp_buffer_size = 1400;
+  /// Share of each gossip packet reserved for user broadcasts when any are
+  /// queued, in percent (system updates use the rest, then any space left).
+  /// lan: 25.
+  int user_broadcast_share_percent = 25;
+  /// Bound on queued system updates; the oldest most-sent are dropped beyond
+  /// it (counted). lan: 4096.
+  std::size_t max_queued_broadcasts = 4096;
+  /// Bound on queued user broadcasts; send() fails with queue_full beyond it.
+  /// lan: 1024.
+  std::size_t max_queued_user_broadcasts = 1024;
+  /// Largest user broadcast payload, bytes. lan: 512.
+  std::size_t max_user_broadcast_bytes = 512;
+  /// Members learned second-hand are pinged to confirm them before the user
+  /// sees them (no ghosts); at most this many such pings per gossip round.
+  /// lan: 16.
+  int confirm_pings_per_gossip = 16;
+
+  // ---- anti-entropy (push-pull over a stream) ----
+  /// Base interval of the full state exchange with one random member. For
+  /// N > 32 it grows as push_pull_interval * (ceil(log2(N) - log2(32)) + 1),
+  /// so the cluster-wide stream load stays bounded. 0 disables. lan: 30 s.
+  duration push_pull_interval = std::chrono::seconds(30);
+
+  // ---- joining, leaving, partitions ----
+  /// Seeds are retried this often while no other live member is known.
+  /// lan: 5 s.
+  duration seed_retry_interval = std::chrono::seconds(5);
+  /// Dead and left members are remembered (so a healed partition or a
+  /// restart merges back) for this long, then reaped. lan: 24 h.
+  duration reconnect_timeout = std::chrono::hours(24);
+  /// Every reconnect_interval the node syncs with one random dead member,
+  /// which is how two halves that declared each other dead find each other
+  /// again. lan: 30 s. 0 disables.
+  duration reconnect_interval = std::chrono::seconds(30);
+  /// At most this many dead/left members are remembered; the oldest are
+  /// reaped first beyond it. lan: 1024.
+  std::size_t max_remembered_dead = 1024;
+  /// A leaving node waits until its departure was sent to this many members
+  /// (or all it knows), or until the leave timeout. lan: 3.
+  int leave_min_transmits = 3;
+
+  // ---- limits on what peers send ----
+  /// Longest member name, bytes. lan: 128.
+  std::size_t max_name_length = 128;
+  /// Encoded size of one member's tags, bytes. lan: 512.
+  std::size_t max_tag_bytes = 512;
+  /// Members a node will track; new ones beyond it are ignored (counted).
+  /// lan: 65536.
+  std::size_t max_members = 65536;
+  /// Largest push-pull state accepted or sent, bytes. lan: 16 MiB.
+  std::size_t max_push_pull_bytes = 16u << 20;
+
+  /// Optional logger; the library never touches spdlog's default logger.
+  std::shared_ptr<spdlog::logger> logger;
+
+  /// LAN defaults (the values documented above).
+  static config lan();
+  /// WAN: longer timeouts, fewer packets (probe 5 s, timeout 3 s, suspicion
+  /// mult 6, gossip 500 ms to 4 members, push-pull 60 s).
+  static config wan();
+  /// Loopback / one host: faster (probe 500 ms, timeout 200 ms, suspicion
+  /// mult 3, gossip 100 ms, push-pull 15 s).
+  static config local();
+
+  /// Empty when valid, otherwise a message naming the first bad field.
+  std::optional<std::string> validate() const;
+};
+
+}  // namespace shoal

@@ -1,0 +1,181 @@
+// shoal::core: SWIM + Lifeguard as a pure state machine.
+//
+// The core owns no socket, reads no clock and starts no thread. The caller
+// passes the current time and one input (bytes from an address, a timer tick,
+// join, leave, ...) and drains the outbox it filled: UDP packets to send,
+// stream exchanges to start, membership events, user messages. It then calls
+// tick() no later than next_deadline(). Same inputs, same outputs.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include <shoal/address.hpp>
+#include <shoal/config.hpp>
+#include <shoal/errc.hpp>
+#include <shoal/events.hpp>
+#include <shoal/member.hpp>
+
+namespace shoal {
+
+/// The core's notion of time: any monotonic clock's time point. The core only
+/// compares and adds durations; the runtime passes steady_clock::now(), the
+/// simulator its virtual time.
+using time_point = std::chrono::time_point<std::chrono::steady_clock, duration>;
+
+using bytes = std::vector<std::uint8_t>;
+
+struct outgoing_packet {
+  address to;
+  bytes data;  ///< at most config::udp_buffer_size bytes
+};
+
+/// What a stream exchange is for. The runtime treats all kinds alike: connect,
+/// send `data`, read one reply, hand it to handle_stream_reply().
+enum class stream_kind : std::uint8_t {
+  push_pull,  ///< anti-entropy: full state both ways
+  join,       ///< push-pull with a seed while joining
+  ping,       ///< TCP fallback ping when UDP probes fail
+};
+
+struct stream_request {
+  std::uint64_t id;  ///< pass back to handle_stream_reply / stream_failed
+  address to;
+  stream_kind kind;
+  bytes data;
+};
+
+struct user_message {
+  address from;
+  bytes data;
+};
+
+/// Everything the core wants done. Append-only; the caller drains and clears.
+struct outbox {
+  std::vector<outgoing_packet> packets;
+  std::vector<stream_request> streams;
+  std::vector<event> events;
+  std::vector<user_message> user_messages;  ///< user broadcasts received
+  std::vector<bytes> user_states;           ///< peers' user state from push-pull
+
+  void clear() {
+    packets.clear();
+    streams.clear();
+    events.clear();
+    user_messages.clear();
+    user_states.clear();
+  }
+  bool empty() const {
+    return packets.empty() && streams.empty() && events.empty() && user_messages.empty() &&
+           user_states.empty();
+  }
+};
+
+/// Counters; monotonically increasing unless noted.
+struct core_stats {
+  std::uint64_t packets_in = 0, packets_out = 0, bytes_in = 0, bytes_out = 0;
+  std::uint64_t messages_in = 0, messages_out = 0;
+  std::uint64_t probes = 0, indirect_probes = 0, probe_failures = 0;
+  std::uint64_t acks_in = 0, nacks_in = 0;
+  std::uint64_t suspicions = 0, refutations = 0, deaths = 0;
+  std::uint64_t streams_started = 0, streams_failed = 0, push_pulls = 0;
+  std::uint64_t broadcasts_dropped = 0, user_broadcasts_dropped = 0;
+  std::uint64_t members_rejected = 0;  ///< over max_members or invalid fields
+  std::uint64_t digest_mismatches = 0; ///< acks carrying a view digest != ours
+  // decode failures by reason
+  std::uint64_t invalid_truncated = 0, invalid_magic = 0, invalid_version = 0,
+                invalid_flags = 0, invalid_malformed = 0, invalid_too_large = 0,
+                invalid_unknown_type = 0, invalid_field = 0;
+  std::uint64_t invalid_total() const {
+    return invalid_truncated + invalid_magic + invalid_version + invalid_flags + invalid_malformed +
+           invalid_too_large + invalid_unknown_type + invalid_field;
+  }
+};
+
+namespace detail {
+class core_impl;
+}
+
+class core {
+ public:
+  /// Throws std::invalid_argument when cfg.validate() fails.
+  core(config cfg, std::uint64_t seed);
+  ~core();
+  core(core&&) noexcept;
+  core& operator=(core&&) noexcept;
+  core(const core&) = delete;
+  core& operator=(const core&) = delete;
+
+  /// Starts the protocol: a push-pull join with each seed. With no seed (or
+  /// none reachable) the node runs as a cluster of one and retries its seeds
+  /// every seed_retry_interval while it knows no other live member.
+  void join(time_point now, std::span<const address> seeds, outbox& out);
+
+  /// A UDP datagram arrived. Bad bytes are counted and ignored.
+  void handle_packet(time_point now, const address& from, std::span<const std::uint8_t> data,
+                     outbox& out);
+
+  /// A peer opened a stream and sent `data`; returns the reply to write back
+  /// (empty: close without reply).
+  bytes handle_stream(time_point now, const address& from, std::span<const std::uint8_t> data,
+                      outbox& out);
+
+  /// The reply to our stream request `id` arrived.
+  void handle_stream_reply(time_point now, std::uint64_t id, std::span<const std::uint8_t> data,
+                           outbox& out);
+
+  /// Our stream request `id` failed (connect, write, read or deadline).
+  void stream_failed(time_point now, std::uint64_t id, outbox& out);
+
+  /// Runs every timer due at `now`.
+  void tick(time_point now, outbox& out);
+
+  /// When tick() must be called next.
+  time_point next_deadline() const;
+
+  /// Announces a graceful departure. leave_done() becomes true when it was
+  /// sent to leave_min_transmits members or `timeout` passed.
+  void leave(time_point now, duration timeout, outbox& out);
+  bool leave_done(time_point now) const;
+
+  /// Replaces this node's tags and spreads them (the incarnation goes up).
+  std::error_code set_tags(time_point now, tag_map tags, outbox& out);
+
+  /// Queues a user broadcast, piggybacked like membership updates.
+  std::error_code broadcast(bytes payload);
+
+  /// Opaque user state sent with every push-pull; peers receive it in
+  /// outbox::user_states.
+  void set_user_state(bytes state);
+
+  /// The view: every member the user may see (confirmed), self included.
+  std::vector<member> members() const;
+  std::optional<member> find(const std::string& name) const;
+  member local_member() const;
+  /// Members known in each state (confirmed ones only).
+  std::size_t count(member_state s) const;
+
+  /// Order-independent digest of (name, state, incarnation) over every member
+  /// this node knows, itself included. Equal digests: equal views.
+  std::uint64_t digest() const;
+
+  /// Lifeguard local health score, 0 (healthy) .. awareness_max_multiplier - 1.
+  int health_score() const;
+
+  const core_stats& stats() const;
+  const config& cfg() const;
+
+  /// Bytes of heap the member table uses (for the per-member memory figure).
+  std::size_t memory_estimate() const;
+
+ private:
+  std::unique_ptr<detail::core_impl> impl_;
+};
+
+}  // namespace shoal

@@ -1,0 +1,37 @@
+// Members of a cluster as the user sees them: snapshots, never live references.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include <shoal/address.hpp>
+
+namespace shoal {
+
+/// The four states of SWIM as shoal uses them. `left` is a graceful departure;
+/// `dead` is a failure detected by the protocol.
+enum class member_state : std::uint8_t { alive = 0, suspect = 1, dead = 2, left = 3 };
+
+const char* to_string(member_state s) noexcept;
+
+/// Key/value metadata a member advertises. Bounded by config::max_tag_bytes.
+using tag_map = std::map<std::string, std::string>;
+
+/// Wire protocol version this build speaks.
+inline constexpr std::uint8_t protocol_version = 1;
+
+/// A member as seen at one moment by one node.
+struct member {
+  std::string name;
+  address addr;
+  /// Orders claims about this member; only the member itself raises it.
+  std::uint64_t incarnation = 0;
+  member_state state = member_state::alive;
+  tag_map tags;
+  std::uint8_t protocol = protocol_version;
+
+  friend bool operator==(const member&, const member&) = default;
+};
+
+}  // namespace shoal

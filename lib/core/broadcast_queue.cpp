@@ -1,0 +1,57 @@
+#include "core/broadcast_queue.hpp"
+
+namespace shoal::detail {
+
+bool broadcast_queue::push(std::string key, std::vector<std::uint8_t> encoded, bool marks_leave) {
+  if (!key.empty()) {
+    if (auto it = by_key_.find(key); it != by_key_.end()) {
+      items_.erase(it->second);
+      by_key_.erase(it);
+    }
+  }
+  bool kept_all = true;
+  while (max_items_ > 0 && items_.size() >= max_items_) {
+    // Drop the most-sent, oldest item: it has done most of its work.
+    auto last = std::prev(items_.end());
+    if (!last->key.empty()) by_key_.erase(last->key);
+    items_.erase(last);
+    ++dropped_;
+    kept_all = false;
+  }
+  auto [it, inserted] =
+      items_.insert(item{0, next_id_++, std::move(key), std::move(encoded), marks_leave});
+  if (inserted && !it->key.empty()) by_key_.emplace(it->key, it);
+  return kept_all;
+}
+
+broadcast_queue::fill_result broadcast_queue::fill(wire::packet_builder& b, std::size_t max_packet,
+                                                   int limit) {
+  fill_result r;
+  if (items_.empty() || b.size() >= max_packet) return r;
+  // The smallest message we encode is a few bytes; stop scanning when no item
+  // could fit any more.
+  constexpr std::size_t smallest = 4;
+  std::vector<set_t::iterator> sent;
+  for (auto it = items_.begin(); it != items_.end(); ++it) {
+    const std::size_t room = max_packet - b.size();
+    if (room < smallest) break;
+    if (it->encoded.size() > room) continue;
+    b.add_encoded(it->encoded);
+    sent.push_back(it);
+    ++r.added;
+    if (it->marks_leave) ++r.leave_marks;
+  }
+  for (auto it : sent) {
+    auto node = items_.extract(it);
+    node.value().transmits += 1;
+    if (node.value().transmits >= limit) {
+      if (!node.value().key.empty()) by_key_.erase(node.value().key);
+      continue;  // node handle frees the item
+    }
+    auto res = items_.insert(std::move(node));
+    if (!res.position->key.empty()) by_key_[res.position->key] = res.position;
+  }
+  return r;
+}
+
+}  // namespace shoal::detail

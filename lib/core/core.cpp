@@ -1,0 +1,242 @@
+// shoal::core: the facade and the dispatcher. Inputs are decoded here and
+// handed to members.cpp (claims), probe.cpp (failure detection) and gossip.cpp
+// (dissemination, anti-entropy, join, leave, healing).
+#include <shoal/core.hpp>
+
+#include <stdexcept>
+#include <type_traits>
+
+#include "core/core_impl.hpp"
+#include "core/formulas.hpp"
+
+namespace shoal {
+namespace detail {
+
+namespace {
+wire::limits limits_from(const config& c) {
+  wire::limits l;
+  l.max_packet_bytes = std::max<std::size_t>(c.max_push_pull_bytes, 65536);
+  l.max_name_length = c.max_name_length;
+  l.max_tag_bytes = c.max_tag_bytes;
+  l.max_payload_bytes = std::max<std::size_t>(c.max_user_broadcast_bytes, 1u << 20);
+  l.max_members = c.max_members;
+  return l;
+}
+}  // namespace
+
+core_impl::core_impl(config cfg, std::uint64_t seed)
+    : cfg_(std::move(cfg)),
+      rng_(seed),
+      awareness_(cfg_.awareness_max_multiplier),
+      limits_(limits_from(cfg_)),
+      system_queue_(cfg_.max_queued_broadcasts),
+      user_queue_(cfg_.max_queued_user_broadcasts) {
+  auto [it, inserted] = members_.try_emplace(cfg_.name);
+  self_ = &it->second;
+  self_->name = &it->first;
+  self_->addr = cfg_.advertise;
+  self_->incarnation = cfg_.initial_incarnation;
+  self_->tags = cfg_.tags;
+  self_->confirmed = true;
+  live_count_ = 1;
+  confirmed_by_state_[0] = 1;
+  digest_ = entry_hash(*self_);
+}
+
+void core_impl::schedule(time_point at, timer_kind kind, std::uint64_t a, std::string name) {
+  timers_.push(timer{at, timer_order_++, kind, a, std::move(name)});
+}
+
+time_point core_impl::next_deadline() const {
+  return timers_.empty() ? time_point::max() : timers_.top().at;
+}
+
+void core_impl::tick(time_point now, outbox& out) {
+  while (!timers_.empty() && timers_.top().at <= now) {
+    timer t = timers_.top();
+    timers_.pop();
+    switch (t.kind) {
+      case timer_kind::probe: on_probe_timer(now, out); break;
+      case timer_kind::probe_timeout: on_probe_timeout(now, t.a, out); break;
+      case timer_kind::gossip: on_gossip_timer(now, out); break;
+      case timer_kind::push_pull: on_push_pull_timer(now, out); break;
+      case timer_kind::reconnect: on_reconnect_timer(now, out); break;
+      case timer_kind::seed_retry: on_seed_retry(now, out); break;
+      case timer_kind::maintenance: on_maintenance(now, out); break;
+      case timer_kind::relay_timeout: on_relay_timeout(t.a, out); break;
+      case timer_kind::suspicion: {
+        member_entry* e = lookup(t.name);
+        if (!e || e->state != member_state::suspect || !e->susp || e->susp->token() != t.a) break;
+        const time_point due = e->susp->deadline();
+        if (due > now) {
+          schedule(due, timer_kind::suspicion, t.a, std::move(t.name));  // moved later
+          break;
+        }
+        wire::dead d{e->incarnation, t.name, *self_->name};
+        on_dead(now, d, out);
+        break;
+      }
+    }
+  }
+}
+
+void core_impl::handle_packet(time_point now, const address& from,
+                              std::span<const std::uint8_t> data, outbox& out) {
+  ++stats_.packets_in;
+  stats_.bytes_in += data.size();
+  if (data.size() > cfg_.udp_buffer_size + 512) {  // larger than any peer of ours sends
+    ++stats_.invalid_too_large;
+    return;
+  }
+  const auto before = decode_counters_;
+  if (auto ec = wire::decode_packet(data, limits_, scratch_, decode_counters_)) {
+    stats_.invalid_truncated += decode_counters_.truncated - before.truncated;
+    stats_.invalid_magic += decode_counters_.bad_magic - before.bad_magic;
+    stats_.invalid_version += decode_counters_.unsupported_version - before.unsupported_version;
+    stats_.invalid_flags += decode_counters_.unsupported_flags - before.unsupported_flags;
+    stats_.invalid_malformed += decode_counters_.malformed - before.malformed +
+                                decode_counters_.too_many_messages - before.too_many_messages;
+    stats_.invalid_too_large += decode_counters_.too_large - before.too_large;
+    stats_.invalid_field += decode_counters_.field_too_long - before.field_too_long;
+    return;
+  }
+  stats_.invalid_unknown_type += decode_counters_.unknown_type - before.unknown_type;
+  stats_.messages_in += scratch_.size();
+  if (leaving_ && leave_done(now)) return;
+  // Handle from a local copy: handlers may decode nested data into scratch_.
+  std::vector<wire::message> msgs;
+  msgs.swap(scratch_);
+  for (const auto& m : msgs) {
+    std::visit(
+        [&](const auto& v) {
+          using T = std::decay_t<decltype(v)>;
+          if constexpr (std::is_same_v<T, wire::ping>) on_ping(now, from, v, out);
+          else if constexpr (std::is_same_v<T, wire::indirect_ping>) on_indirect_ping(now, from, v, out);
+          else if constexpr (std::is_same_v<T, wire::ack>) on_ack(now, from, v, out);
+          else if constexpr (std::is_same_v<T, wire::nack>) on_nack(v);
+          else if constexpr (std::is_same_v<T, wire::suspect>) on_suspect(now, v, out);
+          else if constexpr (std::is_same_v<T, wire::alive>)
+            on_alive(now, v, from == v.addr ? hand::first : hand::second, out);
+          else if constexpr (std::is_same_v<T, wire::dead>) on_dead(now, v, out);
+          else if constexpr (std::is_same_v<T, wire::left>) on_left(now, v, out);
+          else if constexpr (std::is_same_v<T, wire::user>) out.user_messages.push_back({from, v.payload});
+          // push_pull only travels over streams
+        },
+        m);
+  }
+  msgs.swap(scratch_);
+}
+
+bytes core_impl::handle_stream(time_point now, const address& /*from*/,
+                               std::span<const std::uint8_t> data, outbox& out) {
+  std::vector<wire::message> msgs;
+  if (data.size() > cfg_.max_push_pull_bytes) {
+    ++stats_.invalid_too_large;
+    return {};
+  }
+  if (auto ec = wire::decode_packet(data, limits_, msgs, decode_counters_); ec || msgs.empty()) {
+    ++stats_.invalid_malformed;
+    return {};
+  }
+  if (const auto* pp = std::get_if<wire::push_pull>(&msgs.front())) {
+    ++stats_.push_pulls;
+    merge_state(now, *pp, out);
+    return encode_state(pp->join);
+  }
+  if (const auto* p = std::get_if<wire::ping>(&msgs.front())) {
+    if (p->target != *self_->name) return {};
+    return wire::encode_packet(std::vector<wire::message>{wire::ack{p->seq, digest_}});
+  }
+  return {};
+}
+
+void core_impl::handle_stream_reply(time_point now, std::uint64_t id,
+                                    std::span<const std::uint8_t> data, outbox& out) {
+  auto it = streams_.find(id);
+  if (it == streams_.end()) return;
+  const pending_stream ps = it->second;
+  streams_.erase(it);
+  std::vector<wire::message> msgs;
+  if (data.size() > cfg_.max_push_pull_bytes ||
+      wire::decode_packet(data, limits_, msgs, decode_counters_) || msgs.empty()) {
+    ++stats_.invalid_malformed;
+    return;
+  }
+  if (const auto* pp = std::get_if<wire::push_pull>(&msgs.front())) {
+    if (ps.kind == stream_kind::ping) return;
+    if (ps.kind == stream_kind::join) joined_ = true;
+    merge_state(now, *pp, out);
+    return;
+  }
+  if (const auto* a = std::get_if<wire::ack>(&msgs.front())) {
+    if (ps.kind == stream_kind::ping && probe_.active && a->seq == ps.seq) probe_.acked = true;
+  }
+}
+
+void core_impl::stream_failed(time_point, std::uint64_t id, outbox&) {
+  if (streams_.erase(id) > 0) ++stats_.streams_failed;
+}
+
+std::error_code core_impl::broadcast(bytes payload) {
+  if (payload.empty() || payload.size() > cfg_.max_user_broadcast_bytes)
+    return errc::invalid_argument;
+  if (user_queue_.size() >= cfg_.max_queued_user_broadcasts) {
+    ++stats_.user_broadcasts_dropped;
+    return errc::queue_full;
+  }
+  bytes enc;
+  wire::encode_message(wire::user{std::move(payload)}, enc);
+  user_queue_.push({}, std::move(enc));
+  return {};
+}
+
+}  // namespace detail
+
+// ---- the public facade ----
+
+core::core(config cfg, std::uint64_t seed) {
+  if (auto err = cfg.validate()) throw std::invalid_argument("shoal::config: " + *err);
+  impl_ = std::make_unique<detail::core_impl>(std::move(cfg), seed);
+}
+core::~core() = default;
+core::core(core&&) noexcept = default;
+core& core::operator=(core&&) noexcept = default;
+
+void core::join(time_point now, std::span<const address> seeds, outbox& out) {
+  impl_->join(now, seeds, out);
+}
+void core::handle_packet(time_point now, const address& from, std::span<const std::uint8_t> data,
+                         outbox& out) {
+  impl_->handle_packet(now, from, data, out);
+}
+bytes core::handle_stream(time_point now, const address& from, std::span<const std::uint8_t> data,
+                          outbox& out) {
+  return impl_->handle_stream(now, from, data, out);
+}
+void core::handle_stream_reply(time_point now, std::uint64_t id,
+                               std::span<const std::uint8_t> data, outbox& out) {
+  impl_->handle_stream_reply(now, id, data, out);
+}
+void core::stream_failed(time_point now, std::uint64_t id, outbox& out) {
+  impl_->stream_failed(now, id, out);
+}
+void core::tick(time_point now, outbox& out) { impl_->tick(now, out); }
+time_point core::next_deadline() const { return impl_->next_deadline(); }
+void core::leave(time_point now, duration timeout, outbox& out) { impl_->leave(now, timeout, out); }
+bool core::leave_done(time_point now) const { return impl_->leave_done(now); }
+std::error_code core::set_tags(time_point now, tag_map tags, outbox& out) {
+  return impl_->set_tags(now, std::move(tags), out);
+}
+std::error_code core::broadcast(bytes payload) { return impl_->broadcast(std::move(payload)); }
+void core::set_user_state(bytes state) { impl_->set_user_state(std::move(state)); }
+std::vector<member> core::members() const { return impl_->members(); }
+std::optional<member> core::find(const std::string& name) const { return impl_->find(name); }
+member core::local_member() const { return impl_->local_member(); }
+std::size_t core::count(member_state s) const { return impl_->count(s); }
+std::uint64_t core::digest() const { return impl_->digest(); }
+int core::health_score() const { return impl_->health_score(); }
+const core_stats& core::stats() const { return impl_->stats(); }
+const config& core::cfg() const { return impl_->cfg(); }
+std::size_t core::memory_estimate() const { return impl_->memory_estimate(); }
+
+}  // namespace shoal

@@ -1,0 +1,230 @@
+// The core's internals. core.cpp dispatches inputs and timers; members.cpp
+// applies claims (the state machine); probe.cpp is the failure detector;
+// gossip.cpp is dissemination, anti-entropy, joining, leaving and healing.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <queue>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <shoal/core.hpp>
+#include "core/awareness.hpp"
+#include "core/broadcast_queue.hpp"
+#include "core/rng.hpp"
+#include "core/rules.hpp"
+#include "core/suspicion.hpp"
+#include "wire/codec.hpp"
+
+namespace shoal::detail {
+
+struct member_entry {
+  const std::string* name = nullptr;  // the map key
+  address addr;
+  std::uint64_t incarnation = 0;
+  time_point since{};  // when the state last changed
+  member_state state = member_state::alive;
+  std::uint8_t protocol = protocol_version;
+  bool confirmed = false;  // seen first-hand; only confirmed members reach the user
+  bool in_gone = false;    // listed in core_impl::gone_
+  std::uint32_t probe_index = no_index;
+  tag_map tags;
+  std::unique_ptr<suspicion> susp;
+
+  static constexpr std::uint32_t no_index = 0xffffffffu;
+  bool up() const noexcept {
+    return state == member_state::alive || state == member_state::suspect;
+  }
+};
+
+enum class timer_kind : std::uint8_t {
+  probe,          // finish the current probe, start the next
+  probe_timeout,  // direct ack missing: go indirect (a = seq)
+  gossip,
+  push_pull,
+  suspicion,      // name, a = suspicion token
+  relay_timeout,  // a = our seq of a relayed ping
+  reconnect,
+  seed_retry,
+  maintenance,    // reaping, purging stale bookkeeping
+};
+
+struct timer {
+  time_point at;
+  std::uint64_t order;
+  timer_kind kind;
+  std::uint64_t a = 0;
+  std::string name;
+};
+
+struct timer_later {
+  bool operator()(const timer& x, const timer& y) const noexcept {
+    if (x.at != y.at) return x.at > y.at;
+    return x.order > y.order;
+  }
+};
+
+/// Where a claim came from: first-hand claims confirm a member immediately.
+enum class hand : std::uint8_t { first, second };
+
+class core_impl {
+ public:
+  core_impl(config cfg, std::uint64_t seed);
+
+  // ---- inputs (core.cpp) ----
+  void join(time_point now, std::span<const address> seeds, outbox& out);
+  void handle_packet(time_point now, const address& from, std::span<const std::uint8_t> data,
+                     outbox& out);
+  bytes handle_stream(time_point now, const address& from, std::span<const std::uint8_t> data,
+                      outbox& out);
+  void handle_stream_reply(time_point now, std::uint64_t id, std::span<const std::uint8_t> data,
+                           outbox& out);
+  void stream_failed(time_point now, std::uint64_t id, outbox& out);
+  void tick(time_point now, outbox& out);
+  time_point next_deadline() const;
+  void leave(time_point now, duration timeout, outbox& out);
+  bool leave_done(time_point now) const;
+  std::error_code set_tags(time_point now, tag_map tags, outbox& out);
+  std::error_code broadcast(bytes payload);
+  void set_user_state(bytes state) { user_state_ = std::move(state); }
+
+  // ---- queries ----
+  std::vector<member> members() const;
+  std::optional<member> find(const std::string& name) const;
+  member local_member() const { return snapshot(*self_); }
+  std::size_t count(member_state s) const;
+  std::uint64_t digest() const noexcept { return digest_; }
+  int health_score() const noexcept { return awareness_.score(); }
+  const core_stats& stats() const noexcept { return stats_; }
+  const config& cfg() const noexcept { return cfg_; }
+  std::size_t memory_estimate() const;
+
+ private:
+  // ---- members.cpp: the state machine ----
+  member_entry* lookup(const std::string& name);
+  const member_entry* lookup(const std::string& name) const;
+  member snapshot(const member_entry& e) const;
+  std::size_t live_count() const noexcept { return live_count_; }
+  void on_alive(time_point now, const wire::alive& m, hand h, outbox& out);
+  void on_suspect(time_point now, const wire::suspect& m, outbox& out);
+  void on_dead(time_point now, const wire::dead& m, outbox& out);
+  void on_left(time_point now, const wire::left& m, outbox& out);
+  void refute(time_point now, std::uint64_t claimed, outbox& out);
+  void confirm(member_entry& e, outbox& out);
+  void set_state(member_entry& e, member_state s, std::uint64_t inc, time_point now);
+  void emit(event_type t, const member_entry& e, outbox& out);
+  void mark_down(time_point now, member_entry& e, member_state s, std::uint64_t inc, outbox& out);
+  bool valid_tags(const tag_map& tags) const;
+  wire::alive alive_msg(const member_entry& e) const;
+  void reap(time_point now, outbox& out);
+  std::uint64_t entry_hash(const member_entry& e) const noexcept;
+
+  // probe order: alive and suspect members other than self, shuffled rounds
+  void probe_list_add(member_entry& e);
+  void probe_list_remove(member_entry& e);
+
+  // ---- probe.cpp: failure detection ----
+  void on_probe_timer(time_point now, outbox& out);
+  void finish_probe(time_point now, outbox& out);
+  void on_probe_timeout(time_point now, std::uint64_t seq, outbox& out);
+  void on_ping(time_point now, const address& from, const wire::ping& m, outbox& out);
+  void on_indirect_ping(time_point now, const address& from, const wire::indirect_ping& m,
+                        outbox& out);
+  void on_ack(time_point now, const address& from, const wire::ack& m, outbox& out);
+  void on_nack(const wire::nack& m);
+  void on_relay_timeout(std::uint64_t seq, outbox& out);
+  void start_suspicion(time_point now, member_entry& e, std::uint64_t inc, const std::string& from);
+
+  // ---- gossip.cpp: dissemination, anti-entropy, join, leave, healing ----
+  void queue_broadcast(const std::string& key, const wire::message& m, bool marks_leave = false);
+  void send(const address& to, const wire::message& primary, outbox& out,
+            const wire::message* extra = nullptr);
+  std::size_t fill_broadcasts(wire::packet_builder& b);
+  void on_gossip_timer(time_point now, outbox& out);
+  void gossip_round(time_point now, outbox& out);
+  void send_confirm_pings(time_point now, outbox& out);
+  void on_push_pull_timer(time_point now, outbox& out);
+  void on_reconnect_timer(time_point now, outbox& out);
+  void on_seed_retry(time_point now, outbox& out);
+  void on_maintenance(time_point now, outbox& out);
+  void start_stream(const address& to, stream_kind kind, bytes data, outbox& out,
+                    std::uint32_t seq = 0);
+  bytes encode_state(bool join) const;
+  void merge_state(time_point now, const wire::push_pull& pp, outbox& out);
+  void gossip_targets(time_point now, std::size_t k, std::vector<const member_entry*>& out);
+
+  // ---- timers (core.cpp) ----
+  void schedule(time_point at, timer_kind kind, std::uint64_t a = 0, std::string name = {});
+
+  config cfg_;
+  rng rng_;
+  awareness awareness_;
+  wire::limits limits_;
+  core_stats stats_;
+  wire::decode_counters decode_counters_;
+
+  std::unordered_map<std::string, member_entry> members_;
+  member_entry* self_ = nullptr;
+  std::size_t live_count_ = 0;  // alive + suspect, self included
+  std::size_t confirmed_by_state_[4] = {0, 0, 0, 0};
+  std::uint64_t digest_ = 0;
+
+  std::vector<member_entry*> probe_list_;
+  std::size_t probe_pos_ = 0;
+
+  struct probe_state {
+    std::uint32_t seq = 0;
+    std::string target;
+    std::uint64_t incarnation = 0;
+    bool active = false;
+    bool acked = false;
+    int indirect_expected = 0;
+    int nacks = 0;
+  } probe_;
+  std::uint32_t next_seq_ = 0;
+
+  struct relay {
+    address origin;
+    std::uint32_t origin_seq;
+    bool want_nack;
+  };
+  std::unordered_map<std::uint32_t, relay> relays_;
+
+  struct confirm_ping {
+    std::uint32_t seq;
+    std::string name;
+    time_point sent;
+  };
+  std::vector<confirm_ping> confirm_pings_;
+  std::vector<std::string> confirm_queue_;
+
+  struct pending_stream {
+    stream_kind kind;
+    std::uint32_t seq;  // for fallback pings
+  };
+  std::unordered_map<std::uint64_t, pending_stream> streams_;
+  std::uint64_t next_stream_id_ = 1;
+
+  std::vector<std::string> gone_;  // dead/left members, oldest first (may be stale)
+
+  broadcast_queue system_queue_;
+  broadcast_queue user_queue_;
+  bytes user_state_;
+  std::vector<wire::message> scratch_;  // decode buffer, reused
+
+  std::priority_queue<timer, std::vector<timer>, timer_later> timers_;
+  std::uint64_t timer_order_ = 0;
+  std::uint64_t next_token_ = 1;
+
+  std::vector<address> seeds_;
+  bool joined_ = false;
+  bool leaving_ = false;
+  time_point leave_deadline_{};
+  std::size_t leave_transmits_ = 0;
+  std::size_t leave_needed_ = 0;
+};
+
+}  // namespace shoal::detail

@@ -1,0 +1,328 @@
+// The member table and the state machine: every claim (alive, suspect, dead,
+// left) goes through detail::judge() and then set_state(), which keeps the
+// counters, the digest, the probe list and the list of the departed in step.
+#include <algorithm>
+
+#include "core/core_impl.hpp"
+#include "core/formulas.hpp"
+
+namespace shoal::detail {
+
+member_entry* core_impl::lookup(const std::string& name) {
+  auto it = members_.find(name);
+  return it == members_.end() ? nullptr : &it->second;
+}
+
+const member_entry* core_impl::lookup(const std::string& name) const {
+  auto it = members_.find(name);
+  return it == members_.end() ? nullptr : &it->second;
+}
+
+member core_impl::snapshot(const member_entry& e) const {
+  return member{*e.name, e.addr, e.incarnation, e.state, e.tags, e.protocol};
+}
+
+std::vector<member> core_impl::members() const {
+  std::vector<member> v;
+  v.reserve(members_.size());
+  for (const auto& [name, e] : members_)
+    if (e.confirmed) v.push_back(snapshot(e));
+  std::sort(v.begin(), v.end(), [](const member& a, const member& b) { return a.name < b.name; });
+  return v;
+}
+
+std::optional<member> core_impl::find(const std::string& name) const {
+  const member_entry* e = lookup(name);
+  if (!e || !e->confirmed) return std::nullopt;
+  return snapshot(*e);
+}
+
+std::size_t core_impl::count(member_state s) const {
+  return confirmed_by_state_[static_cast<std::size_t>(s)];
+}
+
+std::uint64_t core_impl::entry_hash(const member_entry& e) const noexcept {
+  std::uint64_t h = stable_hash(e.name->data(), e.name->size());
+  std::uint64_t x = h ^ (e.incarnation * 0x9e3779b97f4a7c15ULL) ^
+                    (static_cast<std::uint64_t>(e.state) << 56);
+  return rng::splitmix(x);
+}
+
+std::size_t core_impl::memory_estimate() const {
+  // One hash node per member (key, entry, next pointer, cached hash, malloc
+  // header), one bucket pointer, one probe-list slot, heap-held names and tags.
+  constexpr std::size_t node = sizeof(std::pair<const std::string, member_entry>) + 16 + 16;
+  std::size_t total = members_.bucket_count() * sizeof(void*) +
+                      probe_list_.capacity() * sizeof(member_entry*);
+  for (const auto& [name, e] : members_) {
+    total += node;
+    if (name.capacity() > 15) total += name.capacity() + 1;
+    for (const auto& [k, v] : e.tags) {
+      total += 64 + sizeof(std::pair<const std::string, std::string>);
+      if (k.capacity() > 15) total += k.capacity() + 1;
+      if (v.capacity() > 15) total += v.capacity() + 1;
+    }
+  }
+  return total;
+}
+
+bool core_impl::valid_tags(const tag_map& tags) const {
+  std::size_t n = 0;
+  for (const auto& [k, v] : tags) n += k.size() + v.size();
+  return n <= cfg_.max_tag_bytes;
+}
+
+wire::alive core_impl::alive_msg(const member_entry& e) const {
+  return wire::alive{e.incarnation, *e.name, e.addr, e.tags, e.protocol};
+}
+
+void core_impl::emit(event_type t, const member_entry& e, outbox& out) {
+  out.events.push_back(event{t, snapshot(e)});
+}
+
+void core_impl::set_state(member_entry& e, member_state s, std::uint64_t inc, time_point now) {
+  const bool was_up = e.up();
+  if (was_up) digest_ -= entry_hash(e);
+  if (e.confirmed) --confirmed_by_state_[static_cast<std::size_t>(e.state)];
+  e.state = s;
+  e.incarnation = inc;
+  e.since = now;
+  if (e.confirmed) ++confirmed_by_state_[static_cast<std::size_t>(s)];
+  const bool is_up = e.up();
+  if (is_up) digest_ += entry_hash(e);
+  if (s != member_state::suspect) e.susp.reset();
+  if (&e == self_) return;
+  if (was_up && !is_up) {
+    --live_count_;
+    probe_list_remove(e);
+    if (!e.in_gone) {
+      e.in_gone = true;
+      gone_.push_back(*e.name);
+    }
+  } else if (!was_up && is_up) {
+    ++live_count_;
+    probe_list_add(e);
+  }
+}
+
+void core_impl::confirm(member_entry& e, outbox& out) {
+  if (e.confirmed) return;
+  e.confirmed = true;
+  ++confirmed_by_state_[static_cast<std::size_t>(e.state)];
+  if (e.up()) emit(event_type::member_joined, e, out);
+}
+
+// ---- probe list: shuffled round robin that survives joins and removals ----
+
+void core_impl::probe_list_add(member_entry& e) {
+  if (&e == self_ || e.probe_index != member_entry::no_index) return;
+  probe_list_.push_back(&e);
+  std::size_t last = probe_list_.size() - 1;
+  // A random slot among those not yet probed this round keeps rounds fair.
+  const std::size_t span = last - std::min(probe_pos_, last) + 1;
+  const std::size_t j = std::min(probe_pos_, last) + static_cast<std::size_t>(rng_.below(span));
+  std::swap(probe_list_[j], probe_list_[last]);
+  probe_list_[j]->probe_index = static_cast<std::uint32_t>(j);
+  probe_list_[last]->probe_index = static_cast<std::uint32_t>(last);
+}
+
+void core_impl::probe_list_remove(member_entry& e) {
+  if (e.probe_index == member_entry::no_index) return;
+  std::size_t i = e.probe_index;
+  auto place = [&](std::size_t k) { probe_list_[k]->probe_index = static_cast<std::uint32_t>(k); };
+  if (i < probe_pos_) {
+    // Keep the probed prefix intact: swap with its last element and shrink it.
+    std::swap(probe_list_[i], probe_list_[probe_pos_ - 1]);
+    place(i);
+    i = --probe_pos_;
+  }
+  std::swap(probe_list_[i], probe_list_.back());
+  place(i);
+  probe_list_.pop_back();
+  e.probe_index = member_entry::no_index;
+}
+
+// ---- claims ----
+
+void core_impl::refute(time_point now, std::uint64_t claimed, outbox& out) {
+  const std::uint64_t inc = std::max(self_->incarnation, claimed) + 1;
+  set_state(*self_, member_state::alive, inc, now);
+  ++stats_.refutations;
+  awareness_.apply(1);
+  queue_broadcast(*self_->name, alive_msg(*self_));
+  (void)out;
+}
+
+void core_impl::on_alive(time_point now, const wire::alive& m, hand h, outbox& out) {
+  if (m.node == *self_->name) {
+    if (leaving_) return;
+    if (m.incarnation > self_->incarnation ||
+        (m.incarnation == self_->incarnation && m.addr != self_->addr))
+      refute(now, m.incarnation, out);
+    return;
+  }
+  if (m.addr.port() == 0 || !valid_tags(m.tags)) {
+    ++stats_.members_rejected;
+    return;
+  }
+  member_entry* e = lookup(m.node);
+  const verdict v = judge(e ? std::optional(e->state) : std::nullopt, e ? e->incarnation : 0,
+                          claim::alive, m.incarnation);
+  if (v != verdict::apply) {
+    if (e && h == hand::first && e->up() && e->addr == m.addr) confirm(*e, out);
+    return;
+  }
+  if (!e) {
+    if (members_.size() >= cfg_.max_members) {
+      ++stats_.members_rejected;
+      return;
+    }
+    auto [it, inserted] = members_.try_emplace(m.node);
+    e = &it->second;
+    e->name = &it->first;
+    e->state = member_state::left;  // "down" until set_state below brings it up
+    e->addr = m.addr;
+    e->tags = m.tags;
+    e->protocol = m.protocol;
+    set_state(*e, member_state::alive, m.incarnation, now);
+    if (h == hand::first) confirm(*e, out);
+    else confirm_queue_.push_back(m.node);
+    queue_broadcast(m.node, m);
+    return;
+  }
+  const member_state old = e->state;
+  const bool changed = e->addr != m.addr || e->tags != m.tags;
+  e->addr = m.addr;
+  e->tags = m.tags;
+  e->protocol = m.protocol;
+  set_state(*e, member_state::alive, m.incarnation, now);
+  if (e->confirmed) {
+    if (old == member_state::dead || old == member_state::left) {
+      emit(event_type::member_joined, *e, out);
+    } else {
+      if (old == member_state::suspect) emit(event_type::member_alive, *e, out);
+      if (changed) emit(event_type::member_updated, *e, out);
+    }
+  } else if (h == hand::first) {
+    confirm(*e, out);
+  } else if (old != member_state::alive && old != member_state::suspect) {
+    confirm_queue_.push_back(m.node);
+  }
+  queue_broadcast(m.node, m);
+}
+
+void core_impl::on_suspect(time_point now, const wire::suspect& m, outbox& out) {
+  if (m.node == *self_->name) {
+    if (!leaving_ && m.incarnation >= self_->incarnation) refute(now, m.incarnation, out);
+    return;
+  }
+  member_entry* e = lookup(m.node);
+  const verdict v = judge(e ? std::optional(e->state) : std::nullopt, e ? e->incarnation : 0,
+                          claim::suspect, m.incarnation);
+  if (v == verdict::ignore) return;
+  if (v == verdict::confirm) {
+    if (e->susp && e->susp->incarnation() == m.incarnation && e->susp->confirm(m.from)) {
+      schedule(e->susp->deadline(), timer_kind::suspicion, e->susp->token(), m.node);
+      queue_broadcast(m.node, m);  // let others count this accuser too
+    }
+    return;
+  }
+  set_state(*e, member_state::suspect, m.incarnation, now);
+  start_suspicion(now, *e, m.incarnation, m.from);
+  ++stats_.suspicions;
+  if (e->confirmed) emit(event_type::member_suspected, *e, out);
+  queue_broadcast(m.node, m);
+}
+
+void core_impl::start_suspicion(time_point now, member_entry& e, std::uint64_t inc,
+                                const std::string& from) {
+  const std::size_t n = live_count_;
+  const int k = suspicion_k(cfg_.suspicion_mult, n);
+  const duration min = suspicion_min(cfg_.suspicion_mult, n, cfg_.probe_interval);
+  const duration max = min * cfg_.suspicion_max_timeout_mult;
+  e.susp = std::make_unique<suspicion>(next_token_++, inc, now, min, max, k, from);
+  schedule(e.susp->deadline(), timer_kind::suspicion, e.susp->token(), *e.name);
+}
+
+void core_impl::mark_down(time_point now, member_entry& e, member_state s, std::uint64_t inc,
+                          outbox& out) {
+  const member_state old = e.state;
+  set_state(e, s, inc, now);
+  if (!e.confirmed) return;
+  if (s == member_state::dead && (old == member_state::alive || old == member_state::suspect)) {
+    emit(event_type::member_failed, e, out);
+  } else if (s == member_state::left && old != member_state::left) {
+    emit(event_type::member_left, e, out);
+  }
+}
+
+void core_impl::on_dead(time_point now, const wire::dead& m, outbox& out) {
+  if (m.node == *self_->name) {
+    if (!leaving_ && m.incarnation >= self_->incarnation) refute(now, m.incarnation, out);
+    return;
+  }
+  member_entry* e = lookup(m.node);
+  if (judge(e ? std::optional(e->state) : std::nullopt, e ? e->incarnation : 0, claim::dead,
+            m.incarnation) != verdict::apply)
+    return;
+  if (e->up()) ++stats_.deaths;
+  mark_down(now, *e, member_state::dead, m.incarnation, out);
+  queue_broadcast(m.node, m);
+}
+
+void core_impl::on_left(time_point now, const wire::left& m, outbox& out) {
+  if (m.node == *self_->name) {
+    if (!leaving_ && m.incarnation >= self_->incarnation) refute(now, m.incarnation, out);
+    return;
+  }
+  member_entry* e = lookup(m.node);
+  if (judge(e ? std::optional(e->state) : std::nullopt, e ? e->incarnation : 0, claim::left,
+            m.incarnation) != verdict::apply)
+    return;
+  mark_down(now, *e, member_state::left, m.incarnation, out);
+  queue_broadcast(m.node, m);
+}
+
+void core_impl::reap(time_point now, outbox& out) {
+  // Drop stale entries (members that came back), then forget the departed
+  // that passed reconnect_timeout, then the oldest beyond the count bound.
+  std::vector<std::string> keep;
+  keep.reserve(gone_.size());
+  for (auto& name : gone_) {
+    member_entry* e = lookup(name);
+    if (!e) continue;
+    if (e->up()) {
+      e->in_gone = false;
+      continue;
+    }
+    keep.push_back(std::move(name));
+  }
+  gone_.swap(keep);
+  if (gone_.size() > cfg_.max_remembered_dead) {
+    std::stable_sort(gone_.begin(), gone_.end(), [&](const std::string& a, const std::string& b) {
+      return lookup(a)->since < lookup(b)->since;
+    });
+  }
+  std::size_t excess = gone_.size() > cfg_.max_remembered_dead
+                           ? gone_.size() - cfg_.max_remembered_dead
+                           : 0;
+  std::vector<std::string> remaining;
+  remaining.reserve(gone_.size());
+  for (auto& name : gone_) {
+    auto it = members_.find(name);
+    member_entry& e = it->second;
+    if (excess > 0 || now - e.since >= cfg_.reconnect_timeout) {
+      if (excess > 0) --excess;
+      if (e.confirmed) {
+        emit(event_type::member_reaped, e, out);
+        --confirmed_by_state_[static_cast<std::size_t>(e.state)];
+      }
+      members_.erase(it);
+      continue;
+    }
+    remaining.push_back(std::move(name));
+  }
+  gone_.swap(remaining);
+}
+
+}  // namespace shoal::detail

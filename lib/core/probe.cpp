@@ -1,0 +1,129 @@
+// The failure detector: one probe per (health-scaled) protocol period, in
+// shuffled round-robin order; k indirect probes with nacks and a stream
+// fallback when the direct ack is late; suspicion when the period ends
+// without any ack. Also the answering side: acks and relayed pings.
+#include <algorithm>
+
+#include "core/core_impl.hpp"
+
+namespace shoal::detail {
+
+void core_impl::on_probe_timer(time_point now, outbox& out) {
+  finish_probe(now, out);
+  schedule(now + awareness_.scale(cfg_.probe_interval), timer_kind::probe);
+  if (leaving_ || probe_list_.empty()) return;
+  if (probe_pos_ >= probe_list_.size()) {
+    rng_.shuffle(probe_list_, [this](std::size_t k) {
+      probe_list_[k]->probe_index = static_cast<std::uint32_t>(k);
+    });
+    probe_pos_ = 0;
+  }
+  member_entry& t = *probe_list_[probe_pos_++];
+  probe_ = probe_state{++next_seq_, *t.name, t.incarnation, true, false, 0, 0};
+  ++stats_.probes;
+  const wire::ping p{probe_.seq, *t.name, *self_->name, self_->addr};
+  if (t.state == member_state::suspect) {
+    // Buddy system: tell the suspect directly so it can refute at once.
+    const wire::message s = wire::suspect{t.incarnation, *t.name, *self_->name};
+    send(t.addr, p, out, &s);
+  } else {
+    send(t.addr, p, out);
+  }
+  schedule(now + cfg_.probe_timeout, timer_kind::probe_timeout, probe_.seq);
+}
+
+void core_impl::finish_probe(time_point now, outbox& out) {
+  if (!probe_.active) return;
+  probe_.active = false;
+  if (probe_.acked) return;
+  ++stats_.probe_failures;
+  // Lifeguard: with indirect probers, only nacks that did not come back count
+  // against us (they point at our own network); without, any failure does.
+  const int delta = probe_.indirect_expected > 0
+                        ? std::max(0, probe_.indirect_expected - probe_.nacks)
+                        : 1;
+  awareness_.apply(delta);
+  member_entry* e = lookup(probe_.target);
+  if (!e || !e->up() || e->incarnation != probe_.incarnation) return;  // refuted meanwhile
+  on_suspect(now, wire::suspect{e->incarnation, probe_.target, *self_->name}, out);
+}
+
+void core_impl::on_probe_timeout(time_point, std::uint64_t seq, outbox& out) {
+  if (!probe_.active || probe_.acked || probe_.seq != seq) return;
+  member_entry* target = lookup(probe_.target);
+  if (!target) return;
+  // k distinct random live peers other than the target.
+  std::vector<member_entry*> peers;
+  const auto want = static_cast<std::size_t>(cfg_.indirect_checks);
+  const std::size_t n = probe_list_.size();
+  for (std::size_t tries = 0; peers.size() < want && tries < 3 * want + 3 && n > 0; ++tries) {
+    member_entry* p = probe_list_[static_cast<std::size_t>(rng_.below(n))];
+    if (p == target || p->state != member_state::alive) continue;
+    if (std::find(peers.begin(), peers.end(), p) != peers.end()) continue;
+    peers.push_back(p);
+  }
+  const wire::indirect_ping req{probe_.seq, probe_.target, target->addr, *self_->name,
+                                self_->addr, true};
+  for (member_entry* p : peers) send(p->addr, req, out);
+  probe_.indirect_expected = static_cast<int>(peers.size());
+  stats_.indirect_probes += peers.size();
+  if (cfg_.stream_fallback_ping) {
+    const wire::message ping = wire::ping{probe_.seq, probe_.target, *self_->name, self_->addr};
+    start_stream(target->addr, stream_kind::ping, wire::encode_packet({&ping, 1}), out,
+                 probe_.seq);
+  }
+}
+
+void core_impl::on_ping(time_point, const address& from, const wire::ping& m, outbox& out) {
+  if (!m.target.empty() && m.target != *self_->name) return;  // meant for a previous owner
+  send(from, wire::ack{m.seq, digest_}, out);
+  if (member_entry* e = lookup(m.source); e && e->up() && e->addr == from) confirm(*e, out);
+}
+
+void core_impl::on_indirect_ping(time_point now, const address& from, const wire::indirect_ping& m,
+                                 outbox& out) {
+  constexpr std::size_t max_relays = 1024;
+  if (relays_.size() >= max_relays) return;
+  const std::uint32_t seq = ++next_seq_;
+  relays_.emplace(seq, relay{from, m.seq, m.want_nack});
+  send(m.target_addr, wire::ping{seq, m.target, *self_->name, self_->addr}, out);
+  schedule(now + cfg_.probe_timeout, timer_kind::relay_timeout, seq);
+}
+
+void core_impl::on_relay_timeout(std::uint64_t seq, outbox& out) {
+  auto it = relays_.find(static_cast<std::uint32_t>(seq));
+  if (it == relays_.end()) return;
+  if (it->second.want_nack) send(it->second.origin, wire::nack{it->second.origin_seq}, out);
+  relays_.erase(it);
+}
+
+void core_impl::on_ack(time_point, const address& from, const wire::ack& m, outbox& out) {
+  ++stats_.acks_in;
+  if (probe_.active && !probe_.acked && m.seq == probe_.seq) {
+    probe_.acked = true;
+    if (m.digest != digest_) ++stats_.digest_mismatches;
+    if (member_entry* e = lookup(probe_.target); e && e->up()) {
+      if (from == e->addr) awareness_.apply(-1);  // a direct ack: we are healthy
+      confirm(*e, out);
+    }
+    return;
+  }
+  if (auto it = relays_.find(m.seq); it != relays_.end()) {
+    send(it->second.origin, wire::ack{it->second.origin_seq, m.digest}, out);
+    relays_.erase(it);
+    return;
+  }
+  for (auto it = confirm_pings_.begin(); it != confirm_pings_.end(); ++it) {
+    if (it->seq != m.seq) continue;
+    if (member_entry* e = lookup(it->name); e && e->up() && e->addr == from) confirm(*e, out);
+    confirm_pings_.erase(it);
+    return;
+  }
+}
+
+void core_impl::on_nack(const wire::nack& m) {
+  ++stats_.nacks_in;
+  if (probe_.active && m.seq == probe_.seq) ++probe_.nacks;
+}
+
+}  // namespace shoal::detail

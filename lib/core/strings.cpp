@@ -1,0 +1,41 @@
+// Names of public enumerators, exactly as spelled in the headers.
+#include <shoal/events.hpp>
+#include <shoal/member.hpp>
+
+namespace shoal {
+
+const char* to_string(member_state s) noexcept {
+  switch (s) {
+    case member_state::alive:
+      return "alive";
+    case member_state::suspect:
+      return "suspect";
+    case member_state::dead:
+      return "dead";
+    case member_state::left:
+      return "left";
+  }
+  return "unknown";
+}
+
+const char* to_string(event_type t) noexcept {
+  switch (t) {
+    case event_type::member_joined:
+      return "member_joined";
+    case event_type::member_updated:
+      return "member_updated";
+    case event_type::member_suspected:
+      return "member_suspected";
+    case event_type::member_alive:
+      return "member_alive";
+    case event_type::member_failed:
+      return "member_failed";
+    case event_type::member_left:
+      return "member_left";
+    case event_type::member_reaped:
+      return "member_reaped";
+  }
+  return "unknown";
+}
+
+}  // namespace shoal

@@ -1,0 +1,126 @@
+// Typed protocol messages. Their encoding is in codec.hpp.
+//
+// Type numbers are append-only: never renumber or reuse one. New fields go at
+// the end of a message's array; decoders ignore fields they do not know.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include <shoal/address.hpp>
+#include <shoal/member.hpp>
+
+namespace shoal::wire {
+
+enum class msg_type : std::uint8_t {
+  ping = 1,
+  indirect_ping = 2,
+  ack = 3,
+  nack = 4,
+  suspect = 5,
+  alive = 6,
+  dead = 7,
+  left = 8,
+  user = 9,
+  push_pull = 10,
+};
+
+/// Direct probe. `target` lets a node that reused an address ignore pings
+/// meant for someone else.
+struct ping {
+  std::uint32_t seq = 0;
+  std::string target;
+  std::string source;
+  address source_addr;
+  friend bool operator==(const ping&, const ping&) = default;
+};
+
+/// "Please ping target for me" (SWIM indirect probe, Lifeguard nack).
+struct indirect_ping {
+  std::uint32_t seq = 0;  ///< the requester's sequence number
+  std::string target;
+  address target_addr;
+  std::string source;
+  address source_addr;
+  bool want_nack = true;
+  friend bool operator==(const indirect_ping&, const indirect_ping&) = default;
+};
+
+/// Answer to ping (or forwarded answer of an indirect probe). Carries the
+/// sender's view digest.
+struct ack {
+  std::uint32_t seq = 0;
+  std::uint64_t digest = 0;
+  friend bool operator==(const ack&, const ack&) = default;
+};
+
+/// Sent by an indirect prober whose target did not answer in time.
+struct nack {
+  std::uint32_t seq = 0;
+  friend bool operator==(const nack&, const nack&) = default;
+};
+
+struct suspect {
+  std::uint64_t incarnation = 0;
+  std::string node;
+  std::string from;
+  friend bool operator==(const suspect&, const suspect&) = default;
+};
+
+struct alive {
+  std::uint64_t incarnation = 0;
+  std::string node;
+  address addr;
+  tag_map tags;
+  std::uint8_t protocol = protocol_version;
+  friend bool operator==(const alive&, const alive&) = default;
+};
+
+struct dead {
+  std::uint64_t incarnation = 0;
+  std::string node;
+  std::string from;
+  friend bool operator==(const dead&, const dead&) = default;
+};
+
+/// A member announcing its own graceful departure.
+struct left {
+  std::uint64_t incarnation = 0;
+  std::string node;
+  friend bool operator==(const left&, const left&) = default;
+};
+
+/// Opaque user broadcast.
+struct user {
+  std::vector<std::uint8_t> payload;
+  friend bool operator==(const user&, const user&) = default;
+};
+
+/// One member in a push-pull state.
+struct member_state_entry {
+  std::string name;
+  address addr;
+  std::uint64_t incarnation = 0;
+  member_state state = member_state::alive;
+  tag_map tags;
+  std::uint8_t protocol = protocol_version;
+  friend bool operator==(const member_state_entry&, const member_state_entry&) = default;
+};
+
+/// Full state exchange over a stream (anti-entropy, join).
+struct push_pull {
+  bool join = false;
+  std::string source;
+  std::vector<member_state_entry> members;
+  std::vector<std::uint8_t> user_state;
+  friend bool operator==(const push_pull&, const push_pull&) = default;
+};
+
+using message =
+    std::variant<ping, indirect_ping, ack, nack, suspect, alive, dead, left, user, push_pull>;
+
+msg_type type_of(const message& m) noexcept;
+
+}  // namespace shoal::wire
