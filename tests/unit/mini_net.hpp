@@ -24,6 +24,7 @@ struct mini_net {
     std::unique_ptr<shoal::core> core;
     bool up = true;
     std::vector<shoal::event> events;
+    std::vector<shoal::user_message> user_messages;
   };
   struct in_flight {
     shoal::time_point at;
@@ -45,7 +46,7 @@ struct mini_net {
   }
 
   int add(shoal::config c, std::uint64_t seed) {
-    nodes.push_back(node{std::make_unique<shoal::core>(std::move(c), seed), true, {}});
+    nodes.push_back(node{std::make_unique<shoal::core>(std::move(c), seed), true, {}, {}});
     return static_cast<int>(nodes.size()) - 1;
   }
 
@@ -59,6 +60,7 @@ struct mini_net {
     auto& n = nodes[static_cast<std::size_t>(i)];
     const auto self = n.core->local_member().addr;
     for (auto& e : out.events) n.events.push_back(e);
+    for (auto& m : out.user_messages) n.user_messages.push_back(m);
     for (auto& p : out.packets) wire.push_back({now + latency, self, p.to, std::move(p.data)});
     auto streams = std::move(out.streams);
     out.clear();

@@ -214,3 +214,34 @@ TEST_CASE("bad bytes are counted and change nothing", "[unit]") {
   CHECK(core.digest() == digest);
   CHECK(core.handle_stream(net.now, addr_of(5), junk, out).empty());
 }
+
+TEST_CASE("local health rises when our own network fails and recovers after", "[unit]") {
+  auto net = cluster(5, 81);
+  REQUIRE(net.wait_until([&] { return net.full_mesh(); }, 30s));
+  REQUIRE(net.nodes[0].core->health_score() == 0);
+  // Everything n0 receives is lost: its probes fail and no nack comes back.
+  net.drop = [&](const shoal::address&, const shoal::address& to) { return to == addr_of(0); };
+  REQUIRE(net.wait_until([&] { return net.nodes[0].core->health_score() >= 3; }, 60s));
+  // The others still see each other: a node with a bad network slows down
+  // instead of killing healthy peers everywhere.
+  net.drop = nullptr;
+  REQUIRE(net.wait_until([&] { return net.nodes[0].core->health_score() == 0; }, 120s));
+  REQUIRE(net.wait_until([&] { return net.full_mesh(); }, 60s));
+}
+
+TEST_CASE("user broadcasts reach the members they are gossiped to", "[unit]") {
+  auto net = cluster(3, 91);
+  REQUIRE(net.wait_until([&] { return net.full_mesh(); }, 30s));
+  REQUIRE_FALSE(net.nodes[0].core->broadcast({'h', 'i'}));
+  CHECK(net.nodes[0].core->broadcast({}) == shoal::errc::invalid_argument);
+  CHECK(net.nodes[0].core->broadcast(shoal::bytes(4096, 1)) == shoal::errc::invalid_argument);
+  const shoal::bytes hi{'h', 'i'};
+  auto got = [&](int i) {
+    const auto& v = net.nodes[static_cast<std::size_t>(i)].user_messages;
+    return std::any_of(v.begin(), v.end(), [&](const shoal::user_message& m) {
+      return m.data == hi && m.from == addr_of(0);
+    });
+  };
+  REQUIRE(net.wait_until([&] { return got(1) && got(2); }, 5s));
+  CHECK(net.nodes[0].user_messages.empty());
+}
