@@ -5,7 +5,7 @@ function(shoal_set_warnings target)
     target_compile_options(${target} PRIVATE
       -Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor -Wold-style-cast
       -Wcast-align -Woverloaded-virtual -Wconversion -Wsign-conversion
-      -Wnull-dereference -Wimplicit-fallthrough)
+      -Wimplicit-fallthrough)
     if(SHOAL_WERROR)
       target_compile_options(${target} PRIVATE -Werror)
     endif()
