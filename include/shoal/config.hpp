@@ -95,16 +95,25 @@ struct config {
   std::size_t max_queued_user_broadcasts = 1024;
   /// Largest user broadcast payload, bytes. lan: 512.
   std::size_t max_user_broadcast_bytes = 512;
-  /// Members learned second-hand are pinged to confirm them before the user
-  /// sees them (no ghosts); at most this many such pings per gossip round.
-  /// lan: 16.
-  int confirm_pings_per_gossip = 16;
+  /// A member first learned from another node's push-pull state (hearsay,
+  /// maybe stale) is pinged and shown to the user only once it answers (no
+  /// ghosts). At most this many such pings per gossip round; a node joining a
+  /// cluster of N sees it whole after about N / (this * 5) seconds. lan: 32.
+  int confirm_pings_per_gossip = 32;
 
   // ---- anti-entropy (push-pull over a stream) ----
   /// Base interval of the full state exchange with one random member. For
   /// N > 32 it grows as push_pull_interval * (ceil(log2(N) - log2(32)) + 1),
   /// so the cluster-wide stream load stays bounded. 0 disables. lan: 30 s.
   duration push_pull_interval = std::chrono::seconds(30);
+
+  /// Anti-entropy on demand: acks carry the prober's peer's view digest.
+  /// When two probes in a row come back with a digest different from ours
+  /// while our own update queue is empty (gossip has nothing left to fix it),
+  /// we push-pull with that peer, at most once per digest_sync_interval.
+  /// Stragglers that gossip missed converge in seconds instead of waiting for
+  /// the periodic push-pull. 0 disables. lan: 5 s.
+  duration digest_sync_interval = std::chrono::seconds(5);
 
   // ---- joining, leaving, partitions ----
   /// Seeds are retried this often while no other live member is known.

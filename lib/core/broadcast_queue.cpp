@@ -5,7 +5,7 @@ namespace shoal::detail {
 bool broadcast_queue::push(std::string key, std::vector<std::uint8_t> encoded, bool marks_leave) {
   if (!key.empty()) {
     if (auto it = by_key_.find(key); it != by_key_.end()) {
-      items_.erase(it->second);
+      items_.erase(items_.find(*it->second));
       by_key_.erase(it);
     }
   }
@@ -20,7 +20,7 @@ bool broadcast_queue::push(std::string key, std::vector<std::uint8_t> encoded, b
   }
   auto [it, inserted] =
       items_.insert(item{0, next_id_++, std::move(key), std::move(encoded), marks_leave});
-  if (inserted && !it->key.empty()) by_key_.emplace(it->key, it);
+  if (inserted && !it->key.empty()) by_key_.emplace(it->key, &*it);
   return kept_all;
 }
 
@@ -29,13 +29,19 @@ broadcast_queue::fill_result broadcast_queue::fill(wire::packet_builder& b, std:
   fill_result r;
   if (items_.empty() || b.size() >= max_packet) return r;
   // The smallest message we encode is a few bytes; stop scanning when no item
-  // could fit any more.
+  // could fit any more, or after a few items in a row did not fit (a long
+  // queue must not be walked for every packet).
   constexpr std::size_t smallest = 4;
+  constexpr int max_misses = 8;
+  int misses = 0;
   std::vector<set_t::iterator> sent;
   for (auto it = items_.begin(); it != items_.end(); ++it) {
     const std::size_t room = max_packet - b.size();
     if (room < smallest) break;
-    if (it->encoded.size() > room) continue;
+    if (it->encoded.size() > room) {
+      if (++misses >= max_misses) break;
+      continue;
+    }
     b.add_encoded(it->encoded);
     sent.push_back(it);
     ++r.added;
@@ -48,8 +54,7 @@ broadcast_queue::fill_result broadcast_queue::fill(wire::packet_builder& b, std:
       if (!node.value().key.empty()) by_key_.erase(node.value().key);
       continue;  // node handle frees the item
     }
-    auto res = items_.insert(std::move(node));
-    if (!res.position->key.empty()) by_key_[res.position->key] = res.position;
+    items_.insert(std::move(node));
   }
   return r;
 }

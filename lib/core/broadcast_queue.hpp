@@ -55,7 +55,9 @@ class broadcast_queue {
   std::uint64_t next_id_ = 0;
   std::uint64_t dropped_ = 0;
   set_t items_;
-  std::unordered_map<std::string, set_t::iterator> by_key_;
+  // Pointers stay valid when fill() re-inserts an item's node, so the index
+  // needs no update on every send.
+  std::unordered_map<std::string, const item*> by_key_;
 };
 
 }  // namespace shoal::detail

@@ -69,6 +69,8 @@ std::optional<std::string> config::validate() const {
     return field("max_user_broadcast_bytes", "must be >= 1 and fit udp_buffer_size with headers");
   if (confirm_pings_per_gossip < 1) return field("confirm_pings_per_gossip", "must be >= 1");
   if (push_pull_interval < duration::zero()) return field("push_pull_interval", "must be >= 0");
+  if (digest_sync_interval < duration::zero())
+    return field("digest_sync_interval", "must be >= 0");
   if (seed_retry_interval < milliseconds(100))
     return field("seed_retry_interval", "must be >= 100ms");
   if (reconnect_timeout < duration::zero()) return field("reconnect_timeout", "must be >= 0");

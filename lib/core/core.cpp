@@ -116,7 +116,7 @@ void core_impl::handle_packet(time_point now, const address& from,
           else if constexpr (std::is_same_v<T, wire::nack>) on_nack(v);
           else if constexpr (std::is_same_v<T, wire::suspect>) on_suspect(now, v, out);
           else if constexpr (std::is_same_v<T, wire::alive>)
-            on_alive(now, v, from == v.addr ? hand::first : hand::second, out);
+            on_alive(now, v, hand::own_word, out);
           else if constexpr (std::is_same_v<T, wire::dead>) on_dead(now, v, out);
           else if constexpr (std::is_same_v<T, wire::left>) on_left(now, v, out);
           else if constexpr (std::is_same_v<T, wire::user>) out.user_messages.push_back({from, v.payload});
@@ -140,7 +140,7 @@ bytes core_impl::handle_stream(time_point now, const address& /*from*/,
   }
   if (const auto* pp = std::get_if<wire::push_pull>(&msgs.front())) {
     ++stats_.push_pulls;
-    merge_state(now, *pp, out);
+    merge_state(now, *pp, true, out);
     return encode_state(pp->join);
   }
   if (const auto* p = std::get_if<wire::ping>(&msgs.front())) {
@@ -164,8 +164,9 @@ void core_impl::handle_stream_reply(time_point now, std::uint64_t id,
   }
   if (const auto* pp = std::get_if<wire::push_pull>(&msgs.front())) {
     if (ps.kind == stream_kind::ping) return;
-    if (ps.kind == stream_kind::join) joined_ = true;
-    merge_state(now, *pp, out);
+    // A joiner learns the cluster's state; re-gossiping all of it back to the
+    // cluster, which already has it, would only waste every member's queue.
+    merge_state(now, *pp, ps.kind != stream_kind::join, out);
     return;
   }
   if (const auto* a = std::get_if<wire::ack>(&msgs.front())) {

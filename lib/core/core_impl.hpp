@@ -67,8 +67,12 @@ struct timer_later {
   }
 };
 
-/// Where a claim came from: first-hand claims confirm a member immediately.
-enum class hand : std::uint8_t { first, second };
+/// Where an alive claim came from. Alive messages are only ever created by
+/// the member itself, so one relayed by gossip is still the member's own word
+/// (own_word). A push-pull entry is another node's opinion (hearsay): it may be
+/// stale, so a member first learned that way is probed before the user sees
+/// it (no ghosts).
+enum class hand : std::uint8_t { own_word, hearsay };
 
 class core_impl {
  public:
@@ -134,6 +138,7 @@ class core_impl {
   void on_indirect_ping(time_point now, const address& from, const wire::indirect_ping& m,
                         outbox& out);
   void on_ack(time_point now, const address& from, const wire::ack& m, outbox& out);
+  void check_digest(time_point now, const address& peer, std::uint64_t theirs, outbox& out);
   void on_nack(const wire::nack& m);
   void on_relay_timeout(std::uint64_t seq, outbox& out);
   void start_suspicion(time_point now, member_entry& e, std::uint64_t inc, const std::string& from);
@@ -153,7 +158,7 @@ class core_impl {
   void start_stream(const address& to, stream_kind kind, bytes data, outbox& out,
                     std::uint32_t seq = 0);
   bytes encode_state(bool join) const;
-  void merge_state(time_point now, const wire::push_pull& pp, outbox& out);
+  void merge_state(time_point now, const wire::push_pull& pp, bool regossip, outbox& out);
   void gossip_targets(time_point now, std::size_t k, std::vector<const member_entry*>& out);
 
   // ---- timers (core.cpp) ----
@@ -185,6 +190,8 @@ class core_impl {
     int nacks = 0;
   } probe_;
   std::uint32_t next_seq_ = 0;
+  int digest_mismatch_streak_ = 0;
+  time_point last_digest_sync_{};
 
   struct relay {
     address origin;
@@ -213,6 +220,7 @@ class core_impl {
   broadcast_queue system_queue_;
   broadcast_queue user_queue_;
   bytes user_state_;
+  bool quiet_merge_ = false;  // merging a seed's state on join: do not re-gossip it
   std::vector<wire::message> scratch_;  // decode buffer, reused
 
   std::priority_queue<timer, std::vector<timer>, timer_later> timers_;
@@ -220,7 +228,7 @@ class core_impl {
   std::uint64_t next_token_ = 1;
 
   std::vector<address> seeds_;
-  bool joined_ = false;
+  bool started_ = false;
   bool leaving_ = false;
   time_point leave_deadline_{};
   std::size_t leave_transmits_ = 0;

@@ -21,6 +21,7 @@ duration random_below(rng& r, duration d) {
 // ---- sending ----
 
 void core_impl::queue_broadcast(const std::string& key, const wire::message& m, bool marks_leave) {
+  if (quiet_merge_ && key != *self_->name) return;
   bytes enc;
   wire::encode_message(m, enc);
   if (!system_queue_.push(key, std::move(enc), marks_leave)) ++stats_.broadcasts_dropped;
@@ -148,9 +149,11 @@ bytes core_impl::encode_state(bool join) const {
   return wire::encode_packet({&m, 1});
 }
 
-void core_impl::merge_state(time_point now, const wire::push_pull& pp, outbox& out) {
+void core_impl::merge_state(time_point now, const wire::push_pull& pp, bool regossip,
+                            outbox& out) {
+  quiet_merge_ = !regossip;
   for (const auto& ms : pp.members) {
-    const hand h = ms.name == pp.source ? hand::first : hand::second;
+    const hand h = ms.name == pp.source ? hand::own_word : hand::hearsay;
     switch (ms.state) {
       case member_state::alive:
         on_alive(now, wire::alive{ms.incarnation, ms.name, ms.addr, ms.tags, ms.protocol}, h, out);
@@ -169,6 +172,7 @@ void core_impl::merge_state(time_point now, const wire::push_pull& pp, outbox& o
         break;
     }
   }
+  quiet_merge_ = false;
   if (!pp.user_state.empty()) out.user_states.push_back(pp.user_state);
 }
 
@@ -190,8 +194,8 @@ void core_impl::join(time_point now, std::span<const address> seeds, outbox& out
   for (const auto& s : seeds)
     if (s != self_->addr && std::find(seeds_.begin(), seeds_.end(), s) == seeds_.end())
       seeds_.push_back(s);
-  if (!joined_) {
-    joined_ = true;
+  if (!started_) {
+    started_ = true;
     // Random phases, so nodes started together do not probe in lockstep.
     schedule(now + random_below(rng_, cfg_.probe_interval), timer_kind::probe);
     schedule(now + random_below(rng_, cfg_.gossip_interval), timer_kind::gossip);

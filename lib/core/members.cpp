@@ -169,7 +169,7 @@ void core_impl::on_alive(time_point now, const wire::alive& m, hand h, outbox& o
   const verdict v = judge(e ? std::optional(e->state) : std::nullopt, e ? e->incarnation : 0,
                           claim::alive, m.incarnation);
   if (v != verdict::apply) {
-    if (e && h == hand::first && e->up() && e->addr == m.addr) confirm(*e, out);
+    if (e && h == hand::own_word && e->up() && e->addr == m.addr) confirm(*e, out);
     return;
   }
   if (!e) {
@@ -185,7 +185,7 @@ void core_impl::on_alive(time_point now, const wire::alive& m, hand h, outbox& o
     e->tags = m.tags;
     e->protocol = m.protocol;
     set_state(*e, member_state::alive, m.incarnation, now);
-    if (h == hand::first) confirm(*e, out);
+    if (h == hand::own_word) confirm(*e, out);
     else confirm_queue_.push_back(m.node);
     queue_broadcast(m.node, m);
     return;
@@ -203,7 +203,7 @@ void core_impl::on_alive(time_point now, const wire::alive& m, hand h, outbox& o
       if (old == member_state::suspect) emit(event_type::member_alive, *e, out);
       if (changed) emit(event_type::member_updated, *e, out);
     }
-  } else if (h == hand::first) {
+  } else if (h == hand::own_word) {
     confirm(*e, out);
   } else if (old != member_state::alive && old != member_state::suspect) {
     confirm_queue_.push_back(m.node);

@@ -97,13 +97,15 @@ void core_impl::on_relay_timeout(std::uint64_t seq, outbox& out) {
   relays_.erase(it);
 }
 
-void core_impl::on_ack(time_point, const address& from, const wire::ack& m, outbox& out) {
+void core_impl::on_ack(time_point now, const address& from, const wire::ack& m, outbox& out) {
   ++stats_.acks_in;
   if (probe_.active && !probe_.acked && m.seq == probe_.seq) {
     probe_.acked = true;
-    if (m.digest != digest_) ++stats_.digest_mismatches;
     if (member_entry* e = lookup(probe_.target); e && e->up()) {
-      if (from == e->addr) awareness_.apply(-1);  // a direct ack: we are healthy
+      if (from == e->addr) {
+        awareness_.apply(-1);  // a direct ack: we are healthy
+        check_digest(now, from, m.digest, out);
+      }
       confirm(*e, out);
     }
     return;
@@ -119,6 +121,25 @@ void core_impl::on_ack(time_point, const address& from, const wire::ack& m, outb
     confirm_pings_.erase(it);
     return;
   }
+}
+
+void core_impl::check_digest(time_point now, const address& peer, std::uint64_t theirs,
+                             outbox& out) {
+  if (theirs == digest_) {
+    digest_mismatch_streak_ = 0;
+    return;
+  }
+  ++stats_.digest_mismatches;
+  // Two probes in a row disagree and gossip has nothing left to say: the
+  // difference will not heal by itself before the next periodic push-pull.
+  if (++digest_mismatch_streak_ < 2 || !system_queue_.empty() || leaving_) return;
+  if (cfg_.digest_sync_interval <= duration::zero() ||
+      (stats_.digest_syncs > 0 && now - last_digest_sync_ < cfg_.digest_sync_interval))
+    return;
+  last_digest_sync_ = now;
+  digest_mismatch_streak_ = 0;
+  ++stats_.digest_syncs;
+  start_stream(peer, stream_kind::push_pull, encode_state(false), out);
 }
 
 void core_impl::on_nack(const wire::nack& m) {

@@ -183,19 +183,28 @@ TEST_CASE("tag updates reach everyone", "[unit]") {
 TEST_CASE("members learned second-hand are confirmed before the user sees them", "[unit]") {
   auto net = cluster(3, 61);
   REQUIRE(net.wait_until([&] { return net.full_mesh(); }, 30s));
-  // A ghost: n0 tells n1 (over push-pull) about "ghost" which never answers.
-  // Forge it through a fourth core that knows the ghost and dies.
-  auto c = net.make_config(9);
-  c.name = "ghost";
-  const int g = net.add(c, 99);
+  // "ghost" joins through n0 and dies at once: the others learned it from its
+  // own alive message (it was alive) and will see it fail.
+  auto gc = net.make_config(8);
+  gc.name = "ghost";
+  const int g = net.add(gc, 99);
   net.join(g, {addr_of(0)});
-  net.nodes[static_cast<std::size_t>(g)].up = false;  // reached n0 once, then silent
-  // n0 learned the ghost first-hand (its own join); n1 and n2 only through gossip.
-  net.run_for(200ms);
-  CHECK_FALSE(net.state_at(1, "ghost").has_value());
+  net.nodes[static_cast<std::size_t>(g)].up = false;
+  net.run_for(1s);
+  REQUIRE(net.state_at(0, "ghost") == member_state::alive);
+  // "late" joins now: it hears of the ghost only in n0's push-pull state, an
+  // opinion that is already stale. It must never show the ghost alive.
+  auto lc = net.make_config(9);
+  lc.name = "late";
+  const int late = net.add(lc, 100);
+  net.join(late, {addr_of(0)});
+  REQUIRE(net.wait_until([&] { return net.state_at(late, "n1") == member_state::alive; }, 10s));
   REQUIRE(net.wait_until([&] { return net.state_at(0, "ghost") == member_state::dead; }, 120s));
-  CHECK_FALSE(has_event(net.nodes[1], event_type::member_joined, "ghost"));
-  CHECK_FALSE(has_event(net.nodes[2], event_type::member_joined, "ghost"));
+  net.run_for(10s);
+  const auto& ev = net.nodes[static_cast<std::size_t>(late)].events;
+  CHECK_FALSE(std::any_of(ev.begin(), ev.end(), [](const shoal::event& e) { return e.who.name == "ghost"; }));
+  CHECK(net.state_at(late, "ghost") != member_state::alive);
+  CHECK(has_event(net.nodes[1], event_type::member_failed, "ghost"));
 }
 
 TEST_CASE("bad bytes are counted and change nothing", "[unit]") {
