@@ -68,6 +68,15 @@ struct config {
   /// that stretches probe_interval and probe_timeout when this node itself
   /// misses acks, nacks or has to refute. lan: 8. 1 disables local health.
   int awareness_max_multiplier = 8;
+  /// A member whose own health score sits at its maximum and that had to
+  /// refute this many accusations within unhealthy_refute_window stops
+  /// refuting: its network is broken (it cannot get its own probes through),
+  /// so it lets the cluster declare it dead rather than flap between suspect
+  /// and alive. It refutes again once its score has fallen to half the
+  /// maximum. An extension of Lifeguard; 0 disables. lan: 3.
+  int unhealthy_refute_limit = 3;
+  /// See unhealthy_refute_limit. lan: 60 s.
+  duration unhealthy_refute_window = std::chrono::seconds(60);
 
   // ---- dissemination ----
   /// Each update is piggybacked retransmit_mult * ceil(log10(N + 1)) times

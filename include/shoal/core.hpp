@@ -84,6 +84,8 @@ struct core_stats {
   std::uint64_t probes = 0, indirect_probes = 0, probe_failures = 0;
   std::uint64_t acks_in = 0, nacks_in = 0;
   std::uint64_t suspicions = 0, refutations = 0, deaths = 0;
+  std::uint64_t refutations_withheld = 0;  ///< accusations left standing while benched
+  std::uint64_t self_benched = 0;          ///< times this node judged itself unhealthy
   std::uint64_t streams_started = 0, streams_failed = 0, push_pulls = 0;
   std::uint64_t broadcasts_dropped = 0, user_broadcasts_dropped = 0;
   std::uint64_t members_rejected = 0;  ///< over max_members or invalid fields

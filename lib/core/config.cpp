@@ -54,6 +54,10 @@ std::optional<std::string> config::validate() const {
     return field("suspicion_max_timeout_mult", "must be in 1..100");
   if (awareness_max_multiplier < 1 || awareness_max_multiplier > 64)
     return field("awareness_max_multiplier", "must be in 1..64");
+  if (unhealthy_refute_limit < 0 || unhealthy_refute_limit > 100)
+    return field("unhealthy_refute_limit", "must be in 0..100");
+  if (unhealthy_refute_window < duration::zero())
+    return field("unhealthy_refute_window", "must be >= 0");
   if (retransmit_mult < 1 || retransmit_mult > 100) return field("retransmit_mult", "must be in 1..100");
   if (gossip_interval < milliseconds(1)) return field("gossip_interval", "must be >= 1ms");
   if (gossip_nodes < 1 || gossip_nodes > 64) return field("gossip_nodes", "must be in 1..64");

@@ -117,6 +117,8 @@ class core_impl {
   void on_dead(time_point now, const wire::dead& m, outbox& out);
   void on_left(time_point now, const wire::left& m, outbox& out);
   void refute(time_point now, std::uint64_t claimed, outbox& out);
+  void on_accused(time_point now, std::uint64_t claimed, outbox& out);
+  bool benched(time_point now);
   void confirm(member_entry& e, outbox& out);
   void set_state(member_entry& e, member_state s, std::uint64_t inc, time_point now);
   void emit(event_type t, const member_entry& e, outbox& out);
@@ -191,6 +193,8 @@ class core_impl {
   } probe_;
   std::uint32_t next_seq_ = 0;
   int digest_mismatch_streak_ = 0;
+  std::vector<time_point> recent_refutations_;  // the last unhealthy_refute_limit
+  bool benched_ = false;  // persistently unhealthy: not refuting accusations
   time_point last_digest_sync_{};
 
   struct relay {

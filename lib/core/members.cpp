@@ -153,6 +153,38 @@ void core_impl::refute(time_point now, std::uint64_t claimed, outbox& out) {
   (void)out;
 }
 
+void core_impl::on_accused(time_point now, std::uint64_t claimed, outbox& out) {
+  if (leaving_ || claimed < self_->incarnation) return;
+  if (benched(now)) {
+    ++stats_.refutations_withheld;
+    return;
+  }
+  refute(now, claimed, out);
+  recent_refutations_.push_back(now);
+  const auto limit = static_cast<std::size_t>(std::max(cfg_.unhealthy_refute_limit, 1));
+  while (recent_refutations_.size() > limit) recent_refutations_.erase(recent_refutations_.begin());
+}
+
+bool core_impl::benched(time_point now) {
+  const int top = cfg_.awareness_max_multiplier - 1;
+  if (cfg_.unhealthy_refute_limit <= 0 || top < 1) return false;
+  if (benched_) {
+    // Back in the game once our own probes mostly succeed again.
+    if (awareness_.score() <= top / 2) {
+      benched_ = false;
+      recent_refutations_.clear();
+    }
+    return benched_;
+  }
+  if (awareness_.score() < top) return false;
+  const auto limit = static_cast<std::size_t>(cfg_.unhealthy_refute_limit);
+  if (recent_refutations_.size() < limit) return false;
+  if (now - recent_refutations_.front() > cfg_.unhealthy_refute_window) return false;
+  benched_ = true;
+  ++stats_.self_benched;
+  return true;
+}
+
 void core_impl::on_alive(time_point now, const wire::alive& m, hand h, outbox& out) {
   if (m.node == *self_->name) {
     if (leaving_) return;
@@ -213,7 +245,7 @@ void core_impl::on_alive(time_point now, const wire::alive& m, hand h, outbox& o
 
 void core_impl::on_suspect(time_point now, const wire::suspect& m, outbox& out) {
   if (m.node == *self_->name) {
-    if (!leaving_ && m.incarnation >= self_->incarnation) refute(now, m.incarnation, out);
+    on_accused(now, m.incarnation, out);
     return;
   }
   member_entry* e = lookup(m.node);
@@ -258,7 +290,7 @@ void core_impl::mark_down(time_point now, member_entry& e, member_state s, std::
 
 void core_impl::on_dead(time_point now, const wire::dead& m, outbox& out) {
   if (m.node == *self_->name) {
-    if (!leaving_ && m.incarnation >= self_->incarnation) refute(now, m.incarnation, out);
+    on_accused(now, m.incarnation, out);
     return;
   }
   member_entry* e = lookup(m.node);
@@ -272,7 +304,7 @@ void core_impl::on_dead(time_point now, const wire::dead& m, outbox& out) {
 
 void core_impl::on_left(time_point now, const wire::left& m, outbox& out) {
   if (m.node == *self_->name) {
-    if (!leaving_ && m.incarnation >= self_->incarnation) refute(now, m.incarnation, out);
+    on_accused(now, m.incarnation, out);
     return;
   }
   member_entry* e = lookup(m.node);

@@ -1,0 +1,214 @@
+// shoal::node: a cluster member on real sockets, over the sans-IO core.
+//
+// A node owns one shoal::core on one Asio strand: UDP for probes and gossip,
+// TCP (same port) for push-pull state exchange, one timer armed at the core's
+// next deadline, DNS resolution of seeds. The header holds no Asio type: the
+// runtime lives behind a pointer.
+//
+// Threads: every public method may be called from any thread. Queries
+// (members(), stats(), ...) read the core under a mutex and never wait for the
+// strand; changes (set_tags(), broadcast(), ...) apply to the core at once and
+// hand its output to the strand. Only join(), leave() and stop() wait for the
+// network, and join() and leave() refuse to run on the node's own strand.
+//
+// Callbacks (subscribe(), on_user_message(), on_user_state()) run on the
+// node's strand, one at a time and in the order the core produced them. They
+// may call any non-blocking method of the node; an exception thrown from one
+// is caught, counted and logged.
+//
+//   shoal::node_config nc;
+//   nc.protocol = shoal::config::lan();
+//   nc.protocol.name = "web-1";
+//   nc.bind = *shoal::address::parse("0.0.0.0:7946");
+//   nc.seeds = {"seed-1.internal:7946"};
+//   shoal::node n(nc);
+//   if (auto ec = n.start()) { ... }
+//   auto id = n.subscribe([](const shoal::event& e) { ... });
+//   ...
+//   n.leave(std::chrono::seconds(5));
+//   n.stop();
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+#include <shoal/address.hpp>
+#include <shoal/config.hpp>
+#include <shoal/core.hpp>
+#include <shoal/events.hpp>
+#include <shoal/member.hpp>
+
+namespace boost::asio {
+class io_context;
+}
+
+namespace shoal {
+
+namespace io {
+class runtime;
+}
+
+/// Everything a node needs: the protocol parameters and the runtime's own.
+struct node_config {
+  /// The protocol (name, tags, timings, limits, logger). `protocol.advertise`
+  /// may be left unset: an all-zero IP takes the bind IP (or, when binding the
+  /// wildcard, the source address of the default route), a zero port takes the
+  /// bound port.
+  config protocol = config::lan();
+
+  /// Where UDP and TCP listen (same port). Port 0 picks a free ephemeral port.
+  /// "0.0.0.0" listens on every IPv4 address; "::" is dual-stack (IPv4 and
+  /// IPv6). Default 0.0.0.0:7946.
+  address bind = address::v4({0, 0, 0, 0}, 7946);
+
+  /// Seeds joined by start() and retried every protocol.seed_retry_interval
+  /// while this node knows no other live member: "host:port", "1.2.3.4:port"
+  /// or "[v6]:port" ("host" alone uses the bound port). Host names are
+  /// resolved (A and AAAA) again on every retry.
+  std::vector<std::string> seeds;
+
+  /// Incoming TCP connections served at once; more are closed at accept
+  /// (counted in runtime_stats::tcp_rejected). Outgoing streams have the same
+  /// bound. Default 64.
+  std::size_t max_tcp_sessions = 64;
+
+  /// Deadline of one TCP exchange (connect, request, reply), either side.
+  /// Default 10 s.
+  duration stream_deadline = std::chrono::seconds(10);
+
+  /// Seed of the core's random generator; empty: std::random_device.
+  std::optional<std::uint64_t> rng_seed;
+
+  /// A node_config whose protocol is the named preset ("lan", "wan",
+  /// "local"); nullopt for any other name.
+  static std::optional<node_config> preset(std::string_view name);
+};
+
+/// What the runtime counts (the core counts the protocol: core_stats).
+struct runtime_stats {
+  std::uint64_t udp_send_errors = 0;
+  std::uint64_t udp_send_dropped = 0;  ///< send queue full
+  std::uint64_t udp_receive_errors = 0;
+  std::uint64_t tcp_accepted = 0;       ///< incoming connections served
+  std::uint64_t tcp_rejected = 0;       ///< closed at accept: max_tcp_sessions reached
+  std::uint64_t tcp_session_errors = 0; ///< incoming exchanges that failed or timed out
+  std::uint64_t streams_ok = 0;         ///< outgoing exchanges that got a reply
+  std::uint64_t streams_failed = 0;     ///< outgoing exchanges that failed or timed out
+  std::uint64_t streams_rejected = 0;   ///< outgoing exchanges over max_tcp_sessions
+  std::uint64_t stream_timeouts = 0;    ///< either side, included in the failures above
+  std::uint64_t frames_too_large = 0;   ///< TCP frames over protocol.max_push_pull_bytes
+  std::uint64_t resolve_failures = 0;   ///< seed names that did not resolve
+  std::uint64_t callback_exceptions = 0;
+};
+
+struct node_stats {
+  core_stats core;
+  runtime_stats runtime;
+  std::size_t tcp_sessions = 0;  ///< incoming exchanges in progress (gauge)
+  std::size_t streams = 0;       ///< outgoing exchanges in progress (gauge)
+};
+
+/// The outcome of join().
+struct join_result {
+  std::size_t resolved = 0;   ///< distinct addresses the seeds resolved to
+  std::size_t contacted = 0;  ///< of which answered the join exchange
+  /// Empty when at least one seed answered (or no seed was given); otherwise
+  /// the last resolve or connection error, or errc::not_running.
+  std::error_code error;
+};
+
+class node {
+ public:
+  using subscription = std::uint64_t;
+  using event_handler = std::function<void(const event&)>;
+  using user_message_handler = std::function<void(const user_message&)>;
+  using user_state_handler = std::function<void(const bytes&)>;
+
+  /// A node that runs its own I/O thread (started by start(), joined by
+  /// stop() and the destructor). Throws std::invalid_argument when
+  /// `cfg.protocol.validate()` (with a stand-in advertise port) fails.
+  explicit node(node_config cfg);
+  /// A node on the caller's io_context, which the caller runs (any number of
+  /// threads). The io_context must outlive the node. Blocking calls (join,
+  /// leave, stop) must not be made from a thread that is the only one running
+  /// that io_context.
+  node(node_config cfg, boost::asio::io_context& ctx);
+  /// stop(): closes everything without a leave.
+  ~node();
+  node(const node&) = delete;
+  node& operator=(const node&) = delete;
+
+  /// Binds UDP and TCP, starts the protocol as a cluster of one, and starts
+  /// joining node_config::seeds in the background. Errors: the bind error,
+  /// errc::invalid_argument (no address to advertise, bad config),
+  /// errc::not_running (already started or stopped).
+  std::error_code start();
+
+  /// Joins through `seeds` (same syntax as node_config::seeds), which are
+  /// also retried like configured seeds. Waits until every exchange answered
+  /// or failed (at most about stream_deadline after resolution).
+  join_result join(const std::vector<std::string>& seeds);
+
+  /// Announces a graceful departure and waits until it was sent to enough
+  /// members or `timeout` passed (std::errc::timed_out). The node then stops
+  /// taking part; call stop() next. Not from the node's own strand
+  /// (std::errc::resource_deadlock_would_occur).
+  std::error_code leave(duration timeout);
+
+  /// Closes sockets, cancels timers, fails pending join() and leave() calls
+  /// and joins the node's own thread. Peers will declare this node failed.
+  /// Idempotent.
+  void stop();
+
+  /// True between a successful start() and stop().
+  bool running() const;
+
+  /// The port UDP and TCP are bound to (0 before start()).
+  std::uint16_t port() const;
+
+  /// Snapshots of the view (self included), sorted by name.
+  std::vector<member> members() const;
+  member local_member() const;
+  std::optional<member> find(const std::string& name) const;
+
+  /// Replaces this node's tags and spreads them (errc::invalid_argument over
+  /// protocol.max_tag_bytes; errc::not_running after leave() or stop()).
+  /// Before start(): the tags it starts with.
+  std::error_code set_tags(tag_map tags);
+
+  /// Queues a user broadcast, piggybacked on gossip (errc::invalid_argument
+  /// over protocol.max_user_broadcast_bytes, errc::queue_full).
+  std::error_code broadcast(bytes payload);
+  /// Opaque state sent with every push-pull exchange (may be set before
+  /// start(), so that the first join carries it).
+  void set_user_state(bytes state);
+
+  /// Registers a callback for membership events; returns its id. A callback
+  /// being run while unsubscribe() is called may still finish that call.
+  subscription subscribe(event_handler handler);
+  void unsubscribe(subscription id);
+  /// Replaces the callback for user broadcasts (empty: none).
+  void on_user_message(user_message_handler handler);
+  /// Replaces the callback for peers' user state from push-pull (empty: none).
+  void on_user_state(user_state_handler handler);
+
+  /// Lifeguard local health, 0 (healthy) .. awareness_max_multiplier - 1.
+  int health_score() const;
+  /// Digest of the view; equal on two nodes means equal views.
+  std::uint64_t digest() const;
+  node_stats stats() const;
+
+ private:
+  std::shared_ptr<io::runtime> rt_;
+};
+
+}  // namespace shoal

@@ -1,0 +1,481 @@
+// shoal::sim: a deterministic discrete-event simulator of a shoal cluster.
+//
+// Real shoal::core instances run on a virtual clock over a modelled network.
+// Nothing touches a socket or reads a clock: the same options (above all the
+// same seed) and the same calls give the same run, bit for bit, on every
+// machine. Tests and benchmarks (shoal-sim) are built on it; users run it to
+// choose their parameters.
+//
+// Three layers, as in Tarantool's swim test harness:
+//   - events: a binary heap ordered by virtual time, then by insertion order;
+//   - network: per-packet latency and jitter, loss (global, per node ingress and
+//     egress, per directed link), one-way and two-way partitions between
+//     groups, paused, slow, crashed, restarted and leaving nodes;
+//   - vocabulary: run_for, wait_until, full_mesh, status_everywhere,
+//     converged, crash, restart, pause, block_io, partition ...
+//
+// Each node is named "n<i>" and has the address 10.a.b.c:7946 where a.b.c is
+// i + 1 in base 256 (n0 is 10.0.0.1:7946). UDP packets travel with a delay of
+// latency +- jitter (uniform); loss drops them. Streams (push-pull, join,
+// TCP ping) are exchanges of one request and one reply: loss does not affect
+// them (TCP retransmits) but partitions and crashes do (stream_failed after
+// network_config::stream_fail_after).
+//
+// Randomness: one seed. Per-node core seeds, network draws and the scenario
+// generator all derive from it with splitmix64/xoshiro256** (never a std::
+// distribution, whose output differs between standard libraries).
+#pragma once
+
+#include <array>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <shoal/config.hpp>
+#include <shoal/core.hpp>
+#include <shoal/events.hpp>
+#include <shoal/member.hpp>
+
+namespace shoal::sim {
+
+// ---------------------------------------------------------------------------
+// Randomness
+// ---------------------------------------------------------------------------
+
+/// One step of splitmix64 on `state`: advances it and returns the next output.
+constexpr std::uint64_t splitmix64(std::uint64_t& state) noexcept {
+  state += 0x9e3779b97f4a7c15ULL;
+  std::uint64_t z = state;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+/// An independent 64-bit seed for (stream, index) derived from a master seed.
+/// The simulator uses stream 1 for core seeds (index = node and life), 2 for
+/// the network, 3 for scenario_rng().
+constexpr std::uint64_t derive_seed(std::uint64_t seed, std::uint64_t stream,
+                                    std::uint64_t index = 0) noexcept {
+  std::uint64_t s = seed;
+  std::uint64_t a = splitmix64(s);
+  s = a ^ (stream * 0xd1b54a32d192ed03ULL);
+  std::uint64_t b = splitmix64(s);
+  s = b ^ (index * 0xa0761d6478bd642fULL);
+  return splitmix64(s);
+}
+
+/// xoshiro256**: small, fast and identical everywhere.
+class rng {
+ public:
+  explicit rng(std::uint64_t seed = 1) noexcept {
+    std::uint64_t s = seed;
+    for (auto& w : s_) w = splitmix64(s);
+  }
+  std::uint64_t next() noexcept {
+    const std::uint64_t result = rotl(s_[1] * 5, 7) * 9;
+    const std::uint64_t t = s_[1] << 17;
+    s_[2] ^= s_[0];
+    s_[3] ^= s_[1];
+    s_[1] ^= s_[2];
+    s_[0] ^= s_[3];
+    s_[2] ^= t;
+    s_[3] = rotl(s_[3], 45);
+    return result;
+  }
+  /// Uniform in [0, n); n must be > 0 (returns 0 for n == 0). Multiply-shift,
+  /// bias below 2^-32 for any n under 2^32.
+  std::uint64_t below(std::uint64_t n) noexcept {
+    if (n == 0) return 0;
+    const std::uint64_t x = next();
+    const std::uint64_t hi_x = x >> 32, lo_x = x & 0xffffffffULL;
+    const std::uint64_t hi_n = n >> 32, lo_n = n & 0xffffffffULL;
+    // high 64 bits of the 128-bit product x * n
+    const std::uint64_t lo_lo = lo_x * lo_n;
+    const std::uint64_t hi_lo = hi_x * lo_n;
+    const std::uint64_t lo_hi = lo_x * hi_n;
+    const std::uint64_t cross = (lo_lo >> 32) + (hi_lo & 0xffffffffULL) + lo_hi;
+    return hi_x * hi_n + (hi_lo >> 32) + (cross >> 32);
+  }
+  /// Uniform in [0, 1) with 53 bits.
+  double uniform() noexcept {
+    return static_cast<double>(next() >> 11) * (1.0 / 9007199254740992.0);
+  }
+  /// True with probability p. Draws nothing when p <= 0 or p >= 1, so adding
+  /// a zero-loss rule never changes a run.
+  bool chance(double p) noexcept {
+    if (p <= 0.0) return false;
+    if (p >= 1.0) return true;
+    return uniform() < p;
+  }
+  /// Uniform duration in [lo, hi] at nanosecond resolution.
+  duration between(duration lo, duration hi) noexcept {
+    if (hi <= lo) return lo;
+    const auto span = static_cast<std::uint64_t>((hi - lo).count()) + 1;
+    return lo + duration(static_cast<duration::rep>(below(span)));
+  }
+
+ private:
+  static std::uint64_t rotl(std::uint64_t x, int k) noexcept { return (x << k) | (x >> (64 - k)); }
+  std::array<std::uint64_t, 4> s_{};
+};
+
+// ---------------------------------------------------------------------------
+// Configuration
+// ---------------------------------------------------------------------------
+
+using node_id = std::uint32_t;
+inline constexpr node_id no_node = ~node_id{0};
+
+struct network_config {
+  /// One-way delay of a UDP packet or of each half of a stream exchange,
+  /// before jitter. lan: 1 ms.
+  duration latency = std::chrono::milliseconds(1);
+  /// Each delay is drawn uniformly in [latency - jitter, latency + jitter]
+  /// (never below 0), so packets may overtake each other. lan: 0.5 ms.
+  duration jitter = std::chrono::microseconds(500);
+  /// Probability that any UDP packet is lost, both ways. Default 0.
+  double loss = 0.0;
+  /// A stream over an unusable link (partition, target down, unknown address)
+  /// fails this long after it reached the far side. Default 1 s.
+  duration stream_fail_after = std::chrono::seconds(1);
+  /// Any stream not answered by then fails (a paused target, a partition that
+  /// started mid-exchange). Default 5 s.
+  duration stream_deadline = std::chrono::seconds(5);
+  /// false (default): loss does not affect streams at all (TCP retransmits).
+  /// true: streams feel loss as TCP would. Each of the exchange's four
+  /// segments (SYN, SYN-ACK, request, reply) crosses its link with that
+  /// link's UDP loss; a lost segment is sent again after 1 s, 2 s, 4 s ...
+  /// (handshake) or 200 ms, 400 ms ... (data), at most 6 tries; a stream that
+  /// runs out of tries or outlasts stream_deadline fails. A node losing 80% of
+  /// its packets then cannot answer a TCP fallback ping either.
+  bool streams_feel_loss = false;
+
+  /// 1 ms +- 0.5 ms.
+  static network_config lan() { return {}; }
+  /// 50 ms +- 20 ms, streams fail after 3 s, deadline 10 s.
+  static network_config wan() {
+    network_config n;
+    n.latency = std::chrono::milliseconds(50);
+    n.jitter = std::chrono::milliseconds(20);
+    n.stream_fail_after = std::chrono::seconds(3);
+    n.stream_deadline = std::chrono::seconds(10);
+    return n;
+  }
+  /// 100 us +- 50 us (one host).
+  static network_config local() {
+    network_config n;
+    n.latency = std::chrono::microseconds(100);
+    n.jitter = std::chrono::microseconds(50);
+    return n;
+  }
+};
+
+struct options {
+  /// The one seed every random choice derives from.
+  std::uint64_t seed = 1;
+  /// Configuration of every node; name and advertise are filled per node.
+  config base = config::lan();
+  network_config net = network_config::lan();
+  /// UDP/TCP port of every node.
+  std::uint16_t port = 7946;
+  /// See "false positives" below. Default 60 s.
+  duration false_positive_grace = std::chrono::seconds(60);
+  /// Keep every membership event (recorded_events()); tests only.
+  bool record_events = false;
+  /// Bound on false_positives() entries kept (the counts are exact).
+  std::size_t max_false_positive_records = 10000;
+};
+
+// ---------------------------------------------------------------------------
+// Metrics
+// ---------------------------------------------------------------------------
+
+/// Packets are classified by their first message's type (wire::msg_type,
+/// 1 ping .. 10 push_pull); kind 0 is anything unreadable.
+inline constexpr std::size_t packet_kinds = 11;
+/// "ping", "ack", ... ; "other" for 0 or out of range.
+const char* packet_kind_name(std::size_t kind) noexcept;
+
+struct traffic {
+  std::array<std::uint64_t, packet_kinds> packets{};  ///< UDP packets by kind
+  std::array<std::uint64_t, packet_kinds> bytes{};    ///< UDP bytes by kind
+  std::uint64_t streams = 0;        ///< stream requests (sent) or requests served (received)
+  std::uint64_t stream_bytes = 0;   ///< request bytes plus reply bytes
+  std::uint64_t user_messages = 0;  ///< user broadcasts delivered (received side)
+
+  std::uint64_t total_packets() const noexcept;
+  std::uint64_t total_udp_bytes() const noexcept;
+  std::uint64_t total_bytes() const noexcept { return total_udp_bytes() + stream_bytes; }
+  traffic& operator+=(const traffic& o) noexcept;
+};
+
+struct node_metrics {
+  traffic sent;                         ///< everything this node's cores handed to the network
+  traffic received;                     ///< everything delivered to this node's cores
+  std::uint64_t dropped_loss = 0;       ///< packets it sent that the loss model dropped
+  std::uint64_t dropped_partition = 0;  ///< packets it sent that a partition dropped
+  std::uint64_t dropped_down = 0;       ///< packets sent to it that found no running core
+  /// Membership events its cores emitted, by event_type.
+  std::array<std::uint64_t, 7> events{};
+  std::uint64_t view_changes() const noexcept;
+};
+
+/// One crash and how the cluster noticed it. Times are absolute virtual
+/// times; subtract `at` for delays.
+struct crash_record {
+  node_id node = no_node;
+  std::string name;
+  time_point at{};
+  std::optional<time_point> first_suspect;  ///< first member_suspected by anyone
+  std::optional<time_point> first_dead;     ///< first member_failed by anyone
+  /// When the last of the nodes running at the crash (and still running)
+  /// declared it failed: from then on all of them have.
+  std::optional<time_point> all_dead;
+  bool restarted = false;  ///< it came back before all_dead (tracking stopped)
+};
+
+/// A suspicion or death declaration of a node that was up and reachable.
+///
+/// A member_suspected or member_failed event emitted by node A about node M
+/// at time t is *false* when all of these hold at t:
+///   - M is running: not crashed, not left, not leaving, not paused;
+///   - M is marked healthy (set_healthy; slow and lossy scenario nodes are not);
+///   - M started, restarted or resumed from a pause at least
+///     options::false_positive_grace before t;
+///   - no partition, block_io or link rule of loss 1 separates A and M in
+///     either direction, and none involving A or M changed within the grace.
+/// Random loss below 1 never excuses a declaration: tolerating it is
+/// Lifeguard's job. The grace covers the suspicion timers a fault armed before
+/// it ended (a dead declaration can follow a healed partition by up to the
+/// maximum suspicion timeout).
+struct false_positive {
+  time_point at{};
+  node_id accuser = no_node;
+  node_id accused = no_node;
+  event_type type = event_type::member_suspected;
+};
+
+struct recorded_event {
+  time_point at{};
+  node_id node = no_node;  ///< the node whose core emitted it
+  event ev;
+};
+
+struct progress {
+  time_point now{};
+  duration elapsed{};
+  std::uint64_t events = 0;  ///< events processed so far
+  std::size_t pending = 0;   ///< events queued
+  std::size_t running = 0;   ///< nodes running
+};
+
+enum class node_status : std::uint8_t {
+  idle,     ///< added, never joined
+  running,  ///< has a core (may be paused)
+  leaving,  ///< leave() called, waiting for leave_done or its timeout
+  left,     ///< left gracefully; no core
+  crashed,  ///< crashed; no core
+};
+const char* to_string(node_status s) noexcept;
+
+namespace detail {
+class sim_impl;
+}
+
+// ---------------------------------------------------------------------------
+// The simulator
+// ---------------------------------------------------------------------------
+
+class simulator {
+ public:
+  using partition_id = std::uint32_t;
+
+  explicit simulator(options opts = {});
+  ~simulator();
+  simulator(simulator&&) noexcept;
+  simulator& operator=(simulator&&) noexcept;
+  simulator(const simulator&) = delete;
+  simulator& operator=(const simulator&) = delete;
+
+  const options& opts() const noexcept;
+
+  // ---- clock and events ----
+
+  /// Virtual time starts at start_time() (1000 s after the clock's epoch).
+  time_point now() const noexcept;
+  time_point start_time() const noexcept;
+  /// now() - start_time().
+  duration elapsed() const noexcept;
+
+  /// Runs every event due up to now() + d (inclusive), then sets the clock
+  /// to now() + d.
+  void run_for(duration d);
+  void run_until(time_point t);
+  /// Runs the next event; false when none is queued. The clock jumps to it.
+  bool step();
+  /// Checks `pred` now and after every `poll` of virtual time; true as soon as
+  /// it holds, false when `timeout` passed first.
+  bool wait_until(const std::function<bool()>& pred, duration timeout,
+                  duration poll = std::chrono::milliseconds(100));
+  /// Calls fn at virtual time t (or now if t is past), after every event
+  /// already queued for the same time.
+  void at(time_point t, std::function<void()> fn);
+  void after(duration d, std::function<void()> fn);
+
+  std::uint64_t events_processed() const noexcept;
+  std::size_t pending_events() const noexcept;
+  /// The generator scenarios use for their own choices (victims, times).
+  rng& scenario_rng() noexcept;
+
+  // ---- nodes ----
+
+  /// Adds node "n<size()>" (idle) with the base config, or with `cfg` (its
+  /// name and advertise are replaced).
+  node_id add_node();
+  node_id add_node(config cfg);
+  std::vector<node_id> add_nodes(std::size_t n);
+  std::size_t size() const noexcept;
+
+  const std::string& name(node_id n) const;
+  const address& addr(node_id n) const;
+  /// The node named `name` ("n<i>"), if any.
+  std::optional<node_id> find_node(std::string_view name) const;
+  /// The node at `a`, or no_node.
+  node_id node_at(const address& a) const noexcept;
+
+  node_status status(node_id n) const;
+  /// Running (paused or not); leaving, left, crashed and idle nodes are not.
+  bool is_live(node_id n) const;
+  bool is_paused(node_id n) const;
+  std::vector<node_id> live_nodes() const;
+  std::size_t live_count() const noexcept;
+  /// Lives so far: 1 after the first join, +1 per restart.
+  std::uint32_t life(node_id n) const;
+
+  /// The node's core. Throws std::logic_error when it has none (idle, left,
+  /// crashed).
+  core& node_core(node_id n);
+  const core& node_core(node_id n) const;
+  bool has_core(node_id n) const;
+
+  // ---- lifecycle ----
+
+  /// Creates the node's core and joins through `seeds` (none: a cluster of
+  /// one). An idle node only; use restart() for the others.
+  void join(node_id n, std::span<const node_id> seeds = {});
+  /// Adds n nodes and schedules their joins: n0 at now(), every other one at
+  /// a random time within `stagger`, each through the first `seeds` nodes
+  /// (itself excluded). Returns their ids.
+  std::vector<node_id> bootstrap(std::size_t n, std::size_t seeds = 3,
+                                 duration stagger = std::chrono::seconds(10));
+  /// The node's process dies: its core is gone, its queued inputs lost,
+  /// packets to it dropped, streams to it fail.
+  void crash(node_id n);
+  /// A new process with the same name and address: a new core with a fresh
+  /// seed and `incarnation` (default 0) that joins through `seeds` (default:
+  /// the seeds of its previous join). A running node crashes first.
+  void restart(node_id n, std::span<const node_id> seeds = {},
+               std::optional<std::uint64_t> incarnation = {});
+  void restart(node_id n, std::initializer_list<node_id> seeds,
+               std::optional<std::uint64_t> incarnation = {}) {
+    restart(n, std::span<const node_id>(seeds.begin(), seeds.size()), incarnation);
+  }
+  /// core.leave(timeout); the node stops once leave_done() or after timeout.
+  void leave(node_id n, duration timeout = std::chrono::seconds(5));
+  /// The node handles nothing for d (a GC pause): its inputs queue and are
+  /// handled, in order, when it resumes; its timers then fire late.
+  void pause(node_id n, duration d);
+  /// Pauses until resume(n).
+  void pause(node_id n);
+  void resume(node_id n);
+  /// Every input of the node (packets, streams, replies) is handled `delay`
+  /// late; 0 restores it. Its own timers stay on time.
+  void set_slow(node_id n, duration delay);
+  /// Unhealthy nodes (slow, lossy) are excluded from false positives as the
+  /// accused. Default healthy.
+  void set_healthy(node_id n, bool healthy);
+  bool is_healthy(node_id n) const;
+
+  // ---- network ----
+
+  /// Loss for every UDP packet (both ways).
+  void set_loss(double p);
+  /// Loss for packets the node receives / sends. Combined with the others as
+  /// independent drops.
+  void set_ingress_loss(node_id n, double p);
+  void set_egress_loss(node_id n, double p);
+  /// Loss on the directed link from -> to.
+  void set_link_loss(node_id from, node_id to, double p);
+  /// Tarantool's block_io: all of the node's UDP and streams are dropped
+  /// (ingress and egress loss 1); unblock_io restores loss 0 both ways.
+  void block_io(node_id n);
+  void unblock_io(node_id n);
+  /// Blocks a -> b (and b -> a when two_way) for UDP and streams, until heal.
+  /// Nodes added later are in neither group.
+  partition_id partition(std::span<const node_id> a, std::span<const node_id> b,
+                         bool two_way = true);
+  partition_id partition(std::initializer_list<node_id> a, std::initializer_list<node_id> b,
+                         bool two_way = true) {
+    return partition(std::span<const node_id>(a.begin(), a.size()),
+                     std::span<const node_id>(b.begin(), b.size()), two_way);
+  }
+  void heal(partition_id p);
+  void heal_all();
+  /// True when a partition, block_io or a link/node loss of 1 blocks from -> to.
+  bool link_blocked(node_id from, node_id to) const noexcept;
+  /// Puts a UDP packet from `from` to `to` through the network model, as if
+  /// from's core had sent it (engine tests; counted as sent).
+  void send_raw(node_id from, node_id to, bytes data);
+  /// Called for every UDP packet that reaches its destination host (past loss
+  /// and partitions, after any pause or slow delay), whether or not a core
+  /// runs there.
+  void on_packet(std::function<void(node_id from, node_id to, std::span<const std::uint8_t>)> fn);
+
+  // ---- vocabulary ----
+
+  /// Every live node's members() shows every live node alive (others may
+  /// appear in any state).
+  bool full_mesh() const;
+  /// Every live node has the same digest() and full_mesh() holds.
+  bool converged() const;
+  /// Every live node other than `name` knows `name` in state s.
+  bool status_everywhere(std::string_view name, member_state s) const;
+  /// The state observer's core gives `name`, if it knows it.
+  std::optional<member_state> status_seen_by(node_id observer, std::string_view name) const;
+  bool wait_full_mesh(duration timeout);
+  bool wait_converged(duration timeout);
+  bool wait_status_everywhere(std::string_view name, member_state s, duration timeout);
+
+  // ---- metrics ----
+
+  const node_metrics& metrics(node_id n) const;
+  /// Sums over all nodes.
+  traffic total_sent() const;
+  traffic total_received() const;
+  const std::vector<crash_record>& crashes() const noexcept;
+  std::uint64_t false_suspicions() const noexcept;
+  std::uint64_t false_deaths() const noexcept;
+  const std::vector<false_positive>& false_positives() const noexcept;
+  /// Every membership event, when options::record_events.
+  const std::vector<recorded_event>& recorded_events() const noexcept;
+  /// Called for every membership event, after the simulator's own
+  /// bookkeeping. It may call back into the simulator.
+  void on_event(std::function<void(node_id, const event&)> fn);
+  /// Called every `every_events` events.
+  void on_progress(std::function<void(const progress&)> fn, std::uint64_t every_events = 65536);
+  /// Times a core asked for a tick at a time it had just been ticked at, over
+  /// and over (the simulator then ticks it 1 ms later). 0 when cores behave.
+  std::uint64_t tick_anomalies() const noexcept;
+
+ private:
+  std::unique_ptr<detail::sim_impl> impl_;
+};
+
+}  // namespace shoal::sim
