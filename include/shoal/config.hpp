@@ -72,8 +72,8 @@ struct config {
   /// refute this many accusations within unhealthy_refute_window stops
   /// refuting: its network is broken (it cannot get its own probes through),
   /// so it lets the cluster declare it dead rather than flap between suspect
-  /// and alive. It refutes again once its score has fallen to half the
-  /// maximum. An extension of Lifeguard; 0 disables. lan: 3.
+  /// and alive, and it stops suspecting others. It refutes again once its
+  /// score is back to 0. An extension of Lifeguard; 0 disables. lan: 3.
   int unhealthy_refute_limit = 3;
   /// See unhealthy_refute_limit. lan: 60 s.
   duration unhealthy_refute_window = std::chrono::seconds(60);

@@ -169,8 +169,8 @@ bool core_impl::benched(time_point now) {
   const int top = cfg_.awareness_max_multiplier - 1;
   if (cfg_.unhealthy_refute_limit <= 0 || top < 1) return false;
   if (benched_) {
-    // Back in the game once our own probes mostly succeed again.
-    if (awareness_.score() <= top / 2) {
+    // Back in the game once our own probes succeed again.
+    if (awareness_.score() == 0) {
       benched_ = false;
       recent_refutations_.clear();
     }

@@ -43,6 +43,8 @@ void core_impl::finish_probe(time_point now, outbox& out) {
                         ? std::max(0, probe_.indirect_expected - probe_.nacks)
                         : 1;
   awareness_.apply(delta);
+  // A node that judged its own network broken accuses nobody.
+  if (benched_) return;
   member_entry* e = lookup(probe_.target);
   if (!e || !e->up() || e->incarnation != probe_.incarnation) return;  // refuted meanwhile
   on_suspect(now, wire::suspect{e->incarnation, probe_.target, *self_->name}, out);
