@@ -112,14 +112,17 @@ struct config {
 
   // ---- anti-entropy (push-pull over a stream) ----
   /// Base interval of the full state exchange with one random member. For
-  /// N > 32 it grows as push_pull_interval * (ceil(log2(N) - log2(32)) + 1),
-  /// so the cluster-wide stream load stays bounded. 0 disables. lan: 30 s.
+  /// N > 32 the mean interval grows to push_pull_interval * m with
+  /// m = ceil(log2(N) - log2(32)) + 1 (the timer fires every
+  /// push_pull_interval and syncs with probability 1/m), so the cluster-wide
+  /// stream load stays bounded. 0 disables. lan: 30 s.
   duration push_pull_interval = std::chrono::seconds(30);
 
   /// Anti-entropy on demand: acks carry the prober's peer's view digest.
   /// When two probes in a row come back with a digest different from ours
   /// while our own update queue is empty (gossip has nothing left to fix it),
-  /// we push-pull with that peer, at most once per digest_sync_interval.
+  /// we push-pull with that peer, at most once per digest_sync_interval * m
+  /// (m as for push_pull_interval).
   /// Stragglers that gossip missed converge in seconds instead of waiting for
   /// the periodic push-pull. 0 disables. lan: 5 s.
   duration digest_sync_interval = std::chrono::seconds(5);

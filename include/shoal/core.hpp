@@ -120,6 +120,13 @@ class core {
   /// every seed_retry_interval while it knows no other live member.
   void join(time_point now, std::span<const address> seeds, outbox& out);
 
+  /// Adds members the caller vouches for, as if each had been heard from
+  /// first-hand: a snapshot of another node's members(), or a test fixture
+  /// that starts a cluster already converged. Claims still go through the
+  /// precedence rules; nothing is re-gossiped and no event is emitted (the
+  /// caller already knows this view). Call after join().
+  void adopt_view(time_point now, std::span<const member> view);
+
   /// A UDP datagram arrived. Bad bytes are counted and ignored.
   void handle_packet(time_point now, const address& from, std::span<const std::uint8_t> data,
                      outbox& out);

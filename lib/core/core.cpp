@@ -36,7 +36,7 @@ core_impl::core_impl(config cfg, std::uint64_t seed)
   self_->name = &it->first;
   self_->addr = cfg_.advertise;
   self_->incarnation = cfg_.initial_incarnation;
-  self_->tags = cfg_.tags;
+  self_->set_tags(cfg_.tags);
   self_->confirmed = true;
   live_count_ = 1;
   confirmed_by_state_[0] = 1;
@@ -205,6 +205,9 @@ core& core::operator=(core&&) noexcept = default;
 
 void core::join(time_point now, std::span<const address> seeds, outbox& out) {
   impl_->join(now, seeds, out);
+}
+void core::adopt_view(time_point now, std::span<const member> view) {
+  impl_->adopt_view(now, view);
 }
 void core::handle_packet(time_point now, const address& from, std::span<const std::uint8_t> data,
                          outbox& out) {

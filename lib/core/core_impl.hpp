@@ -31,8 +31,17 @@ struct member_entry {
   bool confirmed = false;  // seen first-hand; only confirmed members reach the user
   bool in_gone = false;    // listed in core_impl::gone_
   std::uint32_t probe_index = no_index;
-  tag_map tags;
+  std::unique_ptr<tag_map> tag_ptr;  // null when empty: most members carry no tags
   std::unique_ptr<suspicion> susp;
+
+  const tag_map& tags() const noexcept {
+    static const tag_map none;
+    return tag_ptr ? *tag_ptr : none;
+  }
+  void set_tags(const tag_map& t) {
+    if (t.empty()) tag_ptr.reset();
+    else tag_ptr = std::make_unique<tag_map>(t);
+  }
 
   static constexpr std::uint32_t no_index = 0xffffffffu;
   bool up() const noexcept {
@@ -80,6 +89,7 @@ class core_impl {
 
   // ---- inputs (core.cpp) ----
   void join(time_point now, std::span<const address> seeds, outbox& out);
+  void adopt_view(time_point now, std::span<const member> view);
   void handle_packet(time_point now, const address& from, std::span<const std::uint8_t> data,
                      outbox& out);
   bytes handle_stream(time_point now, const address& from, std::span<const std::uint8_t> data,
@@ -225,6 +235,7 @@ class core_impl {
   broadcast_queue user_queue_;
   bytes user_state_;
   bool quiet_merge_ = false;  // merging a seed's state on join: do not re-gossip it
+  bool quiet_events_ = false; // adopting a view: the caller knows it already
   std::vector<wire::message> scratch_;  // decode buffer, reused
 
   std::priority_queue<timer, std::vector<timer>, timer_later> timers_;

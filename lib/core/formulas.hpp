@@ -43,13 +43,17 @@ inline int suspicion_k(int suspicion_mult, std::size_t n) {
   return std::max(0, std::min(k, others));
 }
 
-/// Push-pull interval for a cluster of n: it grows with log2(n) past 32
-/// members so the cluster-wide stream load stays bounded:
-///   n <= 32: interval;  else interval * (ceil(log2(n) - log2(32)) + 1).
+/// How much rarer anti-entropy gets in a cluster of n, so the cluster-wide
+/// stream load stays bounded: 1 up to 32 members, else
+///   ceil(log2(n) - log2(32)) + 1.
+inline int push_pull_scale(std::size_t n) {
+  if (n <= 32) return 1;
+  return static_cast<int>(std::ceil(std::log2(static_cast<double>(n)) - 5.0)) + 1;
+}
+
+/// Mean push-pull interval for a cluster of n: interval * push_pull_scale(n).
 inline duration push_pull_interval(duration interval, std::size_t n) {
-  if (n <= 32) return interval;
-  const double mult = std::ceil(std::log2(static_cast<double>(n)) - 5.0) + 1.0;
-  return std::chrono::duration_cast<duration>(interval * mult);
+  return interval * push_pull_scale(n);
 }
 
 }  // namespace shoal::detail

@@ -143,7 +143,7 @@ bytes core_impl::encode_state(bool join) const {
   pp.members.reserve(members_.size());
   for (const auto& [name, e] : members_)
     pp.members.push_back(
-        wire::member_state_entry{name, e.addr, e.incarnation, e.state, e.tags, e.protocol});
+        wire::member_state_entry{name, e.addr, e.incarnation, e.state, e.tags(), e.protocol});
   pp.user_state = user_state_;
   const wire::message m = std::move(pp);
   return wire::encode_packet({&m, 1});
@@ -177,8 +177,12 @@ void core_impl::merge_state(time_point now, const wire::push_pull& pp, bool rego
 }
 
 void core_impl::on_push_pull_timer(time_point now, outbox& out) {
-  schedule(now + push_pull_interval(cfg_.push_pull_interval, live_count_), timer_kind::push_pull);
-  if (leaving_ || probe_list_.empty()) return;
+  // The timer runs at the base interval and syncs with probability 1/scale:
+  // the mean interval follows the cluster's size at once, also when it grows
+  // from 1 to thousands while this node is joining.
+  schedule(now + cfg_.push_pull_interval, timer_kind::push_pull);
+  const auto scale = static_cast<std::uint64_t>(push_pull_scale(live_count_));
+  if (leaving_ || probe_list_.empty() || rng_.below(scale) != 0) return;
   member_entry* peer = nullptr;
   for (int tries = 0; tries < 4 && !peer; ++tries) {
     member_entry* e = probe_list_[static_cast<std::size_t>(rng_.below(probe_list_.size()))];
@@ -211,6 +215,31 @@ void core_impl::join(time_point now, std::span<const address> seeds, outbox& out
   }
   for (const auto& s : seeds)
     if (s != self_->addr) start_stream(s, stream_kind::join, encode_state(true), out);
+}
+
+void core_impl::adopt_view(time_point now, std::span<const member> view) {
+  outbox unused;
+  quiet_merge_ = true;
+  quiet_events_ = true;
+  members_.reserve(members_.size() + view.size());
+  for (const auto& m : view) {
+    if (m.name.empty() || m.name.size() > cfg_.max_name_length) continue;
+    switch (m.state) {
+      case member_state::alive:
+      case member_state::suspect:
+        on_alive(now, wire::alive{m.incarnation, m.name, m.addr, m.tags, m.protocol},
+                 hand::own_word, unused);
+        break;
+      case member_state::dead:
+        on_dead(now, wire::dead{m.incarnation, m.name, *self_->name}, unused);
+        break;
+      case member_state::left:
+        on_left(now, wire::left{m.incarnation, m.name}, unused);
+        break;
+    }
+  }
+  quiet_merge_ = false;
+  quiet_events_ = false;
 }
 
 void core_impl::on_seed_retry(time_point now, outbox& out) {
@@ -260,7 +289,7 @@ bool core_impl::leave_done(time_point now) const {
 std::error_code core_impl::set_tags(time_point now, tag_map tags, outbox& out) {
   if (leaving_) return errc::not_running;
   if (!valid_tags(tags)) return errc::invalid_argument;
-  self_->tags = std::move(tags);
+  self_->set_tags(tags);
   set_state(*self_, member_state::alive, self_->incarnation + 1, now);
   queue_broadcast(*self_->name, alive_msg(*self_));
   emit(event_type::member_updated, *self_, out);

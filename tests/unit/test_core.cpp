@@ -254,3 +254,24 @@ TEST_CASE("user broadcasts reach the members they are gossiped to", "[unit]") {
   REQUIRE(net.wait_until([&] { return got(1) && got(2); }, 5s));
   CHECK(net.nodes[0].user_messages.empty());
 }
+
+TEST_CASE("an adopted view is shown at once, quietly, and probed like any other", "[unit]") {
+  mini_net net;
+  for (int i = 0; i < 4; ++i) net.add(net.make_config(i), 500 + static_cast<std::uint64_t>(i));
+  std::vector<shoal::member> view;
+  for (int i = 0; i < 4; ++i) {
+    net.join(i, {});
+    view.push_back(net.nodes[static_cast<std::size_t>(i)].core->local_member());
+  }
+  for (int i = 0; i < 4; ++i) {
+    net.nodes[static_cast<std::size_t>(i)].events.clear();
+    net.nodes[static_cast<std::size_t>(i)].core->adopt_view(net.now, view);
+  }
+  CHECK(net.full_mesh());
+  for (auto& n : net.nodes) CHECK(n.events.empty());
+  net.run_for(5s);
+  const auto d = net.nodes[0].core->digest();
+  for (auto& n : net.nodes) CHECK(n.core->digest() == d);
+  net.nodes[1].up = false;
+  REQUIRE(net.wait_until([&] { return net.everyone_sees("n1", member_state::dead); }, 120s));
+}

@@ -70,6 +70,8 @@ TEST_CASE("push-pull interval grows with log2 n past 32 members", "[unit]") {
   CHECK(push_pull_interval(30s, 65) == 90s);
   CHECK(push_pull_interval(30s, 1000) == 180s);
   CHECK(push_pull_interval(30s, 10000) == 300s);
+  CHECK(push_pull_scale(32) == 1);
+  CHECK(push_pull_scale(2000) == 7);
 }
 
 TEST_CASE("health multiplier stays within 0..max-1 and scales intervals", "[unit]") {
