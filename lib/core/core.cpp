@@ -36,7 +36,7 @@ core_impl::core_impl(config cfg, std::uint64_t seed)
   self_->name = &it->first;
   self_->addr = cfg_.advertise;
   self_->incarnation = cfg_.initial_incarnation;
-  self_->set_tags(cfg_.tags);
+  self_->tags.assign(cfg_.tags);
   self_->confirmed = true;
   live_count_ = 1;
   confirmed_by_state_[0] = 1;

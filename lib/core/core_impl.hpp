@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <optional>
 #include <queue>
@@ -21,6 +22,80 @@
 
 namespace shoal::detail {
 
+/// A member's tags in one heap block (null when there are none): length-
+/// prefixed keys and values. A std::map costs ~110 bytes per tag; this costs
+/// the bytes themselves plus 8 per tag.
+class packed_tags {
+ public:
+  packed_tags() = default;
+  explicit packed_tags(const tag_map& t) { assign(t); }
+
+  void assign(const tag_map& t) {
+    if (t.empty()) {
+      data_.reset();
+      return;
+    }
+    std::uint32_t size = 4;
+    for (const auto& [k, v] : t) size += 8 + static_cast<std::uint32_t>(k.size() + v.size());
+    data_ = std::make_unique<char[]>(size);
+    std::memcpy(data_.get(), &size, 4);
+    char* p = data_.get() + 4;
+    for (const auto& [k, v] : t) {
+      p = put(p, k);
+      p = put(p, v);
+    }
+  }
+  tag_map unpack() const {
+    tag_map t;
+    if (!data_) return t;
+    const char* p = data_.get() + 4;
+    const char* end = data_.get() + size();
+    while (p < end) {
+      std::string k = get(p);
+      t.emplace(std::move(k), get(p));
+    }
+    return t;
+  }
+  bool equals(const tag_map& t) const {
+    if (!data_) return t.empty();
+    const char* p = data_.get() + 4;
+    const char* end = data_.get() + size();
+    for (const auto& [k, v] : t) {
+      if (p >= end || !same(p, k) || !same(p, v)) return false;
+    }
+    return p == end;
+  }
+  std::size_t heap_bytes() const noexcept { return data_ ? size() : 0; }
+
+ private:
+  std::uint32_t size() const noexcept {
+    std::uint32_t n;
+    std::memcpy(&n, data_.get(), 4);
+    return n;
+  }
+  static char* put(char* p, const std::string& s) {
+    const auto n = static_cast<std::uint32_t>(s.size());
+    std::memcpy(p, &n, 4);
+    std::memcpy(p + 4, s.data(), n);
+    return p + 4 + n;
+  }
+  static std::string get(const char*& p) {
+    std::uint32_t n;
+    std::memcpy(&n, p, 4);
+    std::string s(p + 4, n);
+    p += 4 + n;
+    return s;
+  }
+  static bool same(const char*& p, const std::string& s) {
+    std::uint32_t n;
+    std::memcpy(&n, p, 4);
+    const bool eq = n == s.size() && std::memcmp(p + 4, s.data(), n) == 0;
+    p += 4 + n;
+    return eq;
+  }
+  std::unique_ptr<char[]> data_;
+};
+
 struct member_entry {
   const std::string* name = nullptr;  // the map key
   address addr;
@@ -31,17 +106,8 @@ struct member_entry {
   bool confirmed = false;  // seen first-hand; only confirmed members reach the user
   bool in_gone = false;    // listed in core_impl::gone_
   std::uint32_t probe_index = no_index;
-  std::unique_ptr<tag_map> tag_ptr;  // null when empty: most members carry no tags
+  packed_tags tags;
   std::unique_ptr<suspicion> susp;
-
-  const tag_map& tags() const noexcept {
-    static const tag_map none;
-    return tag_ptr ? *tag_ptr : none;
-  }
-  void set_tags(const tag_map& t) {
-    if (t.empty()) tag_ptr.reset();
-    else tag_ptr = std::make_unique<tag_map>(t);
-  }
 
   static constexpr std::uint32_t no_index = 0xffffffffu;
   bool up() const noexcept {

@@ -143,7 +143,7 @@ bytes core_impl::encode_state(bool join) const {
   pp.members.reserve(members_.size());
   for (const auto& [name, e] : members_)
     pp.members.push_back(
-        wire::member_state_entry{name, e.addr, e.incarnation, e.state, e.tags(), e.protocol});
+        wire::member_state_entry{name, e.addr, e.incarnation, e.state, e.tags.unpack(), e.protocol});
   pp.user_state = user_state_;
   const wire::message m = std::move(pp);
   return wire::encode_packet({&m, 1});
@@ -289,7 +289,7 @@ bool core_impl::leave_done(time_point now) const {
 std::error_code core_impl::set_tags(time_point now, tag_map tags, outbox& out) {
   if (leaving_) return errc::not_running;
   if (!valid_tags(tags)) return errc::invalid_argument;
-  self_->set_tags(tags);
+  self_->tags.assign(tags);
   set_state(*self_, member_state::alive, self_->incarnation + 1, now);
   queue_broadcast(*self_->name, alive_msg(*self_));
   emit(event_type::member_updated, *self_, out);

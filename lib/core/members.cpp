@@ -19,7 +19,7 @@ const member_entry* core_impl::lookup(const std::string& name) const {
 }
 
 member core_impl::snapshot(const member_entry& e) const {
-  return member{*e.name, e.addr, e.incarnation, e.state, e.tags(), e.protocol};
+  return member{*e.name, e.addr, e.incarnation, e.state, e.tags.unpack(), e.protocol};
 }
 
 std::vector<member> core_impl::members() const {
@@ -57,11 +57,7 @@ std::size_t core_impl::memory_estimate() const {
   for (const auto& [name, e] : members_) {
     total += node;
     if (name.capacity() > 15) total += name.capacity() + 1;
-    for (const auto& [k, v] : e.tags()) {
-      total += 64 + sizeof(std::pair<const std::string, std::string>);
-      if (k.capacity() > 15) total += k.capacity() + 1;
-      if (v.capacity() > 15) total += v.capacity() + 1;
-    }
+    total += e.tags.heap_bytes();
   }
   return total;
 }
@@ -73,7 +69,7 @@ bool core_impl::valid_tags(const tag_map& tags) const {
 }
 
 wire::alive core_impl::alive_msg(const member_entry& e) const {
-  return wire::alive{e.incarnation, *e.name, e.addr, e.tags(), e.protocol};
+  return wire::alive{e.incarnation, *e.name, e.addr, e.tags.unpack(), e.protocol};
 }
 
 void core_impl::emit(event_type t, const member_entry& e, outbox& out) {
@@ -215,7 +211,7 @@ void core_impl::on_alive(time_point now, const wire::alive& m, hand h, outbox& o
     e->name = &it->first;
     e->state = member_state::left;  // "down" until set_state below brings it up
     e->addr = m.addr;
-    e->set_tags(m.tags);
+    e->tags.assign(m.tags);
     e->protocol = m.protocol;
     set_state(*e, member_state::alive, m.incarnation, now);
     if (h == hand::own_word) confirm(*e, out);
@@ -224,9 +220,9 @@ void core_impl::on_alive(time_point now, const wire::alive& m, hand h, outbox& o
     return;
   }
   const member_state old = e->state;
-  const bool changed = e->addr != m.addr || e->tags() != m.tags;
+  const bool changed = e->addr != m.addr || !e->tags.equals(m.tags);
   e->addr = m.addr;
-  if (changed) e->set_tags(m.tags);
+  if (changed) e->tags.assign(m.tags);
   e->protocol = m.protocol;
   set_state(*e, member_state::alive, m.incarnation, now);
   if (e->confirmed) {
