@@ -190,7 +190,7 @@ void core_impl::on_alive(time_point now, const wire::alive& m, hand h, outbox& o
       refute(now, m.incarnation, out);
     return;
   }
-  if (m.addr.port() == 0 || !valid_tags(m.tags)) {
+  if (m.node.empty() || m.addr.port() == 0 || !valid_tags(m.tags)) {
     ++stats_.members_rejected;
     return;
   }
@@ -215,7 +215,7 @@ void core_impl::on_alive(time_point now, const wire::alive& m, hand h, outbox& o
     e->protocol = m.protocol;
     set_state(*e, member_state::alive, m.incarnation, now);
     if (h == hand::own_word) confirm(*e, out);
-    else confirm_queue_.push_back(m.node);
+    else if (confirm_queue_.size() < cfg_.max_members) confirm_queue_.push_back(m.node);
     queue_broadcast(m.node, m);
     return;
   }
@@ -234,7 +234,8 @@ void core_impl::on_alive(time_point now, const wire::alive& m, hand h, outbox& o
     }
   } else if (h == hand::own_word) {
     confirm(*e, out);
-  } else if (old != member_state::alive && old != member_state::suspect) {
+  } else if (old != member_state::alive && old != member_state::suspect &&
+             confirm_queue_.size() < cfg_.max_members) {
     confirm_queue_.push_back(m.node);
   }
   queue_broadcast(m.node, m);
