@@ -88,13 +88,13 @@ struct core_stats {
   std::uint64_t self_benched = 0;          ///< times this node judged itself unhealthy
   std::uint64_t streams_started = 0, streams_failed = 0, push_pulls = 0;
   std::uint64_t broadcasts_dropped = 0, user_broadcasts_dropped = 0;
-  std::uint64_t members_rejected = 0;  ///< over max_members or invalid fields
-  std::uint64_t digest_mismatches = 0; ///< acks carrying a view digest != ours
-  std::uint64_t digest_syncs = 0;      ///< push-pulls started because digests differed
+  std::uint64_t members_rejected = 0;   ///< over max_members or invalid fields
+  std::uint64_t digest_mismatches = 0;  ///< acks carrying a view digest != ours
+  std::uint64_t digest_syncs = 0;       ///< push-pulls started because digests differed
   // decode failures by reason
-  std::uint64_t invalid_truncated = 0, invalid_magic = 0, invalid_version = 0,
-                invalid_flags = 0, invalid_malformed = 0, invalid_too_large = 0,
-                invalid_unknown_type = 0, invalid_field = 0;
+  std::uint64_t invalid_truncated = 0, invalid_magic = 0, invalid_version = 0, invalid_flags = 0,
+                invalid_malformed = 0, invalid_too_large = 0, invalid_unknown_type = 0,
+                invalid_field = 0;
   std::uint64_t invalid_total() const {
     return invalid_truncated + invalid_magic + invalid_version + invalid_flags + invalid_malformed +
            invalid_too_large + invalid_unknown_type + invalid_field;

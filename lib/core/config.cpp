@@ -4,7 +4,9 @@
 
 namespace shoal {
 
-config config::lan() { return config{}; }
+config config::lan() {
+  return config{};
+}
 
 config config::wan() {
   config c = lan();
@@ -48,8 +50,10 @@ std::optional<std::string> config::validate() const {
   if (probe_timeout <= duration::zero()) return field("probe_timeout", "must be > 0");
   if (probe_timeout >= probe_interval)
     return field("probe_timeout", "must be shorter than probe_interval");
-  if (indirect_checks < 0 || indirect_checks > 16) return field("indirect_checks", "must be in 0..16");
-  if (suspicion_mult < 1 || suspicion_mult > 100) return field("suspicion_mult", "must be in 1..100");
+  if (indirect_checks < 0 || indirect_checks > 16)
+    return field("indirect_checks", "must be in 0..16");
+  if (suspicion_mult < 1 || suspicion_mult > 100)
+    return field("suspicion_mult", "must be in 1..100");
   if (suspicion_max_timeout_mult < 1 || suspicion_max_timeout_mult > 100)
     return field("suspicion_max_timeout_mult", "must be in 1..100");
   if (awareness_max_multiplier < 1 || awareness_max_multiplier > 64)
@@ -58,7 +62,8 @@ std::optional<std::string> config::validate() const {
     return field("unhealthy_refute_limit", "must be in 0..100");
   if (unhealthy_refute_window < duration::zero())
     return field("unhealthy_refute_window", "must be >= 0");
-  if (retransmit_mult < 1 || retransmit_mult > 100) return field("retransmit_mult", "must be in 1..100");
+  if (retransmit_mult < 1 || retransmit_mult > 100)
+    return field("retransmit_mult", "must be in 1..100");
   if (gossip_interval < milliseconds(1)) return field("gossip_interval", "must be >= 1ms");
   if (gossip_nodes < 1 || gossip_nodes > 64) return field("gossip_nodes", "must be in 1..64");
   if (gossip_to_the_dead_time < duration::zero())
@@ -73,8 +78,7 @@ std::optional<std::string> config::validate() const {
     return field("max_user_broadcast_bytes", "must be >= 1 and fit udp_buffer_size with headers");
   if (confirm_pings_per_gossip < 1) return field("confirm_pings_per_gossip", "must be >= 1");
   if (push_pull_interval < duration::zero()) return field("push_pull_interval", "must be >= 0");
-  if (digest_sync_interval < duration::zero())
-    return field("digest_sync_interval", "must be >= 0");
+  if (digest_sync_interval < duration::zero()) return field("digest_sync_interval", "must be >= 0");
   if (seed_retry_interval < milliseconds(100))
     return field("seed_retry_interval", "must be >= 100ms");
   if (reconnect_timeout < duration::zero()) return field("reconnect_timeout", "must be >= 0");

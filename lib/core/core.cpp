@@ -56,14 +56,30 @@ void core_impl::tick(time_point now, outbox& out) {
     timer t = timers_.top();
     timers_.pop();
     switch (t.kind) {
-      case timer_kind::probe: on_probe_timer(now, out); break;
-      case timer_kind::probe_timeout: on_probe_timeout(now, t.a, out); break;
-      case timer_kind::gossip: on_gossip_timer(now, out); break;
-      case timer_kind::push_pull: on_push_pull_timer(now, out); break;
-      case timer_kind::reconnect: on_reconnect_timer(now, out); break;
-      case timer_kind::seed_retry: on_seed_retry(now, out); break;
-      case timer_kind::maintenance: on_maintenance(now, out); break;
-      case timer_kind::relay_timeout: on_relay_timeout(t.a, out); break;
+      case timer_kind::probe:
+        on_probe_timer(now, out);
+        break;
+      case timer_kind::probe_timeout:
+        on_probe_timeout(now, t.a, out);
+        break;
+      case timer_kind::gossip:
+        on_gossip_timer(now, out);
+        break;
+      case timer_kind::push_pull:
+        on_push_pull_timer(now, out);
+        break;
+      case timer_kind::reconnect:
+        on_reconnect_timer(now, out);
+        break;
+      case timer_kind::seed_retry:
+        on_seed_retry(now, out);
+        break;
+      case timer_kind::maintenance:
+        on_maintenance(now, out);
+        break;
+      case timer_kind::relay_timeout:
+        on_relay_timeout(t.a, out);
+        break;
       case timer_kind::suspicion: {
         member_entry* e = lookup(t.name);
         if (!e || e->state != member_state::suspect || !e->susp || e->susp->token() != t.a) break;
@@ -110,16 +126,24 @@ void core_impl::handle_packet(time_point now, const address& from,
     std::visit(
         [&](const auto& v) {
           using T = std::decay_t<decltype(v)>;
-          if constexpr (std::is_same_v<T, wire::ping>) on_ping(now, from, v, out);
-          else if constexpr (std::is_same_v<T, wire::indirect_ping>) on_indirect_ping(now, from, v, out);
-          else if constexpr (std::is_same_v<T, wire::ack>) on_ack(now, from, v, out);
-          else if constexpr (std::is_same_v<T, wire::nack>) on_nack(v);
-          else if constexpr (std::is_same_v<T, wire::suspect>) on_suspect(now, v, out);
+          if constexpr (std::is_same_v<T, wire::ping>)
+            on_ping(now, from, v, out);
+          else if constexpr (std::is_same_v<T, wire::indirect_ping>)
+            on_indirect_ping(now, from, v, out);
+          else if constexpr (std::is_same_v<T, wire::ack>)
+            on_ack(now, from, v, out);
+          else if constexpr (std::is_same_v<T, wire::nack>)
+            on_nack(v);
+          else if constexpr (std::is_same_v<T, wire::suspect>)
+            on_suspect(now, v, out);
           else if constexpr (std::is_same_v<T, wire::alive>)
             on_alive(now, v, hand::own_word, out);
-          else if constexpr (std::is_same_v<T, wire::dead>) on_dead(now, v, out);
-          else if constexpr (std::is_same_v<T, wire::left>) on_left(now, v, out);
-          else if constexpr (std::is_same_v<T, wire::user>) out.user_messages.push_back({from, v.payload});
+          else if constexpr (std::is_same_v<T, wire::dead>)
+            on_dead(now, v, out);
+          else if constexpr (std::is_same_v<T, wire::left>)
+            on_left(now, v, out);
+          else if constexpr (std::is_same_v<T, wire::user>)
+            out.user_messages.push_back({from, v.payload});
           // push_pull only travels over streams
         },
         m);
@@ -217,30 +241,60 @@ bytes core::handle_stream(time_point now, const address& from, std::span<const s
                           outbox& out) {
   return impl_->handle_stream(now, from, data, out);
 }
-void core::handle_stream_reply(time_point now, std::uint64_t id,
-                               std::span<const std::uint8_t> data, outbox& out) {
+void core::handle_stream_reply(time_point now, std::uint64_t id, std::span<const std::uint8_t> data,
+                               outbox& out) {
   impl_->handle_stream_reply(now, id, data, out);
 }
 void core::stream_failed(time_point now, std::uint64_t id, outbox& out) {
   impl_->stream_failed(now, id, out);
 }
-void core::tick(time_point now, outbox& out) { impl_->tick(now, out); }
-time_point core::next_deadline() const { return impl_->next_deadline(); }
-void core::leave(time_point now, duration timeout, outbox& out) { impl_->leave(now, timeout, out); }
-bool core::leave_done(time_point now) const { return impl_->leave_done(now); }
+void core::tick(time_point now, outbox& out) {
+  impl_->tick(now, out);
+}
+time_point core::next_deadline() const {
+  return impl_->next_deadline();
+}
+void core::leave(time_point now, duration timeout, outbox& out) {
+  impl_->leave(now, timeout, out);
+}
+bool core::leave_done(time_point now) const {
+  return impl_->leave_done(now);
+}
 std::error_code core::set_tags(time_point now, tag_map tags, outbox& out) {
   return impl_->set_tags(now, std::move(tags), out);
 }
-std::error_code core::broadcast(bytes payload) { return impl_->broadcast(std::move(payload)); }
-void core::set_user_state(bytes state) { impl_->set_user_state(std::move(state)); }
-std::vector<member> core::members() const { return impl_->members(); }
-std::optional<member> core::find(const std::string& name) const { return impl_->find(name); }
-member core::local_member() const { return impl_->local_member(); }
-std::size_t core::count(member_state s) const { return impl_->count(s); }
-std::uint64_t core::digest() const { return impl_->digest(); }
-int core::health_score() const { return impl_->health_score(); }
-const core_stats& core::stats() const { return impl_->stats(); }
-const config& core::cfg() const { return impl_->cfg(); }
-std::size_t core::memory_estimate() const { return impl_->memory_estimate(); }
+std::error_code core::broadcast(bytes payload) {
+  return impl_->broadcast(std::move(payload));
+}
+void core::set_user_state(bytes state) {
+  impl_->set_user_state(std::move(state));
+}
+std::vector<member> core::members() const {
+  return impl_->members();
+}
+std::optional<member> core::find(const std::string& name) const {
+  return impl_->find(name);
+}
+member core::local_member() const {
+  return impl_->local_member();
+}
+std::size_t core::count(member_state s) const {
+  return impl_->count(s);
+}
+std::uint64_t core::digest() const {
+  return impl_->digest();
+}
+int core::health_score() const {
+  return impl_->health_score();
+}
+const core_stats& core::stats() const {
+  return impl_->stats();
+}
+const config& core::cfg() const {
+  return impl_->cfg();
+}
+std::size_t core::memory_estimate() const {
+  return impl_->memory_estimate();
+}
 
 }  // namespace shoal

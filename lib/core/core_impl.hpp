@@ -124,7 +124,7 @@ enum class timer_kind : std::uint8_t {
   relay_timeout,  // a = our seq of a relayed ping
   reconnect,
   seed_retry,
-  maintenance,    // reaping, purging stale bookkeeping
+  maintenance,  // reaping, purging stale bookkeeping
 };
 
 struct timer {
@@ -270,7 +270,7 @@ class core_impl {
   std::uint32_t next_seq_ = 0;
   int digest_mismatch_streak_ = 0;
   std::vector<time_point> recent_refutations_;  // the last unhealthy_refute_limit
-  bool benched_ = false;  // persistently unhealthy: not refuting accusations
+  bool benched_ = false;                        // persistently unhealthy: not refuting accusations
   time_point last_digest_sync_{};
 
   struct relay {
@@ -300,8 +300,8 @@ class core_impl {
   broadcast_queue system_queue_;
   broadcast_queue user_queue_;
   bytes user_state_;
-  bool quiet_merge_ = false;  // merging a seed's state on join: do not re-gossip it
-  bool quiet_events_ = false; // adopting a view: the caller knows it already
+  bool quiet_merge_ = false;            // merging a seed's state on join: do not re-gossip it
+  bool quiet_events_ = false;           // adopting a view: the caller knows it already
   std::vector<wire::message> scratch_;  // decode buffer, reused
 
   std::priority_queue<timer, std::vector<timer>, timer_later> timers_;

@@ -26,10 +26,11 @@ inline duration suspicion_min(int mult, std::size_t n, duration interval) {
 ///   max - (max - min) * log(c + 1) / log(k + 1), never below min.
 inline duration suspicion_timeout(duration min, duration max, int k, int confirmations) {
   if (k < 1) return min;
-  const double frac = std::log(static_cast<double>(confirmations) + 1.0) /
-                      std::log(static_cast<double>(k) + 1.0);
+  const double frac =
+      std::log(static_cast<double>(confirmations) + 1.0) / std::log(static_cast<double>(k) + 1.0);
   const auto span = static_cast<double>((max - min).count());
-  const auto raw = duration(static_cast<duration::rep>(static_cast<double>(max.count()) - frac * span));
+  const auto raw =
+      duration(static_cast<duration::rep>(static_cast<double>(max.count()) - frac * span));
   // Whole milliseconds, as the timer granularity users reason in.
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(raw);
   return std::max(min, duration(ms));

@@ -34,7 +34,8 @@ std::size_t core_impl::fill_broadcasts(wire::packet_builder& b) {
   if (!user_queue_.empty()) {
     // User broadcasts get their reserved share first, so system gossip
     // never starves them...
-    const std::size_t share = mtu * static_cast<std::size_t>(cfg_.user_broadcast_share_percent) / 100;
+    const std::size_t share =
+        mtu * static_cast<std::size_t>(cfg_.user_broadcast_share_percent) / 100;
     added += user_queue_.fill(b, std::min(mtu, b.size() + share), limit).added;
   }
   const auto r = system_queue_.fill(b, mtu, limit);
@@ -142,15 +143,14 @@ bytes core_impl::encode_state(bool join) const {
   pp.source = *self_->name;
   pp.members.reserve(members_.size());
   for (const auto& [name, e] : members_)
-    pp.members.push_back(
-        wire::member_state_entry{name, e.addr, e.incarnation, e.state, e.tags.unpack(), e.protocol});
+    pp.members.push_back(wire::member_state_entry{name, e.addr, e.incarnation, e.state,
+                                                  e.tags.unpack(), e.protocol});
   pp.user_state = user_state_;
   const wire::message m = std::move(pp);
   return wire::encode_packet({&m, 1});
 }
 
-void core_impl::merge_state(time_point now, const wire::push_pull& pp, bool regossip,
-                            outbox& out) {
+void core_impl::merge_state(time_point now, const wire::push_pull& pp, bool regossip, outbox& out) {
   quiet_merge_ = !regossip;
   for (const auto& ms : pp.members) {
     const hand h = ms.name == pp.source ? hand::own_word : hand::hearsay;
@@ -274,8 +274,8 @@ void core_impl::leave(time_point now, duration timeout, outbox& out) {
   if (leaving_) return;
   leaving_ = true;
   leave_deadline_ = now + timeout;
-  leave_needed_ = std::min<std::size_t>(static_cast<std::size_t>(cfg_.leave_min_transmits),
-                                        live_count_ - 1);
+  leave_needed_ =
+      std::min<std::size_t>(static_cast<std::size_t>(cfg_.leave_min_transmits), live_count_ - 1);
   set_state(*self_, member_state::left, self_->incarnation, now);
   queue_broadcast(*self_->name, wire::left{self_->incarnation, *self_->name}, true);
   emit(event_type::member_left, *self_, out);

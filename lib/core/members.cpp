@@ -43,8 +43,8 @@ std::size_t core_impl::count(member_state s) const {
 
 std::uint64_t core_impl::entry_hash(const member_entry& e) const noexcept {
   std::uint64_t h = stable_hash(e.name->data(), e.name->size());
-  std::uint64_t x = h ^ (e.incarnation * 0x9e3779b97f4a7c15ULL) ^
-                    (static_cast<std::uint64_t>(e.state) << 56);
+  std::uint64_t x =
+      h ^ (e.incarnation * 0x9e3779b97f4a7c15ULL) ^ (static_cast<std::uint64_t>(e.state) << 56);
   return rng::splitmix(x);
 }
 
@@ -52,8 +52,8 @@ std::size_t core_impl::memory_estimate() const {
   // One hash node per member (key, entry, next pointer, cached hash, malloc
   // header), one bucket pointer, one probe-list slot, heap-held names and tags.
   constexpr std::size_t node = sizeof(std::pair<const std::string, member_entry>) + 16 + 16;
-  std::size_t total = members_.bucket_count() * sizeof(void*) +
-                      probe_list_.capacity() * sizeof(member_entry*);
+  std::size_t total =
+      members_.bucket_count() * sizeof(void*) + probe_list_.capacity() * sizeof(member_entry*);
   for (const auto& [name, e] : members_) {
     total += node;
     if (name.capacity() > 15) total += name.capacity() + 1;
@@ -214,8 +214,10 @@ void core_impl::on_alive(time_point now, const wire::alive& m, hand h, outbox& o
     e->tags.assign(m.tags);
     e->protocol = m.protocol;
     set_state(*e, member_state::alive, m.incarnation, now);
-    if (h == hand::own_word) confirm(*e, out);
-    else if (confirm_queue_.size() < cfg_.max_members) confirm_queue_.push_back(m.node);
+    if (h == hand::own_word)
+      confirm(*e, out);
+    else if (confirm_queue_.size() < cfg_.max_members)
+      confirm_queue_.push_back(m.node);
     queue_broadcast(m.node, m);
     return;
   }
@@ -333,9 +335,8 @@ void core_impl::reap(time_point now, outbox& out) {
       return lookup(a)->since < lookup(b)->since;
     });
   }
-  std::size_t excess = gone_.size() > cfg_.max_remembered_dead
-                           ? gone_.size() - cfg_.max_remembered_dead
-                           : 0;
+  std::size_t excess =
+      gone_.size() > cfg_.max_remembered_dead ? gone_.size() - cfg_.max_remembered_dead : 0;
   std::vector<std::string> remaining;
   remaining.reserve(gone_.size());
   for (auto& name : gone_) {

@@ -40,9 +40,8 @@ void core_impl::finish_probe(time_point now, outbox& out) {
   ++stats_.probe_failures;
   // Lifeguard: with indirect probers, only nacks that did not come back count
   // against us (they point at our own network); without, any failure does.
-  const int delta = probe_.indirect_expected > 0
-                        ? std::max(0, probe_.indirect_expected - probe_.nacks)
-                        : 1;
+  const int delta =
+      probe_.indirect_expected > 0 ? std::max(0, probe_.indirect_expected - probe_.nacks) : 1;
   awareness_.apply(delta);
   // A node that judged its own network broken accuses nobody.
   if (benched_) return;
@@ -65,15 +64,14 @@ void core_impl::on_probe_timeout(time_point, std::uint64_t seq, outbox& out) {
     if (std::find(peers.begin(), peers.end(), p) != peers.end()) continue;
     peers.push_back(p);
   }
-  const wire::indirect_ping req{probe_.seq, probe_.target, target->addr, *self_->name,
-                                self_->addr, true};
+  const wire::indirect_ping req{probe_.seq,   probe_.target, target->addr,
+                                *self_->name, self_->addr,   true};
   for (member_entry* p : peers) send(p->addr, req, out);
   probe_.indirect_expected = static_cast<int>(peers.size());
   stats_.indirect_probes += peers.size();
   if (cfg_.stream_fallback_ping) {
     const wire::message ping = wire::ping{probe_.seq, probe_.target, *self_->name, self_->addr};
-    start_stream(target->addr, stream_kind::ping, wire::encode_packet({&ping, 1}), out,
-                 probe_.seq);
+    start_stream(target->addr, stream_kind::ping, wire::encode_packet({&ping, 1}), out, probe_.seq);
   }
 }
 

@@ -30,7 +30,9 @@ class suspicion {
 
   /// Independent confirmations beyond the first accuser.
   int confirmations() const noexcept { return static_cast<int>(accusers_.size()) - 1; }
-  time_point deadline() const { return start_ + suspicion_timeout(min_, max_, k_, confirmations()); }
+  time_point deadline() const {
+    return start_ + suspicion_timeout(min_, max_, k_, confirmations());
+  }
   std::uint64_t token() const noexcept { return token_; }
   std::uint64_t incarnation() const noexcept { return incarnation_; }
 

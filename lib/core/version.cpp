@@ -1,5 +1,7 @@
 #include <shoal/version.hpp>
 
 namespace shoal {
-const char* library_version() noexcept { return SHOAL_VERSION_STRING; }
+const char* library_version() noexcept {
+  return SHOAL_VERSION_STRING;
+}
 }  // namespace shoal

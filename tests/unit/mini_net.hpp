@@ -67,7 +67,8 @@ struct mini_net {
     for (auto& s : streams) {
       const int j = index_of(s.to);
       shoal::outbox o2;
-      if (j < 0 || !nodes[static_cast<std::size_t>(j)].up || (drop && (drop(self, s.to) || drop(s.to, self)))) {
+      if (j < 0 || !nodes[static_cast<std::size_t>(j)].up ||
+          (drop && (drop(self, s.to) || drop(s.to, self)))) {
         n.core->stream_failed(now, s.id, o2);
         drain(i, o2);
         continue;
@@ -75,8 +76,10 @@ struct mini_net {
       auto reply = nodes[static_cast<std::size_t>(j)].core->handle_stream(now, self, s.data, o2);
       drain(j, o2);
       shoal::outbox o3;
-      if (reply.empty()) n.core->stream_failed(now, s.id, o3);
-      else n.core->handle_stream_reply(now, s.id, reply, o3);
+      if (reply.empty())
+        n.core->stream_failed(now, s.id, o3);
+      else
+        n.core->handle_stream_reply(now, s.id, reply, o3);
       drain(i, o3);
     }
   }

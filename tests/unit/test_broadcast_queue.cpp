@@ -60,7 +60,8 @@ TEST_CASE("least-sent first, newest first, dropped after the limit", "[unit]") {
 
 TEST_CASE("packets are filled up to the MTU and never beyond", "[unit]") {
   broadcast_queue q(1000);
-  for (int i = 0; i < 200; ++i) q.push("node-" + std::to_string(i), encoded_left("node-" + std::to_string(i), 7));
+  for (int i = 0; i < 200; ++i)
+    q.push("node-" + std::to_string(i), encoded_left("node-" + std::to_string(i), 7));
   const std::size_t per = encoded_left("node-100", 7).size();
   auto msgs = fill_one(q, 1400, 5);
   CHECK(msgs.size() >= (1400 - wire::header_size) / per - 1);

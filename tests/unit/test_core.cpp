@@ -13,7 +13,8 @@ using test::mini_net;
 namespace {
 mini_net cluster(int n, std::uint64_t seed) {
   mini_net net;
-  for (int i = 0; i < n; ++i) net.add(net.make_config(i), seed * 1000 + static_cast<std::uint64_t>(i));
+  for (int i = 0; i < n; ++i)
+    net.add(net.make_config(i), seed * 1000 + static_cast<std::uint64_t>(i));
   net.join(0, {});
   for (int i = 1; i < n; ++i) net.join(i, {addr_of(0)});
   return net;
@@ -112,18 +113,22 @@ TEST_CASE("a suspected node refutes and stays alive", "[unit]") {
     // Every packet to n2 is lost until someone suspects it, then the network
     // heals and n2 must refute.
     net.drop = [&](const shoal::address&, const shoal::address& to) { return to == addr_of(2); };
-    net.wait_until([&] {
-      for (int i : {0, 1, 3})
-        if (net.state_at(i, "n2") == member_state::suspect) return true;
-      return false;
-    }, 30s);
+    net.wait_until(
+        [&] {
+          for (int i : {0, 1, 3})
+            if (net.state_at(i, "n2") == member_state::suspect) return true;
+          return false;
+        },
+        30s);
     net.drop = nullptr;
   }
   REQUIRE(net.wait_until([&] { return net.everyone_sees("n2", member_state::alive); }, 30s));
   CHECK(net.nodes[2].core->local_member().incarnation > inc_before);
   CHECK(net.nodes[2].core->stats().refutations >= 1);
   bool saw_alive = false;
-  for (int i : {0, 1, 3}) saw_alive = saw_alive || has_event(net.nodes[static_cast<std::size_t>(i)], event_type::member_alive, "n2");
+  for (int i : {0, 1, 3})
+    saw_alive = saw_alive ||
+                has_event(net.nodes[static_cast<std::size_t>(i)], event_type::member_alive, "n2");
   CHECK(saw_alive);
   for (auto& n : net.nodes) CHECK_FALSE(has_event(n, event_type::member_failed, "n2"));
 }
@@ -167,13 +172,15 @@ TEST_CASE("tag updates reach everyone", "[unit]") {
   shoal::outbox out;
   REQUIRE_FALSE(net.nodes[3].core->set_tags(net.now, {{"role", "db"}}, out));
   net.drain(3, out);
-  REQUIRE(net.wait_until([&] {
-    for (int i = 0; i < 3; ++i) {
-      auto m = net.nodes[static_cast<std::size_t>(i)].core->find("n3");
-      if (!m || m->tags.count("role") == 0) return false;
-    }
-    return true;
-  }, 10s));
+  REQUIRE(net.wait_until(
+      [&] {
+        for (int i = 0; i < 3; ++i) {
+          auto m = net.nodes[static_cast<std::size_t>(i)].core->find("n3");
+          if (!m || m->tags.count("role") == 0) return false;
+        }
+        return true;
+      },
+      10s));
   CHECK(has_event(net.nodes[0], event_type::member_updated, "n3"));
   shoal::outbox o2;
   CHECK(net.nodes[3].core->set_tags(net.now, {{"k", std::string(600, 'x')}}, o2) ==
@@ -202,7 +209,8 @@ TEST_CASE("members learned second-hand are confirmed before the user sees them",
   REQUIRE(net.wait_until([&] { return net.state_at(0, "ghost") == member_state::dead; }, 120s));
   net.run_for(10s);
   const auto& ev = net.nodes[static_cast<std::size_t>(late)].events;
-  CHECK_FALSE(std::any_of(ev.begin(), ev.end(), [](const shoal::event& e) { return e.who.name == "ghost"; }));
+  CHECK_FALSE(std::any_of(ev.begin(), ev.end(),
+                          [](const shoal::event& e) { return e.who.name == "ghost"; }));
   CHECK(net.state_at(late, "ghost") != member_state::alive);
   CHECK(has_event(net.nodes[1], event_type::member_failed, "ghost"));
 }

@@ -12,7 +12,8 @@ TEST_CASE("retransmit limit is mult * ceil(log10(n + 1))", "[unit]") {
   const struct {
     std::size_t n;
     int expect;
-  } rows[] = {{0, 0}, {1, 4}, {9, 4}, {10, 8}, {99, 8}, {100, 12}, {999, 12}, {1000, 16}, {10000, 20}};
+  } rows[] = {{0, 0},    {1, 4},    {9, 4},     {10, 8},    {99, 8},
+              {100, 12}, {999, 12}, {1000, 16}, {10000, 20}};
   for (auto r : rows) {
     CAPTURE(r.n);
     CHECK(retransmit_limit(4, r.n) == r.expect);
