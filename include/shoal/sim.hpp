@@ -221,7 +221,9 @@ struct node_metrics {
   traffic received;                     ///< everything delivered to this node's cores
   std::uint64_t dropped_loss = 0;       ///< packets it sent that the loss model dropped
   std::uint64_t dropped_partition = 0;  ///< packets it sent that a partition dropped
-  std::uint64_t dropped_down = 0;       ///< packets sent to it that found no running core
+  /// packets it sent that found no running core where they arrived (unknown
+  /// address, idle, crashed or departed node)
+  std::uint64_t dropped_down = 0;
   /// Membership events its cores emitted, by event_type.
   std::array<std::uint64_t, 7> events{};
   std::uint64_t view_changes() const noexcept;
@@ -233,8 +235,9 @@ struct crash_record {
   node_id node = no_node;
   std::string name;
   time_point at{};
-  std::optional<time_point> first_suspect;  ///< first member_suspected by anyone
-  std::optional<time_point> first_dead;     ///< first member_failed by anyone
+  /// First member_suspected by anyone (or member_failed, if that came first).
+  std::optional<time_point> first_suspect;
+  std::optional<time_point> first_dead;  ///< first member_failed by anyone
   /// When the last of the nodes running at the crash (and still running)
   /// declared it failed: from then on all of them have.
   std::optional<time_point> all_dead;
@@ -247,8 +250,8 @@ struct crash_record {
 /// at time t is *false* when all of these hold at t:
 ///   - M is running: not crashed, not left, not leaving, not paused;
 ///   - M is marked healthy (set_healthy; slow and lossy scenario nodes are not);
-///   - M started, restarted or resumed from a pause at least
-///     options::false_positive_grace before t;
+///   - M started, restarted, resumed from a pause or had its slowness changed
+///     at least options::false_positive_grace before t;
 ///   - no partition, block_io or link rule of loss 1 separates A and M in
 ///     either direction, and none involving A or M changed within the grace.
 /// Random loss below 1 never excuses a declaration: tolerating it is
@@ -375,6 +378,11 @@ class simulator {
   /// (itself excluded). Returns their ids.
   std::vector<node_id> bootstrap(std::size_t n, std::size_t seeds = 3,
                                  duration stagger = std::chrono::seconds(10));
+  /// Adds n nodes that start now as one converged cluster: each joins with no
+  /// seed and adopts the view "all n alive" (core::adopt_view), so there is no
+  /// join traffic. For large clusters (no O(n^2) join burst; memory is still
+  /// n^2 members). Their seeds for a later restart are the first `seeds`.
+  std::vector<node_id> start_converged(std::size_t n, std::size_t seeds = 3);
   /// The node's process dies: its core is gone, its queued inputs lost,
   /// packets to it dropped, streams to it fail.
   void crash(node_id n);
@@ -466,9 +474,11 @@ class simulator {
   /// Every membership event, when options::record_events.
   const std::vector<recorded_event>& recorded_events() const noexcept;
   /// Called for every membership event, after the simulator's own
-  /// bookkeeping. It may call back into the simulator.
+  /// bookkeeping. It may change the cluster (crash, partition, schedule with
+  /// after() ...) but must not run the clock (run_for, wait_until, step).
   void on_event(std::function<void(node_id, const event&)> fn);
-  /// Called every `every_events` events.
+  /// Called every `every_events` events (shoal-sim prints from it). Same
+  /// restrictions as on_event.
   void on_progress(std::function<void(const progress&)> fn, std::uint64_t every_events = 65536);
   /// Times a core asked for a tick at a time it had just been ticked at, over
   /// and over (the simulator then ticks it 1 ms later). 0 when cores behave.

@@ -1,0 +1,614 @@
+// shoal-sim: named scenarios on the deterministic simulator.
+//
+//   shoal-sim --scenario NAME --nodes N --seed S [--loss P] [--crashes K]
+//             [--duration S] [--preset lan|wan|local] [--setup-timeout S]
+//             [--quiet] [--json]
+//
+// Progress goes to stderr (at most once per wall second); the result is one
+// JSON object on stdout (--json) or `key: value` lines.
+//
+// Every scenario starts in one of two ways (--start):
+//   join       N nodes join through n0..n2, each at a random time within the
+//              first 10 s, and the run waits (at most --setup-timeout, default
+//              600 s simulated) until every node sees all N alive. The default
+//              for bootstrap (which measures exactly that).
+//   converged  the N nodes start at once, each already knowing all N alive
+//              (simulator::start_converged, core::adopt_view): no O(N^2) join
+//              burst. The default for every other scenario.
+// The end of the start is the *mark*: the scenario's own phase starts there and
+// lasts --duration simulated seconds (defaults below). Traffic figures
+// (msgs_per_node_s: UDP packets sent per node per second; bytes_per_node_s: UDP
+// and stream bytes sent per node per second) and the false positives
+// (see sim.hpp) are counted from the mark to the end, per node alive at the mark;
+// so are packets_by_kind (UDP packets sent, by their first message's type),
+// streams and view_changes_per_node (membership events per node). The
+// *_by_unhealthy counts are the false positives whose accuser was a slow or
+// lossy node.
+//
+// Scenarios (default duration):
+//   bootstrap       (30 s)  converged_s: from the first join to the full mesh.
+//   crash           (120 s) K nodes crash at random times within the first
+//                           10 s; detect_first_s (first suspicion by anyone),
+//                           first_dead_s, detect_all_s (the last node's death
+//                           declaration): mean and p99 over the crashes.
+//   loss            (300 s) uniform loss P (default 0.1) on every packet.
+//   slow            (300 s) 1% of the nodes (>= 1) handle every input 2 s late;
+//                           they are not counted as falsely accused.
+//   lossy-minority  (300 s) 1% of the nodes (>= 1) lose 80% of what they send;
+//                           removed_s: until each is dead in every healthy
+//                           node's view (max over them); flaps: times a healthy
+//                           node saw one come back alive after declaring it dead.
+//                           Streams feel loss here (network_config::
+//                           streams_feel_loss); elsewhere only with
+//                           --streams-feel-loss.
+//   partition       (300 s) halves split two ways for 60 s, then healed;
+//                           healed_s: from the heal to the full mesh.
+//                           The duration counts from the heal.
+//   restart         (120 s) 10% of the nodes (>= 1) crash at random times within
+//                           10 s and restart 5 s later, same name, incarnation 0;
+//                           back_alive_s: from the restart until every node sees
+//                           it alive at its new life's incarnation.
+//   churn           (300 s) max(1, N/100) actions per second: below N live
+//                           nodes a new node joins (through 3 random live
+//                           nodes), otherwise a random live node leaves or
+//                           crashes (even odds); then
+//                           the churn stops and views_agree tells whether all
+//                           views converge (same digest, full mesh) within 120 s.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <optional>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+#include <shoal/sim.hpp>
+
+namespace {
+
+using namespace std::chrono_literals;
+using json = nlohmann::ordered_json;
+using shoal::duration;
+using shoal::member_state;
+using shoal::time_point;
+using shoal::sim::node_id;
+using shoal::sim::simulator;
+using wall_clock = std::chrono::steady_clock;
+
+struct args {
+  std::string scenario;
+  std::size_t nodes = 100;
+  std::uint64_t seed = 1;
+  std::optional<double> loss;
+  std::size_t crashes = 1;
+  std::optional<double> duration_s;
+  std::string preset = "lan";
+  double setup_timeout_s = 600;
+  bool json_out = false;
+  bool quiet = false;
+  bool streams_feel_loss = false;
+  std::string start;  // join | converged; empty: per scenario
+};
+
+[[noreturn]] void usage(const std::string& why) {
+  std::fprintf(stderr,
+               "shoal-sim: %s\n"
+               "usage: shoal-sim --scenario bootstrap|crash|loss|slow|lossy-minority|partition|"
+               "restart|churn\n"
+               "                 [--nodes N] [--seed S] [--loss P] [--crashes K] "
+               "[--duration SECONDS]\n"
+               "                 [--preset lan|wan|local] [--setup-timeout SECONDS] [--quiet] "
+               "[--json]\n"
+               "                 [--start join|converged] [--streams-feel-loss]\n",
+               why.c_str());
+  std::exit(2);
+}
+
+args parse(int argc, char** argv) {
+  args a;
+  auto value = [&](int& i) -> std::string {
+    if (i + 1 >= argc) usage(std::string("missing value for ") + argv[i]);
+    return argv[++i];
+  };
+  try {
+    for (int i = 1; i < argc; ++i) {
+      const std::string f = argv[i];
+      if (f == "--scenario")
+        a.scenario = value(i);
+      else if (f == "--nodes")
+        a.nodes = std::stoul(value(i));
+      else if (f == "--seed")
+        a.seed = std::stoull(value(i));
+      else if (f == "--loss")
+        a.loss = std::stod(value(i));
+      else if (f == "--crashes")
+        a.crashes = std::stoul(value(i));
+      else if (f == "--duration")
+        a.duration_s = std::stod(value(i));
+      else if (f == "--preset")
+        a.preset = value(i);
+      else if (f == "--setup-timeout")
+        a.setup_timeout_s = std::stod(value(i));
+      else if (f == "--json")
+        a.json_out = true;
+      else if (f == "--quiet")
+        a.quiet = true;
+      else if (f == "--streams-feel-loss")
+        a.streams_feel_loss = true;
+      else if (f == "--start")
+        a.start = value(i);
+      else if (f == "--help" || f == "-h")
+        usage("help");
+      else
+        usage("unknown flag " + f);
+    }
+  } catch (const std::exception&) {
+    usage("bad number");
+  }
+  if (a.scenario.empty()) usage("--scenario is required");
+  if (a.nodes < 1) usage("--nodes must be >= 1");
+  if (a.preset != "lan" && a.preset != "wan" && a.preset != "local") usage("bad --preset");
+  if (a.loss && (*a.loss < 0 || *a.loss > 1)) usage("--loss must be in [0, 1]");
+  if (a.start.empty()) a.start = a.scenario == "bootstrap" ? "join" : "converged";
+  if (a.start != "join" && a.start != "converged") usage("bad --start");
+  if (a.scenario == "bootstrap" && a.start != "join") usage("bootstrap measures the join");
+  return a;
+}
+
+double secs(duration d) {
+  return std::chrono::duration<double>(d).count();
+}
+duration from_secs(double s) {
+  return std::chrono::duration_cast<duration>(std::chrono::duration<double>(s));
+}
+
+json stat(std::vector<double> v) {
+  if (v.empty()) return json{{"mean", nullptr}, {"p99", nullptr}, {"max", nullptr}, {"n", 0}};
+  std::sort(v.begin(), v.end());
+  double sum = 0;
+  for (double x : v) sum += x;
+  // nearest rank
+  const auto rank = static_cast<std::size_t>(std::ceil(0.99 * static_cast<double>(v.size())));
+  return json{{"mean", sum / static_cast<double>(v.size())},
+              {"p99", v[std::max<std::size_t>(rank, 1) - 1]},
+              {"max", v.back()},
+              {"n", v.size()}};
+}
+
+json opt_secs(std::optional<duration> d) {
+  if (!d) return nullptr;
+  return secs(*d);
+}
+
+// Picks k distinct nodes among [lo, n), or among [0, n) when that is too few.
+std::vector<node_id> pick(shoal::sim::rng& r, std::size_t n, std::size_t k, std::size_t lo) {
+  if (n - std::min(lo, n) < k) lo = 0;
+  std::vector<node_id> pool;
+  for (std::size_t i = lo; i < n; ++i) pool.push_back(static_cast<node_id>(i));
+  k = std::min(k, pool.size());
+  for (std::size_t i = 0; i < k; ++i) {
+    const auto j = i + r.below(pool.size() - i);
+    std::swap(pool[i], pool[j]);
+  }
+  pool.resize(k);
+  return pool;
+}
+
+class runner {
+ public:
+  explicit runner(const args& a) : a_(a), sim_(make_options(a)) {
+    if (!a.quiet) {
+      sim_.on_progress(
+          [this](const shoal::sim::progress& p) {
+            const auto now = wall_clock::now();
+            if (now - last_print_ < 1s) return;
+            last_print_ = now;
+            std::fprintf(stderr,
+                         "[shoal-sim] %s t=%.1fs events=%llu pending=%zu running=%zu "
+                         "wall=%.1fs\n",
+                         a_.scenario.c_str(), secs(p.elapsed),
+                         static_cast<unsigned long long>(p.events), p.pending, p.running,
+                         secs(now - wall_start_));
+          },
+          1 << 14);
+    }
+  }
+
+  int run() {
+    out_["scenario"] = a_.scenario;
+    out_["nodes"] = a_.nodes;
+    out_["seed"] = a_.seed;
+    out_["preset"] = a_.preset;
+    const std::string& s = a_.scenario;
+    if (s == "bootstrap")
+      bootstrap();
+    else if (s == "crash")
+      crash();
+    else if (s == "loss")
+      loss();
+    else if (s == "slow")
+      slow();
+    else if (s == "lossy-minority")
+      lossy_minority();
+    else if (s == "partition")
+      partition();
+    else if (s == "restart")
+      restart();
+    else if (s == "churn")
+      churn();
+    else
+      usage("unknown scenario " + s);
+    finish();
+    print();
+    return 0;
+  }
+
+ private:
+  static shoal::sim::options make_options(const args& a) {
+    shoal::sim::options o;
+    o.seed = a.seed;
+    if (a.preset == "wan") {
+      o.base = shoal::config::wan();
+      o.net = shoal::sim::network_config::wan();
+    } else if (a.preset == "local") {
+      o.base = shoal::config::local();
+      o.net = shoal::sim::network_config::local();
+    } else {
+      o.base = shoal::config::lan();
+      o.net = shoal::sim::network_config::lan();
+    }
+    // A node that loses 80% of its packets loses its TCP too.
+    o.net.streams_feel_loss = a.streams_feel_loss || a.scenario == "lossy-minority";
+    return o;
+  }
+
+  duration scenario_duration(double dflt) const { return from_secs(a_.duration_s.value_or(dflt)); }
+
+  // Bootstrap and wait for the full mesh; then mark the steady phase.
+  void setup() {
+    out_["start"] = a_.start;
+    if (a_.start == "converged") {
+      sim_.start_converged(a_.nodes, 3);
+      out_["converged"] = sim_.full_mesh();
+      out_["converged_s"] = 0.0;
+      mark();
+      return;
+    }
+    const time_point t0 = sim_.now();
+    sim_.bootstrap(a_.nodes, 3, 10s);
+    const bool ok =
+        sim_.wait_until([this] { return sim_.live_count() == a_.nodes && sim_.full_mesh(); },
+                        from_secs(a_.setup_timeout_s), 250ms);
+    converged_ = ok;
+    if (ok) converged_after_ = sim_.now() - t0;
+    out_["converged"] = ok;
+    out_["converged_s"] = opt_secs(converged_after_);
+    if (!a_.quiet)
+      std::fprintf(stderr, "[shoal-sim] setup: %s after %.1fs simulated, %.1fs wall\n",
+                   ok ? "full mesh" : "NO full mesh", secs(sim_.elapsed()),
+                   secs(wall_clock::now() - wall_start_));
+    mark();
+  }
+
+  void mark() {
+    mark_ = sim_.now();
+    sent_at_mark_ = sim_.total_sent();
+    live_at_mark_ = sim_.live_count();
+    fs_at_mark_ = sim_.false_suspicions();
+    fd_at_mark_ = sim_.false_deaths();
+    views_at_mark_ = view_changes();
+  }
+
+  std::uint64_t view_changes() const {
+    std::uint64_t v = 0;
+    for (node_id i = 0; i < sim_.size(); ++i) v += sim_.metrics(i).view_changes();
+    return v;
+  }
+
+  void bootstrap() {
+    setup();
+    sim_.run_for(scenario_duration(30));
+  }
+
+  void crash() {
+    setup();
+    const duration d = scenario_duration(120);
+    const duration spread = std::min<duration>(10s, d / 4);
+    auto& r = sim_.scenario_rng();
+    const auto victims = pick(r, a_.nodes, a_.crashes, 3);
+    for (node_id v : victims) {
+      const duration when = r.between(duration(0), spread);
+      sim_.after(when, [this, v] { sim_.crash(v); });
+    }
+    sim_.run_for(d);
+    std::vector<double> first, first_dead, all;
+    std::size_t undetected = 0;
+    for (const auto& c : sim_.crashes()) {
+      if (c.first_suspect) first.push_back(secs(*c.first_suspect - c.at));
+      if (c.first_dead) first_dead.push_back(secs(*c.first_dead - c.at));
+      if (c.all_dead)
+        all.push_back(secs(*c.all_dead - c.at));
+      else
+        ++undetected;
+    }
+    out_["crashes"] = sim_.crashes().size();
+    out_["detect_first_s"] = stat(first);
+    out_["first_dead_s"] = stat(first_dead);
+    out_["detect_all_s"] = stat(all);
+    out_["undetected"] = undetected;
+  }
+
+  void loss() {
+    setup();
+    const double p = a_.loss.value_or(0.1);
+    out_["loss"] = p;
+    sim_.set_loss(p);
+    sim_.run_for(scenario_duration(300));
+    out_["dead_in_views"] = dead_in_views();
+  }
+
+  void slow() {
+    setup();
+    const std::size_t k = std::max<std::size_t>(1, a_.nodes / 100);
+    const auto slow = pick(sim_.scenario_rng(), a_.nodes, k, 3);
+    for (node_id n : slow) {
+      sim_.set_slow(n, 2s);
+      sim_.set_healthy(n, false);
+    }
+    sim_.run_for(scenario_duration(300));
+    std::size_t slow_dead = 0;
+    for (node_id n : slow)
+      if (seen_dead_by_some_healthy(n)) ++slow_dead;
+    out_["slow_nodes"] = slow.size();
+    out_["slow_seen_dead_at_end"] = slow_dead;
+    out_["dead_in_views"] = dead_in_views();
+  }
+
+  void lossy_minority() {
+    setup();
+    const std::size_t k = std::max<std::size_t>(1, a_.nodes / 100);
+    const auto lossy = pick(sim_.scenario_rng(), a_.nodes, k, 3);
+    std::vector<std::uint8_t> is_lossy(a_.nodes, 0);
+    for (node_id n : lossy) {
+      sim_.set_egress_loss(n, 0.8);
+      sim_.set_healthy(n, false);
+      is_lossy[n] = 1;
+    }
+    // flaps: a healthy node sees a lossy one come back alive after declaring it dead
+    std::unordered_set<std::uint64_t> declared;
+    std::uint64_t flaps = 0;
+    sim_.on_event([&](node_id obs, const shoal::event& e) {
+      if (is_lossy[obs] || !sim_.is_healthy(obs)) return;
+      const auto who = sim_.find_node(e.who.name);
+      if (!who || *who >= is_lossy.size() || !is_lossy[*who]) return;
+      const std::uint64_t key = (std::uint64_t{obs} << 32) | *who;
+      if (e.type == shoal::event_type::member_failed) declared.insert(key);
+      if (e.type == shoal::event_type::member_joined && declared.erase(key)) ++flaps;
+    });
+    std::vector<std::optional<duration>> removed(lossy.size());
+    const time_point start = sim_.now();
+    const time_point end = start + scenario_duration(300);
+    while (sim_.now() < end) {
+      sim_.run_until(std::min(end, sim_.now() + duration(1s)));
+      for (std::size_t i = 0; i < lossy.size(); ++i)
+        if (!removed[i] && dead_in_all_healthy(lossy[i])) removed[i] = sim_.now() - start;
+    }
+    sim_.on_event(nullptr);
+    std::optional<duration> worst;
+    std::size_t n_removed = 0;
+    for (const auto& r : removed)
+      if (r) {
+        ++n_removed;
+        worst = worst ? std::max(*worst, *r) : *r;
+      }
+    out_["lossy_nodes"] = lossy.size();
+    out_["removed"] = n_removed;
+    out_["removed_s"] = n_removed == lossy.size() ? opt_secs(worst) : json(nullptr);
+    out_["flaps"] = flaps;
+    std::size_t still_dead = 0;
+    for (node_id n : lossy)
+      if (dead_in_all_healthy(n)) ++still_dead;
+    out_["removed_at_end"] = still_dead;
+  }
+
+  void partition() {
+    setup();
+    std::vector<node_id> a, b;
+    for (node_id i = 0; i < a_.nodes; ++i) (i < a_.nodes / 2 ? a : b).push_back(i);
+    const auto p = sim_.partition(a, b, true);
+    sim_.run_for(60s);
+    std::size_t dead_across = 0;
+    for (node_id i : sim_.live_nodes()) dead_across += sim_.node_core(i).count(member_state::dead);
+    out_["split_s"] = 60;
+    out_["dead_in_views_at_heal"] = dead_across;
+    sim_.heal(p);
+    const time_point healed_at = sim_.now();
+    const bool ok =
+        sim_.wait_until([this] { return sim_.live_count() == a_.nodes && sim_.full_mesh(); },
+                        scenario_duration(300), 250ms);
+    out_["healed"] = ok;
+    out_["healed_s"] = ok ? json(secs(sim_.now() - healed_at)) : json(nullptr);
+    const bool agree = sim_.wait_until([this] { return sim_.converged(); }, 60s, 250ms);
+    out_["views_agree"] = agree;
+  }
+
+  void restart() {
+    setup();
+    const duration d = scenario_duration(120);
+    const std::size_t k = std::max<std::size_t>(1, a_.nodes / 10);
+    auto& r = sim_.scenario_rng();
+    const auto victims = pick(r, a_.nodes, k, 3);
+    std::vector<time_point> restarted_at(victims.size(), time_point::max());
+    for (std::size_t i = 0; i < victims.size(); ++i) {
+      const duration when = r.between(duration(0), 10s);
+      const node_id v = victims[i];
+      sim_.after(when, [this, v] { sim_.crash(v); });
+      sim_.after(when + 5s, [this, v, i, &restarted_at] {
+        sim_.restart(v);
+        restarted_at[i] = sim_.now();
+      });
+    }
+    std::vector<std::optional<duration>> back(victims.size());
+    const time_point end = sim_.now() + d;
+    while (sim_.now() < end) {
+      sim_.run_until(std::min(end, sim_.now() + duration(500ms)));
+      for (std::size_t i = 0; i < victims.size(); ++i)
+        if (!back[i] && restarted_at[i] != time_point::max() && back_alive(victims[i]))
+          back[i] = sim_.now() - restarted_at[i];
+    }
+    std::vector<double> v;
+    for (const auto& b : back)
+      if (b) v.push_back(secs(*b));
+    out_["restarted"] = victims.size();
+    out_["back_alive_s"] = stat(v);
+    out_["all_back"] = v.size() == victims.size();
+  }
+
+  void churn() {
+    setup();
+    const duration d = scenario_duration(300);
+    const std::size_t per_second = std::max<std::size_t>(1, a_.nodes / 100);
+    const duration every =
+        std::chrono::duration_cast<duration>(1s) / static_cast<duration::rep>(per_second);
+    auto& r = sim_.scenario_rng();
+    std::size_t joins = 0, leaves = 0, crashes = 0;
+    const time_point end = sim_.now() + d;
+    while (sim_.now() < end) {
+      sim_.run_until(std::min(end, sim_.now() + every));
+      if (sim_.now() >= end) break;
+      const auto live = sim_.live_nodes();
+      if (live.size() < a_.nodes) {
+        const node_id n = sim_.add_node();
+        std::vector<node_id> seeds;
+        for (int i = 0; i < 3 && !live.empty(); ++i) seeds.push_back(live[r.below(live.size())]);
+        sim_.join(n, seeds);
+        ++joins;
+      } else if (r.below(2) == 0) {
+        sim_.leave(live[r.below(live.size())], 5s);
+        ++leaves;
+      } else {
+        sim_.crash(live[r.below(live.size())]);
+        ++crashes;
+      }
+    }
+    out_["joins"] = joins;
+    out_["leaves"] = leaves;
+    out_["crashes"] = crashes;
+    const time_point quiet = sim_.now();
+    const bool agree = sim_.wait_until([this] { return sim_.converged(); }, 120s, 250ms);
+    out_["views_agree"] = agree;
+    out_["settle_s"] = agree ? json(secs(sim_.now() - quiet)) : json(nullptr);
+    out_["live_at_end"] = sim_.live_count();
+  }
+
+  // ---- helpers ----
+  bool dead_in_all_healthy(node_id n) const {
+    for (node_id i : sim_.live_nodes()) {
+      if (i == n || !sim_.is_healthy(i)) continue;
+      const auto s = sim_.status_seen_by(i, sim_.name(n));
+      if (s && *s != member_state::dead && *s != member_state::left) return false;
+    }
+    return true;
+  }
+
+  bool seen_dead_by_some_healthy(node_id n) const {
+    for (node_id i : sim_.live_nodes()) {
+      if (i == n || !sim_.is_healthy(i)) continue;
+      if (sim_.status_seen_by(i, sim_.name(n)) == member_state::dead) return true;
+    }
+    return false;
+  }
+
+  bool back_alive(node_id n) const {
+    if (!sim_.is_live(n)) return false;
+    const auto inc = sim_.node_core(n).local_member().incarnation;
+    for (node_id i : sim_.live_nodes()) {
+      if (i == n) continue;
+      const auto m = sim_.node_core(i).find(sim_.name(n));
+      if (!m || m->state != member_state::alive || m->incarnation < inc) return false;
+    }
+    return true;
+  }
+
+  std::size_t dead_in_views() const {
+    std::size_t d = 0;
+    for (node_id i : sim_.live_nodes()) d += sim_.node_core(i).count(member_state::dead);
+    return d;
+  }
+
+  void finish() {
+    const double span = secs(sim_.now() - mark_);
+    const auto sent = sim_.total_sent();
+    const double per =
+        static_cast<double>(std::max<std::size_t>(live_at_mark_, 1)) * std::max(span, 1e-9);
+    out_["simulated_s"] = secs(sim_.elapsed());
+    out_["steady_s"] = span;
+    out_["wall_s"] = secs(wall_clock::now() - wall_start_);
+    out_["events"] = sim_.events_processed();
+    out_["msgs_per_node_s"] =
+        static_cast<double>(sent.total_packets() - sent_at_mark_.total_packets()) / per;
+    out_["bytes_per_node_s"] =
+        static_cast<double>(sent.total_bytes() - sent_at_mark_.total_bytes()) / per;
+    out_["false_suspect"] = sim_.false_suspicions() - fs_at_mark_;
+    out_["false_dead"] = sim_.false_deaths() - fd_at_mark_;
+    // the part of them an unhealthy node (slow, lossy) made about healthy ones
+    std::uint64_t fs_unhealthy = 0, fd_unhealthy = 0;
+    for (const auto& f : sim_.false_positives()) {
+      if (f.at < mark_ || sim_.is_healthy(f.accuser)) continue;
+      if (f.type == shoal::event_type::member_failed)
+        ++fd_unhealthy;
+      else
+        ++fs_unhealthy;
+    }
+    out_["false_suspect_by_unhealthy"] = fs_unhealthy;
+    out_["false_dead_by_unhealthy"] = fd_unhealthy;
+    json by_kind = json::object();
+    for (std::size_t k = 0; k < shoal::sim::packet_kinds; ++k) {
+      const auto n = sent.packets[k] - sent_at_mark_.packets[k];
+      if (n != 0) by_kind[shoal::sim::packet_kind_name(k)] = n;
+    }
+    out_["packets_by_kind"] = by_kind;
+    out_["streams"] = sent.streams - sent_at_mark_.streams;
+    out_["view_changes_per_node"] = static_cast<double>(view_changes() - views_at_mark_) /
+                                    static_cast<double>(std::max<std::size_t>(live_at_mark_, 1));
+    out_["tick_anomalies"] = sim_.tick_anomalies();
+  }
+
+  void print() {
+    if (a_.json_out) {
+      std::cout << out_.dump() << "\n";
+      return;
+    }
+    for (const auto& [k, v] : out_.items()) std::cout << k << ": " << v.dump() << "\n";
+  }
+
+  const args& a_;
+  simulator sim_;
+  json out_;
+  wall_clock::time_point wall_start_ = wall_clock::now();
+  wall_clock::time_point last_print_ = wall_start_;
+  bool converged_ = false;
+  std::optional<duration> converged_after_;
+  time_point mark_{};
+  shoal::sim::traffic sent_at_mark_;
+  std::size_t live_at_mark_ = 0;
+  std::uint64_t fs_at_mark_ = 0, fd_at_mark_ = 0, views_at_mark_ = 0;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const args a = parse(argc, argv);
+  try {
+    runner r(a);
+    return r.run();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "shoal-sim: %s\n", e.what());
+    return 1;
+  }
+}
