@@ -134,9 +134,9 @@ struct config {
   /// Dead and left members are remembered (so a healed partition or a
   /// restart merges back) for this long, then reaped. lan: 24 h.
   duration reconnect_timeout = std::chrono::hours(24);
-  /// Every reconnect_interval the node syncs with one random dead member,
-  /// which is how two halves that declared each other dead find each other
-  /// again. lan: 30 s. 0 disables.
+  /// Every reconnect_interval the node pings one random dead member and, if
+  /// it answers, syncs state with it: this is how two halves that declared
+  /// each other dead find each other again. lan: 30 s. 0 disables.
   duration reconnect_interval = std::chrono::seconds(30);
   /// At most this many dead/left members are remembered; the oldest are
   /// reaped first beyond it. lan: 1024.

@@ -87,6 +87,7 @@ struct core_stats {
   std::uint64_t refutations_withheld = 0;  ///< accusations left standing while benched
   std::uint64_t self_benched = 0;          ///< times this node judged itself unhealthy
   std::uint64_t streams_started = 0, streams_failed = 0, push_pulls = 0;
+  std::uint64_t reconnects = 0;  ///< dead members that answered a ping and were synced with
   std::uint64_t broadcasts_dropped = 0, user_broadcasts_dropped = 0;
   std::uint64_t members_rejected = 0;   ///< over max_members or invalid fields
   std::uint64_t digest_mismatches = 0;  ///< acks carrying a view digest != ours

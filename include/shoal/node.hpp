@@ -98,15 +98,15 @@ struct runtime_stats {
   std::uint64_t udp_send_errors = 0;
   std::uint64_t udp_send_dropped = 0;  ///< send queue full
   std::uint64_t udp_receive_errors = 0;
-  std::uint64_t tcp_accepted = 0;       ///< incoming connections served
-  std::uint64_t tcp_rejected = 0;       ///< closed at accept: max_tcp_sessions reached
-  std::uint64_t tcp_session_errors = 0; ///< incoming exchanges that failed or timed out
-  std::uint64_t streams_ok = 0;         ///< outgoing exchanges that got a reply
-  std::uint64_t streams_failed = 0;     ///< outgoing exchanges that failed or timed out
-  std::uint64_t streams_rejected = 0;   ///< outgoing exchanges over max_tcp_sessions
-  std::uint64_t stream_timeouts = 0;    ///< either side, included in the failures above
-  std::uint64_t frames_too_large = 0;   ///< TCP frames over protocol.max_push_pull_bytes
-  std::uint64_t resolve_failures = 0;   ///< seed names that did not resolve
+  std::uint64_t tcp_accepted = 0;        ///< incoming connections served
+  std::uint64_t tcp_rejected = 0;        ///< closed at accept: max_tcp_sessions reached
+  std::uint64_t tcp_session_errors = 0;  ///< incoming exchanges that failed or timed out
+  std::uint64_t streams_ok = 0;          ///< outgoing exchanges that got a reply
+  std::uint64_t streams_failed = 0;      ///< outgoing exchanges that failed or timed out
+  std::uint64_t streams_rejected = 0;    ///< outgoing exchanges over max_tcp_sessions
+  std::uint64_t stream_timeouts = 0;     ///< either side, included in the failures above
+  std::uint64_t frames_too_large = 0;    ///< TCP frames over protocol.max_push_pull_bytes
+  std::uint64_t resolve_failures = 0;    ///< seed names that did not resolve
   std::uint64_t callback_exceptions = 0;
 };
 
@@ -155,7 +155,8 @@ class node {
 
   /// Joins through `seeds` (same syntax as node_config::seeds), which are
   /// also retried like configured seeds. Waits until every exchange answered
-  /// or failed (at most about stream_deadline after resolution).
+  /// or failed, at most 2 * stream_deadline (then std::errc::timed_out).
+  /// Not from the node's own strand (std::errc::resource_deadlock_would_occur).
   join_result join(const std::vector<std::string>& seeds);
 
   /// Announces a graceful departure and waits until it was sent to enough
@@ -166,7 +167,8 @@ class node {
 
   /// Closes sockets, cancels timers, fails pending join() and leave() calls
   /// and joins the node's own thread. Peers will declare this node failed.
-  /// Idempotent.
+  /// Idempotent. On a caller's io_context that nobody runs any more, it waits
+  /// at most stream_deadline + 2 s for the close to run.
   void stop();
 
   /// True between a successful start() and stop().

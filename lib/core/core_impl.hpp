@@ -280,12 +280,15 @@ class core_impl {
   };
   std::unordered_map<std::uint32_t, relay> relays_;
 
-  struct confirm_ping {
+  // Pings outside the probe cycle: confirming a member learned by hearsay, or
+  // checking whether a dead member answers again (reconnect).
+  struct side_ping {
     std::uint32_t seq;
     std::string name;
     time_point sent;
+    bool reconnect;
   };
-  std::vector<confirm_ping> confirm_pings_;
+  std::vector<side_ping> side_pings_;
   std::vector<std::string> confirm_queue_;
 
   struct pending_stream {

@@ -112,7 +112,7 @@ void core_impl::gossip_round(time_point now, outbox& out) {
 
 void core_impl::send_confirm_pings(time_point now, outbox& out) {
   const duration stale = cfg_.probe_interval * 2;
-  std::erase_if(confirm_pings_, [&](const confirm_ping& c) { return now - c.sent > stale; });
+  std::erase_if(side_pings_, [&](const side_ping& c) { return now - c.sent > stale; });
   int budget = cfg_.confirm_pings_per_gossip;
   while (budget > 0 && !confirm_queue_.empty()) {
     std::string name = std::move(confirm_queue_.back());
@@ -121,7 +121,7 @@ void core_impl::send_confirm_pings(time_point now, outbox& out) {
     if (!e || e->confirmed || !e->up()) continue;
     const std::uint32_t seq = ++next_seq_;
     send(e->addr, wire::ping{seq, name, *self_->name, self_->addr}, out);
-    confirm_pings_.push_back({seq, std::move(name), now});
+    side_pings_.push_back({seq, std::move(name), now, false});
     --budget;
   }
 }
@@ -252,12 +252,17 @@ void core_impl::on_seed_retry(time_point now, outbox& out) {
 void core_impl::on_reconnect_timer(time_point now, outbox& out) {
   schedule(now + cfg_.reconnect_interval, timer_kind::reconnect);
   if (leaving_ || gone_.empty()) return;
-  // One random dead member (not one that left on purpose): if it is in fact
-  // alive behind a healed partition, the exchange merges the two views.
+  // Ping one random dead member (not one that left on purpose). If it answers
+  // it is alive behind a healed partition, and on_ack() starts a push-pull
+  // that merges the two views. A ping first: syncing the full state with
+  // members that are really gone would cost O(N) bytes every interval.
   for (int tries = 0; tries < 4; ++tries) {
-    const member_entry* e = lookup(gone_[static_cast<std::size_t>(rng_.below(gone_.size()))]);
+    const std::string& name = gone_[static_cast<std::size_t>(rng_.below(gone_.size()))];
+    const member_entry* e = lookup(name);
     if (e && e->state == member_state::dead) {
-      start_stream(e->addr, stream_kind::push_pull, encode_state(false), out);
+      const std::uint32_t seq = ++next_seq_;
+      send(e->addr, wire::ping{seq, name, *self_->name, self_->addr}, out);
+      side_pings_.push_back({seq, name, now, true});
       return;
     }
   }

@@ -78,6 +78,11 @@ void core_impl::on_probe_timeout(time_point, std::uint64_t seq, outbox& out) {
 void core_impl::on_ping(time_point, const address& from, const wire::ping& m, outbox& out) {
   if (!m.target.empty() && m.target != *self_->name) return;  // meant for a previous owner
   send(from, wire::ack{m.seq, digest_}, out);
+  // A ping from a member we only know by hearsay confirms it. Most of the
+  // time every member is confirmed and the lookup is skipped.
+  const std::size_t confirmed = confirmed_by_state_[0] + confirmed_by_state_[1] +
+                                confirmed_by_state_[2] + confirmed_by_state_[3];
+  if (confirmed == members_.size()) return;
   if (member_entry* e = lookup(m.source); e && e->up() && e->addr == from) confirm(*e, out);
 }
 
@@ -116,10 +121,17 @@ void core_impl::on_ack(time_point now, const address& from, const wire::ack& m, 
     relays_.erase(it);
     return;
   }
-  for (auto it = confirm_pings_.begin(); it != confirm_pings_.end(); ++it) {
+  for (auto it = side_pings_.begin(); it != side_pings_.end(); ++it) {
     if (it->seq != m.seq) continue;
-    if (member_entry* e = lookup(it->name); e && e->up() && e->addr == from) confirm(*e, out);
-    confirm_pings_.erase(it);
+    if (member_entry* e = lookup(it->name); e && e->addr == from) {
+      if (it->reconnect && e->state == member_state::dead) {
+        ++stats_.reconnects;
+        start_stream(from, stream_kind::push_pull, encode_state(false), out);
+      } else if (!it->reconnect && e->up()) {
+        confirm(*e, out);
+      }
+    }
+    side_pings_.erase(it);
     return;
   }
 }
