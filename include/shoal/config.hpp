@@ -121,8 +121,7 @@ struct config {
   /// Anti-entropy on demand: acks carry the prober's peer's view digest.
   /// When two probes in a row come back with a digest different from ours
   /// while our own update queue is empty (gossip has nothing left to fix it),
-  /// we push-pull with that peer, at most once per digest_sync_interval * m
-  /// (m as for push_pull_interval).
+  /// we push-pull with that peer, at most once per digest_sync_interval.
   /// Stragglers that gossip missed converge in seconds instead of waiting for
   /// the periodic push-pull. 0 disables. lan: 5 s.
   duration digest_sync_interval = std::chrono::seconds(5);

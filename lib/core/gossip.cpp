@@ -112,7 +112,14 @@ void core_impl::gossip_round(time_point now, outbox& out) {
 
 void core_impl::send_confirm_pings(time_point now, outbox& out) {
   const duration stale = cfg_.probe_interval * 2;
-  std::erase_if(side_pings_, [&](const side_ping& c) { return now - c.sent > stale; });
+  // A confirmation ping that went unanswered is tried again while the member
+  // is still up and unconfirmed (it may have been restarting).
+  std::erase_if(side_pings_, [&](side_ping& c) {
+    if (now - c.sent <= stale) return false;
+    if (const member_entry* e = lookup(c.name); !c.reconnect && e && e->up() && !e->confirmed)
+      confirm_queue_.push_back(std::move(c.name));
+    return true;
+  });
   int budget = cfg_.confirm_pings_per_gossip;
   while (budget > 0 && !confirm_queue_.empty()) {
     std::string name = std::move(confirm_queue_.back());

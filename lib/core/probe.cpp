@@ -5,7 +5,6 @@
 #include <algorithm>
 
 #include "core/core_impl.hpp"
-#include "core/formulas.hpp"
 
 namespace shoal::detail {
 
@@ -146,10 +145,8 @@ void core_impl::check_digest(time_point now, const address& peer, std::uint64_t 
   // Two probes in a row disagree and gossip has nothing left to say: the
   // difference will not heal by itself before the next periodic push-pull.
   if (++digest_mismatch_streak_ < 2 || !system_queue_.empty() || leaving_) return;
-  // Scaled like periodic push-pull: a sync costs O(N) bytes.
-  const duration min_gap = cfg_.digest_sync_interval * push_pull_scale(live_count_);
   if (cfg_.digest_sync_interval <= duration::zero() ||
-      (stats_.digest_syncs > 0 && now - last_digest_sync_ < min_gap))
+      (stats_.digest_syncs > 0 && now - last_digest_sync_ < cfg_.digest_sync_interval))
     return;
   last_digest_sync_ = now;
   digest_mismatch_streak_ = 0;
