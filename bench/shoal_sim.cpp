@@ -37,7 +37,9 @@
 //   lossy-minority  (300 s) 1% of the nodes (>= 1) lose 80% of what they send;
 //                           removed_s: until each is dead in every healthy
 //                           node's view (max over them); flaps: times a healthy
-//                           node saw one come back alive after declaring it dead.
+//                           node saw one come back alive after declaring it dead;
+//                           flaps_per_lossy_node: the most such returns of one
+//                           lossy node seen by one observer.
 //                           Streams feel loss here (network_config::
 //                           streams_feel_loss); elsewhere only with
 //                           --streams-feel-loss.
@@ -63,6 +65,7 @@
 #include <iostream>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
@@ -380,7 +383,10 @@ class runner {
       is_lossy[n] = 1;
     }
     // flaps: a healthy node sees a lossy one come back alive after declaring it dead
+    // flaps_per_lossy_node: the most times any one healthy observer saw a
+    // given lossy node come back (max over lossy nodes and observers).
     std::unordered_set<std::uint64_t> declared;
+    std::unordered_map<std::uint64_t, std::uint64_t> flaps_by_pair;
     std::uint64_t flaps = 0;
     sim_.on_event([&](node_id obs, const shoal::event& e) {
       if (is_lossy[obs] || !sim_.is_healthy(obs)) return;
@@ -388,7 +394,10 @@ class runner {
       if (!who || *who >= is_lossy.size() || !is_lossy[*who]) return;
       const std::uint64_t key = (std::uint64_t{obs} << 32) | *who;
       if (e.type == shoal::event_type::member_failed) declared.insert(key);
-      if (e.type == shoal::event_type::member_joined && declared.erase(key)) ++flaps;
+      if (e.type == shoal::event_type::member_joined && declared.erase(key)) {
+        ++flaps;
+        ++flaps_by_pair[key];
+      }
     });
     std::vector<std::optional<duration>> removed(lossy.size());
     const time_point start = sim_.now();
@@ -410,6 +419,9 @@ class runner {
     out_["removed"] = n_removed;
     out_["removed_s"] = n_removed == lossy.size() ? opt_secs(worst) : json(nullptr);
     out_["flaps"] = flaps;
+    std::uint64_t max_flaps = 0;
+    for (const auto& [pair, f] : flaps_by_pair) max_flaps = std::max(max_flaps, f);
+    out_["flaps_per_lossy_node"] = max_flaps;
     std::size_t still_dead = 0;
     for (node_id n : lossy)
       if (dead_in_all_healthy(n)) ++still_dead;

@@ -1,11 +1,942 @@
-// The Boost.Asio runtime lives here (see DESIGN.md, layer 3).
-#include <boost/asio/io_context.hpp>
-#include <shoal/version.hpp>
+// The Boost.Asio runtime (DESIGN.md, layer 3): lifecycle, the UDP loop, the
+// tick timer, the drain of the core's outbox, the TCP acceptor, seeds, join
+// and leave. The TCP exchanges themselves are in streams.cpp.
+//
+// Sockets use the error_code overloads throughout. Timers are the exception:
+// Boost 1.74 deprecates their error_code overloads, and cancel() and
+// expires_*() on a valid timer cannot fail.
+#include "io/runtime.hpp"
+
+#include <algorithm>
+#include <exception>
+#include <random>
+#include <utility>
+
+#include <boost/asio/ip/v6_only.hpp>
+#include <boost/asio/post.hpp>
+
+#include "io/seeds.hpp"
+#include "io/streams.hpp"
 
 namespace shoal::io {
-// Proves the runtime library links Boost.Asio while shoal_core does not.
-bool asio_available() noexcept {
-  boost::asio::io_context ctx;
-  return !ctx.stopped();
+
+namespace {
+
+constexpr std::size_t receive_buffer_size = 65536;
+constexpr std::size_t max_send_queue = 4096;    // packets waiting for the socket
+constexpr int max_bind_attempts = 16;           // port 0: UDP's port may be taken on TCP
+constexpr int socket_receive_buffer = 1 << 20;  // asked of the kernel, best effort
+constexpr auto accept_retry_delay = std::chrono::milliseconds(100);
+constexpr auto warning_period = std::chrono::seconds(10);
+constexpr auto blocking_grace = std::chrono::seconds(2);  // beyond a call's own bound
+
+bool is_unspecified(const address& a) {
+  const auto ip = a.ip();
+  return std::all_of(ip.begin(), ip.end(), [](std::uint8_t b) { return b == 0; });
 }
+
+std::uint64_t random_seed() {
+  std::random_device rd;
+  return (std::uint64_t{rd()} << 32) ^ std::uint64_t{rd()};
+}
+
+}  // namespace
+
+runtime_stats runtime_counters::snapshot() const {
+  runtime_stats s;
+  s.udp_send_errors = udp_send_errors.load();
+  s.udp_send_dropped = udp_send_dropped.load();
+  s.udp_receive_errors = udp_receive_errors.load();
+  s.tcp_accepted = tcp_accepted.load();
+  s.tcp_rejected = tcp_rejected.load();
+  s.tcp_session_errors = tcp_session_errors.load();
+  s.streams_ok = streams_ok.load();
+  s.streams_failed = streams_failed.load();
+  s.streams_rejected = streams_rejected.load();
+  s.stream_timeouts = stream_timeouts.load();
+  s.frames_too_large = frames_too_large.load();
+  s.resolve_failures = resolve_failures.load();
+  s.callback_exceptions = callback_exceptions.load();
+  return s;
+}
+
+/// A join() call waiting for its exchanges (strand).
+struct runtime::join_op {
+  explicit join_op(const strand_type& s) : timer(s) {}
+  std::promise<join_result> promise;
+  join_result result;
+  std::set<std::uint64_t> streams;  // core stream ids still in flight
+  std::error_code last_error;
+  net::steady_timer timer;  // bounds resolution plus exchanges
+  bool done = false;
+};
+
+/// A leave() call waiting for the departure to be sent (strand).
+struct runtime::leave_waiter {
+  std::promise<std::error_code> promise;
+  time_point deadline;
+};
+
+runtime::runtime(node_config cfg, net::io_context& ctx, std::shared_ptr<net::io_context> owned)
+    : owned_ctx_(std::move(owned)),
+      cfg_(std::move(cfg)),
+      log_(cfg_.protocol.logger),
+      strand_(net::make_strand(ctx)),
+      udp_(strand_),
+      acceptor_(strand_),
+      tick_timer_(strand_),
+      accept_retry_timer_(strand_),
+      seed_timer_(strand_),
+      leave_timer_(strand_),
+      receive_buffer_(receive_buffer_size) {}
+
+runtime::~runtime() = default;
+
+// ---- lifecycle ----
+
+std::error_code runtime::start() {
+  std::lock_guard start_lock(start_mu_);
+  if (phase_ != phase::idle) return errc::not_running;
+  if (auto ec = bind_sockets()) {
+    error_code ignored;
+    udp_.close(ignored);
+    acceptor_.close(ignored);
+    return ec;
+  }
+  {
+    std::lock_guard lock(mu_);
+    config protocol = cfg_.protocol;
+    protocol.advertise = advertise_;
+    try {
+      core_.emplace(std::move(protocol), cfg_.rng_seed ? *cfg_.rng_seed : random_seed());
+    } catch (const std::exception& e) {
+      log_.log(spdlog::level::err, "node start failed: {}", e.what());
+      error_code ignored;
+      udp_.close(ignored);
+      acceptor_.close(ignored);
+      return errc::invalid_argument;
+    }
+    if (!early_user_state_.empty()) core_->set_user_state(std::move(early_user_state_));
+    core_->join(now(), {}, pending_);  // a cluster of one; seeds follow on the strand
+  }
+  phase_ = phase::running;
+  log_.log(spdlog::level::info, "node started name={} bind={} advertise={}", cfg_.protocol.name,
+           to_address(to_ip(cfg_.bind), port_.load()).to_string(), advertise_.to_string());
+  net::post(strand_, [self = shared_from_this()] { self->on_started(); });
+  if (owned_ctx_) {
+    work_ = std::make_unique<net::executor_work_guard<net::io_context::executor_type>>(
+        owned_ctx_->get_executor());
+    thread_ = std::thread([ctx = owned_ctx_, log = log_] {
+      for (;;) {
+        try {
+          ctx->run();
+          return;
+        } catch (const std::exception& e) {  // a bug: handlers do not throw
+          log.log(spdlog::level::err, "handler threw: {}", e.what());
+        }
+      }
+    });
+  }
+  return {};
+}
+
+std::error_code runtime::bind_sockets() {
+  const net::ip::address ip = to_ip(cfg_.bind);
+  const bool wildcard = ip.is_unspecified();
+  family_ = ip.is_v4() ? family::v4 : (wildcard ? family::dual : family::v6_only);
+  const int attempts = cfg_.bind.port() == 0 ? max_bind_attempts : 1;
+  error_code ec;
+  for (int i = 0; i < attempts; ++i) {
+    ec = open_and_bind(ip, cfg_.bind.port());
+    if (!ec) break;
+    error_code ignored;
+    udp_.close(ignored);
+    acceptor_.close(ignored);
+    if (ec != net::error::address_in_use) break;
+  }
+  if (ec) {
+    log_.log(spdlog::level::err, "bind failed bind={} error={}", cfg_.bind.to_string(),
+             ec.message());
+    return to_std(ec);
+  }
+  port_ = udp_.local_endpoint(ec).port();
+
+  advertise_ = cfg_.protocol.advertise;
+  std::optional<net::ip::address> ip_out;
+  if (!is_unspecified(advertise_)) {
+    ip_out = to_ip(advertise_);
+  } else if (!wildcard) {
+    ip_out = ip;
+  } else {
+    ip_out = route_source(false);
+    if (!ip_out && family_ == family::dual) ip_out = route_source(true);
+  }
+  if (!ip_out) {
+    log_.log(spdlog::level::err,
+             "no address to advertise: bound to {} and no default route; set "
+             "protocol.advertise",
+             cfg_.bind.to_string());
+    return errc::invalid_argument;
+  }
+  advertise_ = to_address(*ip_out, advertise_.port() != 0 ? advertise_.port() : port_.load());
+  return {};
+}
+
+error_code runtime::open_and_bind(const net::ip::address& ip, std::uint16_t port) {
+  error_code ec;
+  const udp::endpoint udp_ep(ip, port);
+  udp_.open(udp_ep.protocol(), ec);
+  if (!ec && family_ == family::dual) udp_.set_option(net::ip::v6_only(false), ec);
+  if (!ec) udp_.bind(udp_ep, ec);
+  if (ec) return ec;
+  error_code ignored;
+  udp_.set_option(net::socket_base::receive_buffer_size(socket_receive_buffer), ignored);
+  const std::uint16_t bound = udp_.local_endpoint(ec).port();
+  if (ec) return ec;
+
+  const tcp::endpoint tcp_ep(ip, bound);
+  acceptor_.open(tcp_ep.protocol(), ec);
+  if (!ec) acceptor_.set_option(tcp::acceptor::reuse_address(true), ec);
+  if (!ec && family_ == family::dual) acceptor_.set_option(net::ip::v6_only(false), ec);
+  if (!ec) acceptor_.bind(tcp_ep, ec);
+  if (!ec) acceptor_.listen(net::socket_base::max_listen_connections, ec);
+  return ec;
+}
+
+std::optional<net::ip::address> runtime::route_source(bool v6) {
+  // Connecting a UDP socket sends nothing; it only asks the kernel for the
+  // route, whose source address is the one peers can reach us on.
+  error_code ec;
+  const auto target = net::ip::make_address(v6 ? "2001:db8::1" : "192.0.2.1", ec);
+  if (ec) return std::nullopt;
+  udp::socket probe(strand_);
+  const udp::endpoint ep(target, 9);
+  probe.open(ep.protocol(), ec);
+  if (!ec) probe.connect(ep, ec);
+  if (ec) return std::nullopt;
+  const auto local = probe.local_endpoint(ec);
+  error_code ignored;
+  probe.close(ignored);
+  if (ec || local.address().is_unspecified()) return std::nullopt;
+  return local.address();
+}
+
+void runtime::on_started() {
+  if (closed_) return;
+  do_receive();
+  do_accept();
+  add_seed_names(cfg_.seeds);
+  if (!seed_names_.empty()) join_in_background();
+  drain();
+}
+
+void runtime::stop() {
+  phase was = phase::idle;
+  std::thread thread;
+  std::unique_ptr<net::executor_work_guard<net::io_context::executor_type>> work;
+  {
+    std::lock_guard start_lock(start_mu_);
+    was = phase_.exchange(phase::stopped);
+    thread = std::move(thread_);
+    work = std::move(work_);
+  }
+  if (was == phase::running) {
+    if (strand_.running_in_this_thread()) {
+      do_close();
+    } else {
+      auto closed = std::make_shared<std::promise<void>>();
+      auto done = closed->get_future();
+      net::post(strand_, [self = shared_from_this(), closed] {
+        self->do_close();
+        closed->set_value();
+      });
+      if (owned_ctx_)
+        done.wait();
+      else
+        done.wait_for(cfg_.stream_deadline + blocking_grace);  // the caller's io_context
+    }
+  }
+  work.reset();  // run() returns once the last handler completed
+  if (thread.joinable()) {
+    if (thread.get_id() == std::this_thread::get_id())
+      thread.detach();  // stopped from a callback
+    else
+      thread.join();
+  }
+}
+
+void runtime::do_close() {
+  if (closed_) return;
+  closed_ = true;
+  error_code ignored;
+  udp_.close(ignored);
+  acceptor_.close(ignored);
+  tick_timer_.cancel();
+  accept_retry_timer_.cancel();
+  seed_timer_.cancel();
+  leave_timer_.cancel();
+  for (auto& [id, weak] : sessions_)
+    if (auto s = weak.lock()) s->close();
+  for (auto& [id, weak] : clients_)
+    if (auto c = weak.lock()) c->close();
+  for (auto& [id, r] : resolvers_) r->cancel();
+  const auto ops = join_ops_;
+  for (const auto& op : ops) complete_join(op, errc::not_running);
+  for (auto& w : leave_waiters_) w->promise.set_value(errc::not_running);
+  leave_waiters_.clear();
+  // A send in flight still reads the front packet until its handler runs.
+  while (send_queue_.size() > (sending_ ? 1u : 0u)) send_queue_.pop_back();
+  {
+    std::lock_guard lock(mu_);
+    pending_.clear();
+  }
+  log_.log(spdlog::level::info, "node stopped name={}", cfg_.protocol.name);
+}
+
+bool runtime::running() const {
+  return phase_ == phase::running;
+}
+
+// ---- the outbox ----
+
+void runtime::post_drain() {
+  if (drain_posted_.exchange(true)) return;
+  net::post(strand_, [self = shared_from_this()] {
+    self->drain_posted_ = false;
+    self->drain();
+  });
+}
+
+void runtime::drain() {
+  if (closed_) return;
+  time_point next = time_point::max();
+  for (;;) {
+    outbox batch;
+    {
+      std::lock_guard lock(mu_);
+      if (pending_.empty()) {
+        next = core_->next_deadline();
+        break;
+      }
+      batch = std::move(pending_);
+      pending_.clear();
+    }
+    dispatch(batch);
+    if (closed_) return;  // a callback stopped the node
+  }
+  arm_tick(next);
+  check_leave();
+}
+
+void runtime::dispatch(outbox& batch) {
+  for (auto& p : batch.packets) enqueue_send(std::move(p));
+  for (auto& s : batch.streams) start_stream(std::move(s));
+  deliver_events(batch.events);
+  deliver_user_data(batch.user_messages, batch.user_states);
+}
+
+namespace {
+
+template <class Handler, class... Args>
+void invoke_guarded(const log_sink& log, runtime_counters& counters, const char* what,
+                    const Handler& h, Args&&... args) {
+  try {
+    h(std::forward<Args>(args)...);
+  } catch (const std::exception& e) {
+    bump(counters.callback_exceptions);
+    log.log(spdlog::level::err, "{} callback threw: {}", what, e.what());
+  } catch (...) {
+    bump(counters.callback_exceptions);
+    log.log(spdlog::level::err, "{} callback threw", what);
+  }
+}
+
+}  // namespace
+
+void runtime::deliver_events(std::vector<event>& events) {
+  if (events.empty()) return;
+  for (const auto& e : events)
+    log_.log(spdlog::level::info, "{} member={} addr={} inc={} state={}", to_string(e.type),
+             e.who.name, e.who.addr.to_string(), e.who.incarnation, to_string(e.who.state));
+  std::vector<std::shared_ptr<node::event_handler>> handlers;
+  {
+    std::lock_guard lock(cb_mu_);
+    handlers.reserve(subscribers_.size());
+    for (const auto& [id, h] : subscribers_) handlers.push_back(h);
+  }
+  for (const auto& e : events) {
+    for (const auto& h : handlers) {
+      invoke_guarded(log_, counters_, "event", *h, e);
+      if (closed_) return;
+    }
+  }
+}
+
+void runtime::deliver_user_data(std::vector<user_message>& messages, std::vector<bytes>& states) {
+  if (messages.empty() && states.empty()) return;
+  std::shared_ptr<node::user_message_handler> on_message;
+  std::shared_ptr<node::user_state_handler> on_state;
+  {
+    std::lock_guard lock(cb_mu_);
+    on_message = user_message_handler_;
+    on_state = user_state_handler_;
+  }
+  if (on_message) {
+    for (const auto& m : messages) {
+      invoke_guarded(log_, counters_, "user message", *on_message, m);
+      if (closed_) return;
+    }
+  }
+  if (on_state) {
+    for (const auto& s : states) {
+      invoke_guarded(log_, counters_, "user state", *on_state, s);
+      if (closed_) return;
+    }
+  }
+}
+
+// ---- the tick timer: one, armed at the core's next deadline ----
+
+void runtime::arm_tick(time_point at) {
+  if (closed_ || (tick_armed_at_ && *tick_armed_at_ == at)) return;
+  ++tick_generation_;  // a wait armed before this one is stale
+  if (at == time_point::max()) {
+    tick_armed_at_.reset();
+    tick_timer_.cancel();
+    return;
+  }
+  tick_armed_at_ = at;
+  tick_timer_.expires_at(to_steady(at));
+  tick_timer_.async_wait([self = shared_from_this(), gen = tick_generation_](const error_code& ec) {
+    self->on_tick(ec, gen);
+  });
+}
+
+void runtime::on_tick(const error_code& ec, std::uint64_t generation) {
+  if (ec == net::error::operation_aborted || closed_ || generation != tick_generation_) return;
+  tick_armed_at_.reset();
+  {
+    std::lock_guard lock(mu_);
+    core_->tick(now(), pending_);
+  }
+  drain();
+}
+
+// ---- UDP ----
+
+void runtime::do_receive() {
+  udp_.async_receive_from(net::buffer(receive_buffer_), sender_,
+                          [self = shared_from_this()](const error_code& ec, std::size_t n) {
+                            self->on_receive(ec, n);
+                          });
+}
+
+void runtime::on_receive(const error_code& ec, std::size_t n) {
+  if (ec == net::error::operation_aborted || closed_) return;
+  if (ec) {
+    bump(counters_.udp_receive_errors);
+    fail(ec, "udp receive");
+  } else {
+    const address from = to_address(sender_);
+    log_.log(spdlog::level::trace, "udp in from={} bytes={}", from.to_string(), n);
+    {
+      std::lock_guard lock(mu_);
+      core_->handle_packet(now(), from, std::span(receive_buffer_.data(), n), pending_);
+    }
+    drain();
+  }
+  if (!closed_) do_receive();
+}
+
+void runtime::enqueue_send(outgoing_packet p) {
+  if (send_queue_.size() >= max_send_queue) {
+    bump(counters_.udp_send_dropped);
+    return;
+  }
+  send_queue_.push_back(std::move(p));
+  do_send();
+}
+
+void runtime::do_send() {
+  while (!sending_ && !send_queue_.empty()) {
+    const outgoing_packet& p = send_queue_.front();
+    const auto ep = udp_endpoint(family_, p.to);
+    if (!ep) {  // e.g. an IPv6 peer and an IPv4 socket
+      bump(counters_.udp_send_errors);
+      log_.log(spdlog::level::debug, "udp send skipped to={}: other address family",
+               p.to.to_string());
+      send_queue_.pop_front();
+      continue;
+    }
+    log_.log(spdlog::level::trace, "udp out to={} bytes={}", p.to.to_string(), p.data.size());
+    sending_ = true;
+    udp_.async_send_to(
+        net::buffer(p.data), *ep,
+        [self = shared_from_this()](const error_code& ec, std::size_t) { self->on_send(ec); });
+  }
+}
+
+void runtime::on_send(const error_code& ec) {
+  sending_ = false;
+  if (ec == net::error::operation_aborted || closed_) return;
+  if (!send_queue_.empty()) send_queue_.pop_front();
+  if (ec) {
+    bump(counters_.udp_send_errors);
+    fail(ec, "udp send");
+  }
+  do_send();
+  if (send_queue_.empty()) check_leave();
+}
+
+// ---- TCP: accepting peers' exchanges, starting ours ----
+
+void runtime::do_accept() {
+  acceptor_.async_accept([self = shared_from_this()](const error_code& ec, tcp::socket socket) {
+    self->on_accept(ec, std::move(socket));
+  });
+}
+
+void runtime::on_accept(const error_code& ec, tcp::socket socket) {
+  if (ec == net::error::operation_aborted || closed_) return;
+  if (ec) {  // e.g. out of descriptors: try again a little later, do not spin
+    fail(ec, "tcp accept");
+    accept_retry_timer_.expires_after(accept_retry_delay);
+    accept_retry_timer_.async_wait([self = shared_from_this()](const error_code& e) {
+      if (e == net::error::operation_aborted || self->closed_) return;
+      self->do_accept();
+    });
+    return;
+  }
+  if (sessions_.size() >= cfg_.max_tcp_sessions) {
+    bump(counters_.tcp_rejected);
+    error_code ignored;
+    const auto ep = socket.remote_endpoint(ignored);
+    warn_limited("tcp connection closed: max_tcp_sessions reached",
+                 "peer=" + to_address(ep).to_string());
+    socket.close(ignored);
+  } else {
+    bump(counters_.tcp_accepted);
+    const std::uint64_t id = next_io_id_++;
+    auto session = std::make_shared<tcp_session>(shared_from_this(), id, std::move(socket));
+    sessions_.emplace(id, session);
+    session_count_ = sessions_.size();
+    session->start();
+  }
+  do_accept();
+}
+
+bytes runtime::serve_stream(const address& from, std::span<const std::uint8_t> request) {
+  if (closed_) return {};
+  bytes reply;
+  {
+    std::lock_guard lock(mu_);
+    reply = core_->handle_stream(now(), from, request, pending_);
+  }
+  drain();
+  return reply;
+}
+
+void runtime::session_done(std::uint64_t session_id, bool /*ok*/) {
+  sessions_.erase(session_id);
+  session_count_ = sessions_.size();
+}
+
+void runtime::start_stream(stream_request req) {
+  if (clients_.size() >= cfg_.max_tcp_sessions) {
+    bump(counters_.streams_rejected);
+    log_.log(spdlog::level::debug, "stream not started to={}: max_tcp_sessions reached",
+             req.to.to_string());
+    finish_stream(req.id, net::error::no_buffer_space, {});
+    return;
+  }
+  log_.log(spdlog::level::debug, "stream start id={} to={} kind={} bytes={}", req.id,
+           req.to.to_string(), static_cast<int>(req.kind), req.data.size());
+  const std::uint64_t id = next_io_id_++;
+  auto client = std::make_shared<stream_client>(shared_from_this(), id, std::move(req));
+  clients_.emplace(id, client);
+  stream_count_ = clients_.size();
+  client->start();
+}
+
+void runtime::stream_done(std::uint64_t client_id, std::uint64_t stream_id, const error_code& ec,
+                          std::span<const std::uint8_t> reply) {
+  clients_.erase(client_id);
+  stream_count_ = clients_.size();
+  if (closed_) return;
+  if (ec) {
+    bump(counters_.streams_failed);
+    log_.log(spdlog::level::debug, "stream failed id={} error={}", stream_id, ec.message());
+  } else {
+    bump(counters_.streams_ok);
+  }
+  finish_stream(stream_id, ec, reply);
+  drain();
+}
+
+void runtime::finish_stream(std::uint64_t stream_id, const error_code& ec,
+                            std::span<const std::uint8_t> reply) {
+  {
+    std::lock_guard lock(mu_);
+    if (ec)
+      core_->stream_failed(now(), stream_id, pending_);
+    else
+      core_->handle_stream_reply(now(), stream_id, reply, pending_);
+  }
+  const auto it = join_streams_.find(stream_id);
+  if (it == join_streams_.end()) return;
+  const auto op = it->second;
+  join_streams_.erase(it);
+  op->streams.erase(stream_id);
+  if (ec)
+    op->last_error = to_std(ec);
+  else
+    ++op->result.contacted;
+  if (op->streams.empty()) complete_join(op, {});
+}
+
+// ---- seeds and join ----
+
+/// One do_resolve() call: the names still being resolved and what came back.
+struct runtime::resolve_batch {
+  std::size_t pending = 0;
+  std::vector<address> addrs;
+  std::error_code error;
+  resolved_handler done;
+};
+
+void runtime::do_resolve(const std::vector<std::string>& names, resolved_handler done) {
+  auto batch = std::make_shared<resolve_batch>();
+  batch->done = std::move(done);
+  for (const auto& name : names) {
+    const auto spec = parse_seed(name, port_.load());
+    if (!spec) {
+      bump(counters_.resolve_failures);
+      batch->error = errc::invalid_argument;
+      log_.log(spdlog::level::warn, "bad seed seed={}", name);
+      continue;
+    }
+    error_code ec;
+    const auto ip = net::ip::make_address(spec->host, ec);
+    if (!ec) {  // numeric: no DNS
+      add_resolved(*batch, to_address(ip, spec->port));
+      continue;
+    }
+    const std::uint64_t id = next_io_id_++;
+    auto resolver = std::make_shared<udp::resolver>(strand_);
+    resolvers_.emplace(id, resolver);
+    ++batch->pending;
+    // No address_configured flag: a host with only loopback still gets its
+    // A and AAAA records.
+    resolver->async_resolve(spec->host, std::to_string(spec->port), udp::resolver::numeric_service,
+                            [self = shared_from_this(), batch, id, name](
+                                const error_code& e, const udp::resolver::results_type& results) {
+                              self->on_resolve(e, results, batch, id, name);
+                            });
+  }
+  if (batch->pending == 0) finish_resolve(*batch);
+}
+
+void runtime::on_resolve(const error_code& ec, const udp::resolver::results_type& results,
+                         const std::shared_ptr<resolve_batch>& batch, std::uint64_t id,
+                         const std::string& name) {
+  resolvers_.erase(id);
+  if (ec == net::error::operation_aborted || closed_) return;
+  if (ec) {
+    bump(counters_.resolve_failures);
+    batch->error = to_std(ec);
+    warn_limited("cannot resolve seed", "seed=" + name + " error=" + ec.message());
+  } else {
+    for (const auto& entry : results) add_resolved(*batch, to_address(entry.endpoint()));
+  }
+  if (--batch->pending == 0) finish_resolve(*batch);
+}
+
+void runtime::add_resolved(resolve_batch& batch, const address& a) const {
+  if (reachable(family_, a) && a != advertise_) batch.addrs.push_back(a);
+}
+
+void runtime::finish_resolve(resolve_batch& batch) {
+  if (closed_) return;
+  std::sort(batch.addrs.begin(), batch.addrs.end());
+  batch.addrs.erase(std::unique(batch.addrs.begin(), batch.addrs.end()), batch.addrs.end());
+  batch.done(std::move(batch.addrs), batch.error);
+}
+
+void runtime::add_seed_names(const std::vector<std::string>& seeds) {
+  for (const auto& s : seeds)
+    if (std::find(seed_names_.begin(), seed_names_.end(), s) == seed_names_.end())
+      seed_names_.push_back(s);
+  if (!seed_names_.empty()) arm_seed_retry();
+}
+
+void runtime::join_in_background() {
+  do_resolve(seed_names_, [self = shared_from_this()](std::vector<address> addrs, std::error_code) {
+    // The core retries the addresses it was given; it only needs new ones.
+    std::vector<address> fresh;
+    for (const auto& a : addrs)
+      if (self->seeds_given_.insert(a).second) fresh.push_back(a);
+    if (fresh.empty()) return;
+    {
+      std::lock_guard lock(self->mu_);
+      self->core_->join(now(), fresh, self->pending_);
+    }
+    self->drain();
+  });
+}
+
+void runtime::arm_seed_retry() {
+  if (seed_timer_armed_ || closed_) return;
+  seed_timer_armed_ = true;
+  seed_timer_.expires_after(cfg_.protocol.seed_retry_interval);
+  seed_timer_.async_wait(
+      [self = shared_from_this()](const error_code& ec) { self->on_seed_retry(ec); });
+}
+
+void runtime::on_seed_retry(const error_code& ec) {
+  seed_timer_armed_ = false;
+  if (ec == net::error::operation_aborted || closed_ || leaving_) return;
+  if (alone()) join_in_background();  // names are resolved again each time
+  arm_seed_retry();
+}
+
+bool runtime::alone() const {
+  std::lock_guard lock(mu_);
+  return core_->count(member_state::alive) + core_->count(member_state::suspect) <= 1;
+}
+
+join_result runtime::join(const std::vector<std::string>& seeds) {
+  if (!running()) return {0, 0, errc::not_running};
+  if (strand_.running_in_this_thread())
+    return {0, 0, std::make_error_code(std::errc::resource_deadlock_would_occur)};
+  if (seeds.empty()) return {};
+  auto op = std::make_shared<join_op>(strand_);
+  auto result = op->promise.get_future();
+  net::post(strand_, [self = shared_from_this(), op, seeds] { self->do_join(seeds, op); });
+  // The op's own timer bounds it, as long as someone runs the io_context.
+  if (result.wait_for(2 * cfg_.stream_deadline + blocking_grace) != std::future_status::ready)
+    return {0, 0, std::make_error_code(std::errc::timed_out)};
+  return result.get();
+}
+
+void runtime::do_join(std::vector<std::string> seeds, std::shared_ptr<join_op> op) {
+  if (closed_) return complete_join(op, errc::not_running);
+  join_ops_.insert(op);
+  add_seed_names(seeds);
+  // Resolution plus one exchange, with room for a slow resolver.
+  op->timer.expires_after(2 * cfg_.stream_deadline);
+  op->timer.async_wait([self = shared_from_this(), op](const error_code& ec) {
+    if (ec == net::error::operation_aborted) return;
+    self->complete_join(op, std::make_error_code(std::errc::timed_out));
+  });
+  do_resolve(seeds,
+             [self = shared_from_this(), op](std::vector<address> addrs, std::error_code ec) {
+               self->on_join_resolved(std::move(addrs), ec, op);
+             });
+}
+
+void runtime::on_join_resolved(std::vector<address> addrs, std::error_code ec,
+                               const std::shared_ptr<join_op>& op) {
+  if (op->done) return;
+  op->result.resolved = addrs.size();
+  if (addrs.empty()) {
+    return complete_join(op, ec ? ec : std::make_error_code(std::errc::host_unreachable));
+  }
+  {
+    std::lock_guard lock(mu_);
+    const std::size_t first = pending_.streams.size();
+    core_->join(now(), addrs, pending_);
+    for (std::size_t i = first; i < pending_.streams.size(); ++i) {
+      const stream_request& s = pending_.streams[i];
+      if (s.kind != stream_kind::join) continue;
+      op->streams.insert(s.id);
+      join_streams_[s.id] = op;
+    }
+  }
+  for (const auto& a : addrs) seeds_given_.insert(a);
+  if (op->streams.empty()) complete_join(op, errc::not_running);  // leaving, or too busy
+  drain();
+}
+
+void runtime::complete_join(const std::shared_ptr<join_op>& op, std::error_code ec) {
+  if (op->done) return;
+  op->done = true;
+  op->timer.cancel();
+  for (const auto id : op->streams) join_streams_.erase(id);
+  op->streams.clear();
+  join_ops_.erase(op);
+  join_result r = op->result;
+  if (r.contacted > 0) {
+    r.error = {};
+  } else if (ec) {
+    r.error = ec;
+  } else {
+    r.error = op->last_error ? op->last_error : std::make_error_code(std::errc::host_unreachable);
+  }
+  log_.log(spdlog::level::debug, "join done resolved={} contacted={} error={}", r.resolved,
+           r.contacted, r.error.message());
+  op->promise.set_value(r);
+}
+
+// ---- leave ----
+
+std::error_code runtime::leave(duration timeout) {
+  if (!running()) return errc::not_running;
+  if (strand_.running_in_this_thread())
+    return std::make_error_code(std::errc::resource_deadlock_would_occur);
+  auto waiter = std::make_shared<leave_waiter>();
+  auto result = waiter->promise.get_future();
+  {
+    std::lock_guard lock(mu_);
+    const time_point t = now();
+    core_->leave(t, timeout, pending_);
+    waiter->deadline = t + timeout;
+  }
+  log_.log(spdlog::level::info, "leaving name={}", cfg_.protocol.name);
+  net::post(strand_, [self = shared_from_this(), waiter] {
+    if (self->closed_) return waiter->promise.set_value(errc::not_running);
+    self->leaving_ = true;  // no more seed retries
+    self->leave_waiters_.push_back(waiter);
+    self->leave_timer_.expires_at(to_steady(waiter->deadline));
+    self->leave_timer_.async_wait([self](const error_code& ec) {
+      if (ec == net::error::operation_aborted || self->closed_) return;
+      self->check_leave();
+    });
+    self->drain();  // sends the departure, then checks whether it is done
+  });
+  if (result.wait_for(timeout + blocking_grace) != std::future_status::ready)
+    return std::make_error_code(std::errc::timed_out);
+  return result.get();
+}
+
+void runtime::check_leave() {
+  if (leave_waiters_.empty()) return;
+  const time_point t = now();
+  bool done = false;
+  {
+    std::lock_guard lock(mu_);
+    done = core_->leave_done(t);
+  }
+  if (!done || !send_queue_.empty()) return;  // the departure must be on the wire
+  for (auto& w : leave_waiters_)
+    w->promise.set_value(t < w->deadline ? std::error_code{}
+                                         : std::make_error_code(std::errc::timed_out));
+  leave_waiters_.clear();
+  leave_timer_.cancel();
+}
+
+// ---- queries and changes (any thread) ----
+
+std::vector<member> runtime::members() const {
+  std::lock_guard lock(mu_);
+  return core_ ? core_->members() : std::vector<member>{};
+}
+
+member runtime::local_member() const {
+  std::lock_guard lock(mu_);
+  if (core_) return core_->local_member();
+  const config& p = cfg_.protocol;
+  return member{p.name, p.advertise,     p.initial_incarnation, member_state::alive,
+                p.tags, protocol_version};
+}
+
+std::optional<member> runtime::find(const std::string& name) const {
+  std::lock_guard lock(mu_);
+  if (!core_) return std::nullopt;
+  return core_->find(name);
+}
+
+int runtime::health_score() const {
+  std::lock_guard lock(mu_);
+  return core_ ? core_->health_score() : 0;
+}
+
+std::uint64_t runtime::digest() const {
+  std::lock_guard lock(mu_);
+  return core_ ? core_->digest() : 0;
+}
+
+node_stats runtime::stats() const {
+  node_stats s;
+  {
+    std::lock_guard lock(mu_);
+    if (core_) s.core = core_->stats();
+  }
+  s.runtime = counters_.snapshot();
+  s.tcp_sessions = session_count_.load();
+  s.streams = stream_count_.load();
+  return s;
+}
+
+std::error_code runtime::set_tags(tag_map tags) {
+  std::error_code ec;
+  {
+    std::lock_guard lock(mu_);
+    if (!core_) {  // before start(): the tags it starts with
+      std::size_t n = 0;
+      for (const auto& [k, v] : tags) n += k.size() + v.size();
+      if (n > cfg_.protocol.max_tag_bytes) return errc::invalid_argument;
+      cfg_.protocol.tags = std::move(tags);
+      return {};
+    }
+    if (!running()) return errc::not_running;
+    ec = core_->set_tags(now(), std::move(tags), pending_);
+  }
+  post_drain();
+  return ec;
+}
+
+std::error_code runtime::broadcast(bytes payload) {
+  if (!running()) return errc::not_running;
+  std::lock_guard lock(mu_);
+  return core_->broadcast(std::move(payload));  // leaves with the next gossip round
+}
+
+void runtime::set_user_state(bytes state) {
+  std::lock_guard lock(mu_);
+  if (core_)
+    core_->set_user_state(std::move(state));
+  else
+    early_user_state_ = std::move(state);
+}
+
+node::subscription runtime::subscribe(node::event_handler handler) {
+  if (!handler) return 0;
+  std::lock_guard lock(cb_mu_);
+  const node::subscription id = next_subscription_++;
+  subscribers_.emplace(id, std::make_shared<node::event_handler>(std::move(handler)));
+  return id;
+}
+
+void runtime::unsubscribe(node::subscription id) {
+  std::lock_guard lock(cb_mu_);
+  subscribers_.erase(id);
+}
+
+void runtime::on_user_message(node::user_message_handler handler) {
+  std::lock_guard lock(cb_mu_);
+  user_message_handler_ =
+      handler ? std::make_shared<node::user_message_handler>(std::move(handler)) : nullptr;
+}
+
+void runtime::on_user_state(node::user_state_handler handler) {
+  std::lock_guard lock(cb_mu_);
+  user_state_handler_ =
+      handler ? std::make_shared<node::user_state_handler>(std::move(handler)) : nullptr;
+}
+
+// ---- logging ----
+
+void runtime::warn_limited(const char* what, const std::string& detail) {
+  auto it = warnings_.find(std::string_view(what));
+  if (it == warnings_.end())
+    it = warnings_.emplace(std::string(what), rate_limit(warning_period)).first;
+  const auto lvl = it->second.allow(now()) ? spdlog::level::warn : spdlog::level::debug;
+  log_.log(lvl, "{} {}", what, detail);
+}
+
+void runtime::fail(const error_code& ec, const char* what) const {
+  if (ec == net::error::operation_aborted) return;
+  log_.log(spdlog::level::debug, "{} failed: {}", what, ec.message());
+}
+
 }  // namespace shoal::io

@@ -7,7 +7,7 @@ execute_process(COMMAND ${CMAKE_COMMAND} --install "${SHOAL_BUILD_DIR}" --prefix
 if(rc)
   message(FATAL_ERROR "cmake --install failed: ${rc}")
 endif()
-foreach(f include/shoal/version.hpp include/shoal/core.hpp lib/cmake/shoal/shoalConfig.cmake
+foreach(f include/shoal/version.hpp include/shoal/core.hpp include/shoal/node.hpp lib/cmake/shoal/shoalConfig.cmake
           lib/cmake/shoal/shoalConfigVersion.cmake lib/pkgconfig/shoal.pc bin/shoald bin/shoalctl)
   if(NOT EXISTS "${prefix}/${f}")
     message(FATAL_ERROR "installed tree lacks ${f}")

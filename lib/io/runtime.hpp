@@ -1,0 +1,219 @@
+// shoal::io::runtime: one core on one strand, over UDP, TCP and a timer.
+//
+// clang-format off
+//   UDP receive  -> core.handle_packet -------+
+//   TCP session  -> core.handle_stream -------+                      +-> UDP send queue
+//   stream reply -> core.handle_stream_reply -+-> pending -> drain() +-> stream clients (TCP)
+//   tick timer   -> core.tick ----------------+   outbox             +-> callbacks
+//   facade calls -> core.set_tags, ... -------+                      +-> tick timer re-armed
+// clang-format on
+//
+// The core is guarded by a mutex held only for the call into it; everything
+// it asks for is appended to one pending outbox under the same mutex and
+// drained on the strand in order. So facade calls never wait for the strand,
+// and callbacks (run by drain() without the mutex) may call them.
+//
+// Sockets, timers, sessions and the bookkeeping below marked "strand" are
+// only touched on the strand.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <future>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <span>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+
+#include <shoal/node.hpp>
+
+#include "io/net.hpp"
+
+namespace shoal::io {
+
+class tcp_session;
+class stream_client;
+
+/// runtime_stats, counted from any thread.
+struct runtime_counters {
+  std::atomic<std::uint64_t> udp_send_errors{0}, udp_send_dropped{0}, udp_receive_errors{0},
+      tcp_accepted{0}, tcp_rejected{0}, tcp_session_errors{0}, streams_ok{0}, streams_failed{0},
+      streams_rejected{0}, stream_timeouts{0}, frames_too_large{0}, resolve_failures{0},
+      callback_exceptions{0};
+
+  runtime_stats snapshot() const;
+};
+
+inline void bump(std::atomic<std::uint64_t>& c) {
+  c.fetch_add(1, std::memory_order_relaxed);
+}
+
+class runtime : public std::enable_shared_from_this<runtime> {
+ public:
+  using strand_type = net::strand<net::io_context::executor_type>;
+
+  /// `owned` is set when the node runs its own thread on `ctx`.
+  runtime(node_config cfg, net::io_context& ctx, std::shared_ptr<net::io_context> owned);
+  ~runtime();
+  runtime(const runtime&) = delete;
+  runtime& operator=(const runtime&) = delete;
+
+  // ---- the facade (any thread; see node.hpp) ----
+  std::error_code start();
+  join_result join(const std::vector<std::string>& seeds);
+  std::error_code leave(duration timeout);
+  void stop();
+  bool running() const;
+  std::uint16_t port() const { return port_.load(); }
+  std::vector<member> members() const;
+  member local_member() const;
+  std::optional<member> find(const std::string& name) const;
+  std::error_code set_tags(tag_map tags);
+  std::error_code broadcast(bytes payload);
+  void set_user_state(bytes state);
+  node::subscription subscribe(node::event_handler handler);
+  void unsubscribe(node::subscription id);
+  void on_user_message(node::user_message_handler handler);
+  void on_user_state(node::user_state_handler handler);
+  int health_score() const;
+  std::uint64_t digest() const;
+  node_stats stats() const;
+
+  // ---- for sessions and stream clients (strand) ----
+  const strand_type& strand() const { return strand_; }
+  const node_config& cfg() const { return cfg_; }
+  const log_sink& log() const { return log_; }
+  runtime_counters& counters() { return counters_; }
+  bool closed() const { return closed_; }
+  /// A peer's request: the core's reply (empty: close without one).
+  bytes serve_stream(const address& from, std::span<const std::uint8_t> request);
+  void session_done(std::uint64_t session_id, bool ok);
+  void stream_done(std::uint64_t client_id, std::uint64_t stream_id, const error_code& ec,
+                   std::span<const std::uint8_t> reply);
+  /// Logs a warning a peer (or the network) can provoke: at most once per
+  /// 10 s per `what`, at debug level in between.
+  void warn_limited(const char* what, const std::string& detail);
+  /// Logs a failed operation (operation_aborted is not a failure).
+  void fail(const error_code& ec, const char* what) const;
+
+ private:
+  struct join_op;
+  struct leave_waiter;
+  struct resolve_batch;
+  using resolved_handler = std::function<void(std::vector<address>, std::error_code)>;
+
+  std::error_code bind_sockets();
+  error_code open_and_bind(const net::ip::address& ip, std::uint16_t port);
+  std::optional<net::ip::address> route_source(bool v6);
+
+  // strand
+  void on_started();
+  void do_close();
+  void post_drain();
+  void drain();
+  void dispatch(outbox& batch);
+  void deliver_events(std::vector<event>& events);
+  void deliver_user_data(std::vector<user_message>& messages, std::vector<bytes>& states);
+  void arm_tick(time_point at);
+  void on_tick(const error_code& ec, std::uint64_t generation);
+  void do_receive();
+  void on_receive(const error_code& ec, std::size_t n);
+  void enqueue_send(outgoing_packet p);
+  void do_send();
+  void on_send(const error_code& ec);
+  void do_accept();
+  void on_accept(const error_code& ec, tcp::socket socket);
+  void start_stream(stream_request req);
+  void finish_stream(std::uint64_t stream_id, const error_code& ec,
+                     std::span<const std::uint8_t> reply);
+  void do_resolve(const std::vector<std::string>& names, resolved_handler done);
+  void on_resolve(const error_code& ec, const udp::resolver::results_type& results,
+                  const std::shared_ptr<resolve_batch>& batch, std::uint64_t id,
+                  const std::string& name);
+  void add_resolved(resolve_batch& batch, const address& a) const;
+  void finish_resolve(resolve_batch& batch);
+  void do_join(std::vector<std::string> seeds, std::shared_ptr<join_op> op);
+  void on_join_resolved(std::vector<address> addrs, std::error_code ec,
+                        const std::shared_ptr<join_op>& op);
+  void complete_join(const std::shared_ptr<join_op>& op, std::error_code ec);
+  void join_in_background();
+  void add_seed_names(const std::vector<std::string>& seeds);
+  void arm_seed_retry();
+  void on_seed_retry(const error_code& ec);
+  void check_leave();
+  bool alone() const;
+
+  std::shared_ptr<net::io_context> owned_ctx_;  // first: destroyed last
+  node_config cfg_;
+  log_sink log_;
+  strand_type strand_;
+
+  // ---- lifecycle (start_mu_) ----
+  enum class phase : std::uint8_t { idle, running, stopped };
+  std::mutex start_mu_;
+  std::atomic<phase> phase_{phase::idle};
+  std::thread thread_;
+  std::unique_ptr<net::executor_work_guard<net::io_context::executor_type>> work_;
+  std::atomic<std::uint16_t> port_{0};
+
+  // ---- the core and what it asked for (mu_) ----
+  mutable std::mutex mu_;
+  std::optional<core> core_;
+  outbox pending_;
+  bytes early_user_state_;  // set_user_state() before start()
+  std::atomic<bool> drain_posted_{false};
+
+  // ---- callbacks (cb_mu_) ----
+  std::mutex cb_mu_;
+  std::map<node::subscription, std::shared_ptr<node::event_handler>> subscribers_;
+  node::subscription next_subscription_ = 1;
+  std::shared_ptr<node::user_message_handler> user_message_handler_;
+  std::shared_ptr<node::user_state_handler> user_state_handler_;
+
+  runtime_counters counters_;
+  std::atomic<std::size_t> session_count_{0}, stream_count_{0};
+
+  // ---- strand ----
+  bool closed_ = false;
+  bool leaving_ = false;
+  family family_ = family::v4;
+  address advertise_;
+  udp::socket udp_;
+  tcp::acceptor acceptor_;
+  net::steady_timer tick_timer_;
+  std::uint64_t tick_generation_ = 0;
+  std::optional<time_point> tick_armed_at_;
+  net::steady_timer accept_retry_timer_;
+  net::steady_timer seed_timer_;
+  bool seed_timer_armed_ = false;
+  net::steady_timer leave_timer_;
+  std::vector<std::uint8_t> receive_buffer_;
+  udp::endpoint sender_;
+  std::deque<outgoing_packet> send_queue_;
+  bool sending_ = false;
+  std::unordered_map<std::uint64_t, std::weak_ptr<tcp_session>> sessions_;
+  std::unordered_map<std::uint64_t, std::weak_ptr<stream_client>> clients_;
+  std::uint64_t next_io_id_ = 1;
+  std::unordered_map<std::uint64_t, std::shared_ptr<udp::resolver>> resolvers_;
+  std::vector<std::string> seed_names_;
+  std::set<address> seeds_given_;  // addresses already handed to core.join
+  std::set<std::shared_ptr<join_op>> join_ops_;
+  std::unordered_map<std::uint64_t, std::shared_ptr<join_op>> join_streams_;  // core stream id
+  std::vector<std::shared_ptr<leave_waiter>> leave_waiters_;
+  std::map<std::string, rate_limit, std::less<>> warnings_;
+};
+
+}  // namespace shoal::io
