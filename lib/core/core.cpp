@@ -3,6 +3,8 @@
 // (dissemination, anti-entropy, join, leave, healing).
 #include <shoal/core.hpp>
 
+#include <spdlog/spdlog.h>
+
 #include <stdexcept>
 #include <type_traits>
 
@@ -96,12 +98,24 @@ void core_impl::tick(time_point now, outbox& out) {
   }
 }
 
+void core_impl::warn_invalid(time_point now, const address& from, std::error_code ec) {
+  // At most one line per 10 s; the counters keep the exact numbers.
+  ++invalid_since_warn_;
+  if (!cfg_.logger || (warned_once_ && now - last_invalid_warn_ < std::chrono::seconds(10))) return;
+  cfg_.logger->warn("dropped invalid input from={} reason={} dropped_since_last_warning={}",
+                    from.to_string(), ec.message(), invalid_since_warn_);
+  warned_once_ = true;
+  last_invalid_warn_ = now;
+  invalid_since_warn_ = 0;
+}
+
 void core_impl::handle_packet(time_point now, const address& from,
                               std::span<const std::uint8_t> data, outbox& out) {
   ++stats_.packets_in;
   stats_.bytes_in += data.size();
   if (data.size() > cfg_.udp_buffer_size + 512) {  // larger than any peer of ours sends
     ++stats_.invalid_too_large;
+    warn_invalid(now, from, errc::too_large);
     return;
   }
   const auto before = decode_counters_;
@@ -114,6 +128,7 @@ void core_impl::handle_packet(time_point now, const address& from,
                                 decode_counters_.too_many_messages - before.too_many_messages;
     stats_.invalid_too_large += decode_counters_.too_large - before.too_large;
     stats_.invalid_field += decode_counters_.field_too_long - before.field_too_long;
+    warn_invalid(now, from, ec);
     return;
   }
   stats_.invalid_unknown_type += decode_counters_.unknown_type - before.unknown_type;

@@ -239,6 +239,8 @@ class core_impl {
   void merge_state(time_point now, const wire::push_pull& pp, bool regossip, outbox& out);
   void gossip_targets(time_point now, std::size_t k, std::vector<const member_entry*>& out);
 
+  void warn_invalid(time_point now, const address& from, std::error_code ec);
+
   // ---- timers (core.cpp) ----
   void schedule(time_point at, timer_kind kind, std::uint64_t a = 0, std::string name = {});
 
@@ -310,6 +312,10 @@ class core_impl {
   std::priority_queue<timer, std::vector<timer>, timer_later> timers_;
   std::uint64_t timer_order_ = 0;
   std::uint64_t next_token_ = 1;
+
+  bool warned_once_ = false;
+  time_point last_invalid_warn_{};
+  std::uint64_t invalid_since_warn_ = 0;
 
   std::vector<address> seeds_;
   bool started_ = false;

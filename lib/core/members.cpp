@@ -3,6 +3,8 @@
 // counters, the digest, the probe list and the list of the departed in step.
 #include <algorithm>
 
+#include <spdlog/spdlog.h>
+
 #include "core/core_impl.hpp"
 #include "core/formulas.hpp"
 
@@ -74,6 +76,9 @@ wire::alive core_impl::alive_msg(const member_entry& e) const {
 
 void core_impl::emit(event_type t, const member_entry& e, outbox& out) {
   if (quiet_events_) return;
+  if (cfg_.logger)
+    cfg_.logger->info("{} member={} inc={} addr={}", to_string(t), *e.name, e.incarnation,
+                      e.addr.to_string());
   out.events.push_back(event{t, snapshot(e)});
 }
 

@@ -1,6 +1,10 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <sstream>
+
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 
 #include "mini_net.hpp"
 
@@ -282,4 +286,34 @@ TEST_CASE("an adopted view is shown at once, quietly, and probed like any other"
   for (auto& n : net.nodes) CHECK(n.core->digest() == d);
   net.nodes[1].up = false;
   REQUIRE(net.wait_until([&] { return net.everyone_sees("n1", member_state::dead); }, 120s));
+}
+
+TEST_CASE("bad input is logged at most once per 10 s; membership changes at info", "[unit]") {
+  std::ostringstream text;
+  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(text);
+  auto logger = std::make_shared<spdlog::logger>("test", sink);
+  logger->set_level(spdlog::level::info);
+  mini_net net;
+  auto c = net.make_config(0);
+  c.logger = logger;
+  net.add(c, 1);
+  net.add(net.make_config(1), 2);
+  net.join(0, {});
+  net.join(1, {addr_of(0)});
+  REQUIRE(net.wait_until([&] { return net.full_mesh(); }, 10s));
+  CHECK(text.str().find("member_joined member=n1") != std::string::npos);
+  shoal::outbox out;
+  const std::vector<std::uint8_t> junk{0x53, 9, 9};
+  for (int i = 0; i < 100; ++i) net.nodes[0].core->handle_packet(net.now, addr_of(7), junk, out);
+  auto count = [&](const std::string& needle) {
+    std::size_t n = 0;
+    const std::string s = text.str();
+    for (auto p = s.find(needle); p != std::string::npos; p = s.find(needle, p + 1)) ++n;
+    return n;
+  };
+  CHECK(count("dropped invalid input") == 1);
+  net.run_for(11s);
+  net.nodes[0].core->handle_packet(net.now, addr_of(7), junk, out);
+  CHECK(count("dropped invalid input") == 2);
+  CHECK(text.str().find("dropped_since_last_warning=100") != std::string::npos);
 }
