@@ -68,7 +68,7 @@ struct config {
   /// that stretches probe_interval and probe_timeout when this node itself
   /// misses acks, nacks or has to refute. lan: 8. 1 disables local health.
   int awareness_max_multiplier = 8;
-  /// A member whose own health score sits at its maximum and that had to
+  /// A member whose own health score is at least half its maximum and that had to
   /// refute this many accusations within unhealthy_refute_window stops
   /// refuting: its network is broken (it cannot get its own probes through),
   /// so it lets the cluster declare it dead rather than flap between suspect

@@ -178,7 +178,9 @@ bool core_impl::benched(time_point now) {
     }
     return benched_;
   }
-  if (awareness_.score() < top) return false;
+  // Half the maximum: a lossy node's score swings, and waiting for the top
+  // let one in ten die and come back twice (lossy-minority, N=1000).
+  if (awareness_.score() < (top + 1) / 2) return false;
   const auto limit = static_cast<std::size_t>(cfg_.unhealthy_refute_limit);
   if (recent_refutations_.size() < limit) return false;
   if (now - recent_refutations_.front() > cfg_.unhealthy_refute_window) return false;
