@@ -29,6 +29,7 @@
 //   n.stop();
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -57,7 +58,37 @@ namespace io {
 class runtime;
 }
 
+/// A cluster encryption key (XChaCha20-Poly1305, 32 bytes). Generate it with
+/// a CSPRNG and give every node the same one; its bytes are never logged.
+using encryption_key = std::array<std::uint8_t, 32>;
+
 /// Everything a node needs: the protocol parameters and the runtime's own.
+///
+/// Label and encryption. The runtime wraps every UDP packet and both frames
+/// of every TCP exchange; the protocol core only ever sees plaintext. With no
+/// label and no key a packet is exactly what older nodes send. Packets that
+/// cannot be opened are dropped and counted (runtime_stats::label_mismatch,
+/// decrypt_failed, plaintext_rejected), with a warning at most every 10 s per
+/// reason through protocol.logger.
+///
+/// Moving a running plain cluster to encryption without a partition, one
+/// rolling restart per step (every node finishes a step before the next):
+///   1. keys = {k}, accept_plaintext = true, encrypt_outgoing = false: each
+///      node can read encrypted packets and still sends plaintext, which the
+///      nodes not yet restarted read.
+///   2. encrypt_outgoing = true (accept_plaintext still true): each node now
+///      sends encrypted packets; every peer can read them (step 1) and it
+///      still reads the plaintext of nodes not yet restarted.
+///   3. accept_plaintext = false: plaintext is refused from now on.
+/// Skipping step 1 (restarting straight into keys + accept_plaintext = true)
+/// works only for packets towards nodes that already hold the key: a node
+/// without it cannot read the encrypted node, so the two do not converge.
+/// Leaving encryption is the same in reverse. Changing the label needs a
+/// full-cluster restart (nodes with different labels never talk).
+///
+/// Rotating keys under traffic needs no restart (node::install_key and
+/// friends): install the new key on every node, then use_key() it on every
+/// node, then remove_key() the old one on every node.
 struct node_config {
   /// The protocol (name, tags, timings, limits, logger). `protocol.advertise`
   /// may be left unset: an all-zero IP takes the bind IP (or, when binding the
@@ -85,6 +116,23 @@ struct node_config {
   /// Default 10 s.
   duration stream_deadline = std::chrono::seconds(10);
 
+  /// Cluster label, at most 255 bytes (start() fails with
+  /// errc::invalid_argument beyond). Packets carry it and nodes drop packets
+  /// with another label, or without one. Empty: no label. It is not secret
+  /// (sent in clear, but authenticated when encrypting).
+  std::string label;
+
+  /// Encryption keys; the first is primary (seals everything sent), all of
+  /// them open. Empty: no encryption. Duplicates are ignored.
+  std::vector<encryption_key> keys;
+
+  /// With keys: also accept unencrypted packets (migration only; see above).
+  bool accept_plaintext = false;
+
+  /// With keys: seal outgoing packets with the primary key. false sends
+  /// plaintext (migration step 1 only; see above). Default true.
+  bool encrypt_outgoing = true;
+
   /// Seed of the core's random generator; empty: std::random_device.
   std::optional<std::uint64_t> rng_seed;
 
@@ -108,6 +156,9 @@ struct runtime_stats {
   std::uint64_t frames_too_large = 0;    ///< TCP frames over protocol.max_push_pull_bytes
   std::uint64_t resolve_failures = 0;    ///< seed names that did not resolve
   std::uint64_t callback_exceptions = 0;
+  std::uint64_t label_mismatch = 0;      ///< packets or frames with another (or no) label
+  std::uint64_t decrypt_failed = 0;      ///< no installed key opened them (or malformed)
+  std::uint64_t plaintext_rejected = 0;  ///< unencrypted while keys are set, not accepted
 };
 
 struct node_stats {
@@ -208,6 +259,18 @@ class node {
   /// Digest of the view; equal on two nodes means equal views.
   std::uint64_t digest() const;
   node_stats stats() const;
+
+  /// The keyring, changed at runtime from any thread (before start() too);
+  /// the next packet sent or received uses it. See node_config for rotation.
+  /// install_key: adds a key that opens packets (the first key installed on a
+  /// node without keys becomes primary and turns encryption on).
+  std::error_code install_key(const encryption_key& key);
+  /// Makes an installed key primary (errc::invalid_argument: not installed).
+  std::error_code use_key(const encryption_key& key);
+  /// Removes a key (errc::invalid_argument: the primary, or not installed).
+  std::error_code remove_key(const encryption_key& key);
+  /// The installed keys, primary first.
+  std::vector<encryption_key> list_keys() const;
 
  private:
   std::shared_ptr<io::runtime> rt_;

@@ -108,5 +108,17 @@ std::uint64_t node::digest() const {
 node_stats node::stats() const {
   return rt_->stats();
 }
+std::error_code node::install_key(const encryption_key& key) {
+  return rt_->install_key(key);
+}
+std::error_code node::use_key(const encryption_key& key) {
+  return rt_->use_key(key);
+}
+std::error_code node::remove_key(const encryption_key& key) {
+  return rt_->remove_key(key);
+}
+std::vector<encryption_key> node::list_keys() const {
+  return rt_->list_keys();
+}
 
 }  // namespace shoal

@@ -57,6 +57,9 @@ runtime_stats runtime_counters::snapshot() const {
   s.frames_too_large = frames_too_large.load();
   s.resolve_failures = resolve_failures.load();
   s.callback_exceptions = callback_exceptions.load();
+  s.label_mismatch = label_mismatch.load();
+  s.decrypt_failed = decrypt_failed.load();
+  s.plaintext_rejected = plaintext_rejected.load();
   return s;
 }
 
@@ -88,7 +91,9 @@ runtime::runtime(node_config cfg, net::io_context& ctx, std::shared_ptr<net::io_
       accept_retry_timer_(strand_),
       seed_timer_(strand_),
       leave_timer_(strand_),
-      receive_buffer_(receive_buffer_size) {}
+      receive_buffer_(receive_buffer_size) {
+  keys_ = std::make_shared<const keyring>(cfg_.keys);
+}
 
 runtime::~runtime() = default;
 
@@ -97,6 +102,10 @@ runtime::~runtime() = default;
 std::error_code runtime::start() {
   std::lock_guard start_lock(start_mu_);
   if (phase_ != phase::idle) return errc::not_running;
+  if (cfg_.label.size() > max_label_size) {
+    log_.log(spdlog::level::err, "node start failed: label over {} bytes", max_label_size);
+    return errc::invalid_argument;
+  }
   if (auto ec = bind_sockets()) {
     error_code ignored;
     udp_.close(ignored);
@@ -439,11 +448,15 @@ void runtime::on_receive(const error_code& ec, std::size_t n) {
   } else {
     const address from = to_address(sender_);
     log_.log(spdlog::level::trace, "udp in from={} bytes={}", from.to_string(), n);
-    {
-      std::lock_guard lock(mu_);
-      core_->handle_packet(now(), from, std::span(receive_buffer_.data(), n), pending_);
+    std::span<const std::uint8_t> data(receive_buffer_.data(), n);
+    bytes opened;
+    if (open_in(data, opened, from, "udp")) {
+      {
+        std::lock_guard lock(mu_);
+        core_->handle_packet(now(), from, data, pending_);
+      }
+      drain();
     }
-    drain();
   }
   if (!closed_) do_receive();
 }
@@ -453,6 +466,7 @@ void runtime::enqueue_send(outgoing_packet p) {
     bump(counters_.udp_send_dropped);
     return;
   }
+  seal_out(p.data);
   send_queue_.push_back(std::move(p));
   do_send();
 }
@@ -527,12 +541,15 @@ void runtime::on_accept(const error_code& ec, tcp::socket socket) {
 
 bytes runtime::serve_stream(const address& from, std::span<const std::uint8_t> request) {
   if (closed_) return {};
+  bytes opened;
+  if (!open_in(request, opened, from, "tcp request")) return {};  // close without a reply
   bytes reply;
   {
     std::lock_guard lock(mu_);
     reply = core_->handle_stream(now(), from, request, pending_);
   }
   drain();
+  if (!reply.empty()) seal_out(reply);
   return reply;
 }
 
@@ -551,6 +568,7 @@ void runtime::start_stream(stream_request req) {
   }
   log_.log(spdlog::level::debug, "stream start id={} to={} kind={} bytes={}", req.id,
            req.to.to_string(), static_cast<int>(req.kind), req.data.size());
+  seal_out(req.data);
   const std::uint64_t id = next_io_id_++;
   auto client = std::make_shared<stream_client>(shared_from_this(), id, std::move(req));
   clients_.emplace(id, client);
@@ -558,11 +576,15 @@ void runtime::start_stream(stream_request req) {
   client->start();
 }
 
-void runtime::stream_done(std::uint64_t client_id, std::uint64_t stream_id, const error_code& ec,
-                          std::span<const std::uint8_t> reply) {
+void runtime::stream_done(std::uint64_t client_id, std::uint64_t stream_id, const address& peer,
+                          const error_code& e, std::span<const std::uint8_t> reply) {
   clients_.erase(client_id);
   stream_count_ = clients_.size();
   if (closed_) return;
+  error_code ec = e;
+  bytes opened;
+  if (!ec && !open_in(reply, opened, peer, "tcp reply"))
+    ec = boost::system::errc::make_error_code(boost::system::errc::permission_denied);
   if (ec) {
     bump(counters_.streams_failed);
     log_.log(spdlog::level::debug, "stream failed id={} error={}", stream_id, ec.message());
@@ -922,6 +944,80 @@ void runtime::on_user_state(node::user_state_handler handler) {
   std::lock_guard lock(cb_mu_);
   user_state_handler_ =
       handler ? std::make_shared<node::user_state_handler>(std::move(handler)) : nullptr;
+}
+
+// ---- label and encryption ----
+
+std::shared_ptr<const keyring> runtime::keyring_snapshot() const {
+  std::lock_guard lock(keys_mu_);
+  return keys_;
+}
+
+void runtime::seal_out(bytes& data) const {
+  static const keyring no_keys;
+  const auto keys = keyring_snapshot();
+  const keyring& sealing = cfg_.encrypt_outgoing ? *keys : no_keys;
+  if (cfg_.label.empty() && sealing.empty()) return;
+  data = seal(data, cfg_.label, sealing);
+}
+
+bool runtime::open_in(std::span<const std::uint8_t>& data, bytes& storage, const address& from,
+                      const char* channel) {
+  const auto keys = keyring_snapshot();
+  // A plain cluster and a bare core packet: nothing to open, nothing to copy.
+  if (cfg_.label.empty() && keys->empty() && (data.empty() || data[0] != outer_version))
+    return true;
+  open_result r = open_packet(data, cfg_.label, *keys, cfg_.accept_plaintext);
+  switch (r.status) {
+    case open_status::ok:
+      storage = std::move(r.plain);
+      data = storage;
+      return true;
+    case open_status::label_mismatch:
+      bump(counters_.label_mismatch);
+      break;
+    case open_status::decrypt_failed:
+      bump(counters_.decrypt_failed);
+      break;
+    case open_status::plaintext_rejected:
+      bump(counters_.plaintext_rejected);
+      break;
+  }
+  warn_limited(to_string(r.status),
+               std::string("dropped ") + channel + " from=" + from.to_string());
+  return false;
+}
+
+std::error_code runtime::install_key(const encryption_key& key) {
+  std::lock_guard lock(keys_mu_);
+  auto next = std::make_shared<keyring>(*keys_);
+  next->install(key);
+  keys_ = std::move(next);
+  log_.log(spdlog::level::info, "key installed keys={}", keys_->size());
+  return {};
+}
+
+std::error_code runtime::use_key(const encryption_key& key) {
+  std::lock_guard lock(keys_mu_);
+  auto next = std::make_shared<keyring>(*keys_);
+  if (!next->use(key)) return errc::invalid_argument;
+  keys_ = std::move(next);
+  log_.log(spdlog::level::info, "primary key changed keys={}", keys_->size());
+  return {};
+}
+
+std::error_code runtime::remove_key(const encryption_key& key) {
+  std::lock_guard lock(keys_mu_);
+  auto next = std::make_shared<keyring>(*keys_);
+  if (!next->remove(key)) return errc::invalid_argument;
+  keys_ = std::move(next);
+  log_.log(spdlog::level::info, "key removed keys={}", keys_->size());
+  return {};
+}
+
+std::vector<encryption_key> runtime::list_keys() const {
+  const auto keys = keyring_snapshot();
+  return keys->list();
 }
 
 // ---- logging ----

@@ -41,6 +41,7 @@
 #include <shoal/node.hpp>
 
 #include "io/net.hpp"
+#include "io/security.hpp"
 
 namespace shoal::io {
 
@@ -52,7 +53,7 @@ struct runtime_counters {
   std::atomic<std::uint64_t> udp_send_errors{0}, udp_send_dropped{0}, udp_receive_errors{0},
       tcp_accepted{0}, tcp_rejected{0}, tcp_session_errors{0}, streams_ok{0}, streams_failed{0},
       streams_rejected{0}, stream_timeouts{0}, frames_too_large{0}, resolve_failures{0},
-      callback_exceptions{0};
+      callback_exceptions{0}, label_mismatch{0}, decrypt_failed{0}, plaintext_rejected{0};
 
   runtime_stats snapshot() const;
 };
@@ -91,6 +92,10 @@ class runtime : public std::enable_shared_from_this<runtime> {
   int health_score() const;
   std::uint64_t digest() const;
   node_stats stats() const;
+  std::error_code install_key(const encryption_key& key);
+  std::error_code use_key(const encryption_key& key);
+  std::error_code remove_key(const encryption_key& key);
+  std::vector<encryption_key> list_keys() const;
 
   // ---- for sessions and stream clients (strand) ----
   const strand_type& strand() const { return strand_; }
@@ -101,11 +106,18 @@ class runtime : public std::enable_shared_from_this<runtime> {
   /// A peer's request: the core's reply (empty: close without one).
   bytes serve_stream(const address& from, std::span<const std::uint8_t> request);
   void session_done(std::uint64_t session_id, bool ok);
-  void stream_done(std::uint64_t client_id, std::uint64_t stream_id, const error_code& ec,
-                   std::span<const std::uint8_t> reply);
+  void stream_done(std::uint64_t client_id, std::uint64_t stream_id, const address& peer,
+                   const error_code& ec, std::span<const std::uint8_t> reply);
   /// Logs a warning a peer (or the network) can provoke: at most once per
   /// 10 s per `what`, at debug level in between.
   void warn_limited(const char* what, const std::string& detail);
+  /// Seals bytes to send under the label and the primary key (in place; a
+  /// no-op for a plain cluster).
+  void seal_out(bytes& data) const;
+  /// Opens received bytes: true with `data` pointing at the core's bytes
+  /// (possibly in `storage`), or false after counting and logging the drop.
+  bool open_in(std::span<const std::uint8_t>& data, bytes& storage, const address& from,
+               const char* channel);
   /// Logs a failed operation (operation_aborted is not a failure).
   void fail(const error_code& ec, const char* what) const;
 
@@ -175,6 +187,11 @@ class runtime : public std::enable_shared_from_this<runtime> {
   outbox pending_;
   bytes early_user_state_;  // set_user_state() before start()
   std::atomic<bool> drain_posted_{false};
+
+  // ---- the keyring (keys_mu_): immutable snapshots, swapped on change ----
+  mutable std::mutex keys_mu_;
+  std::shared_ptr<const keyring> keys_;
+  std::shared_ptr<const keyring> keyring_snapshot() const;
 
   // ---- callbacks (cb_mu_) ----
   std::mutex cb_mu_;

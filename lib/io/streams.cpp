@@ -197,10 +197,10 @@ void stream_client::finish(const error_code& ec) {
   close_socket(socket_);
   if (timed_out_) {
     bump(rt_->counters().stream_timeouts);
-    rt_->stream_done(id_, req_.id, net::error::timed_out, {});
+    rt_->stream_done(id_, req_.id, req_.to, net::error::timed_out, {});
     return;
   }
-  rt_->stream_done(id_, req_.id, ec, reply_);
+  rt_->stream_done(id_, req_.id, req_.to, ec, reply_);
 }
 
 }  // namespace shoal::io
