@@ -317,3 +317,22 @@ TEST_CASE("bad input is logged at most once per 10 s; membership changes at info
   CHECK(count("dropped invalid input") == 2);
   CHECK(text.str().find("dropped_since_last_warning=100") != std::string::npos);
 }
+
+TEST_CASE("the departed are reaped after reconnect_timeout", "[unit]") {
+  mini_net net;
+  for (int i = 0; i < 3; ++i) {
+    auto c = net.make_config(i);
+    c.reconnect_timeout = 20s;
+    net.add(c, 700 + static_cast<std::uint64_t>(i));
+  }
+  net.join(0, {});
+  net.join(1, {addr_of(0)});
+  net.join(2, {addr_of(0)});
+  REQUIRE(net.wait_until([&] { return net.full_mesh(); }, 10s));
+  net.nodes[2].up = false;
+  REQUIRE(net.wait_until([&] { return net.state_at(0, "n2") == member_state::dead; }, 60s));
+  CHECK_FALSE(has_event(net.nodes[0], event_type::member_reaped, "n2"));
+  REQUIRE(net.wait_until([&] { return !net.state_at(0, "n2").has_value(); }, 30s));
+  CHECK(has_event(net.nodes[0], event_type::member_reaped, "n2"));
+  CHECK(net.nodes[0].core->members().size() == 2);
+}
