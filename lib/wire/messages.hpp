@@ -98,16 +98,9 @@ struct user {
   friend bool operator==(const user&, const user&) = default;
 };
 
-/// One member in a push-pull state.
-struct member_state_entry {
-  std::string name;
-  address addr;
-  std::uint64_t incarnation = 0;
-  member_state state = member_state::alive;
-  tag_map tags;
-  std::uint8_t protocol = protocol_version;
-  friend bool operator==(const member_state_entry&, const member_state_entry&) = default;
-};
+/// One member in a push-pull state: exactly the public snapshot type, so the
+/// encoding of a member lives in one place.
+using member_state_entry = shoal::member;
 
 /// Full state exchange over a stream (anti-entropy, join).
 struct push_pull {
