@@ -416,8 +416,11 @@ void agent::cmd_force_leave(const std::shared_ptr<session>& s, std::uint64_t id,
   if (!m) return s->error(id, "not_found", "no member named " + name->substr(0, 128));
   if (m->state != member_state::dead)
     return s->error(id, "not_failed", *name + " is " + status_name(m->state) + ", not failed");
-  // Interim: node::force_leave is being added to the library (issue #5 open).
-  return s->error(id, "internal", "force-leave is not available in this build yet");
+  if (auto ec = node_->force_leave(*name)) {
+    const bool not_failed = ec == make_error_code(errc::member_not_failed);
+    return s->error(id, not_failed ? "not_failed" : (ec == make_error_code(errc::unknown_member) ? "not_found" : "not_running"),
+                    ec.message());
+  }
   s->reply(id, [](writer& w) { w.pack_map(0); });
 }
 
@@ -707,8 +710,7 @@ void agent::on_user_message(const bytes& data) {
     } else {
       w.pack_nil();
     }
-    // Interim: replies need node::send_to, being added to the library (issue #5 open).
-    if (auto ec = std::make_error_code(std::errc::function_not_supported))
+    if (auto ec = node_->send_to(*origin, bytes(b.data(), b.data() + b.size())))
       log_->warn("key operation reply to {} not sent: {}", *origin, ec.message());
     return;
   }
