@@ -161,6 +161,28 @@ class core {
   /// Queues a user broadcast, piggybacked like membership updates.
   std::error_code broadcast(bytes payload);
 
+  /// Sends one user message straight to the member `name` (this node
+  /// included): a single packet in `out`, the payload first, then any queued
+  /// updates that fit. Unlike broadcast() it is not retransmitted; UDP may
+  /// lose it. The receiver gets it in outbox::user_messages with `from` set
+  /// to the packet's source address. Errors (nothing is sent):
+  /// errc::invalid_argument (empty or over max_user_broadcast_bytes),
+  /// errc::unknown_member (not in the view), errc::member_down (dead or
+  /// left), errc::not_running (leaving, or join() never called).
+  std::error_code send_to(const std::string& name, bytes payload, outbox& out);
+
+  /// Serf's force-leave: a member this node sees as failed (dead) is marked
+  /// left here and the departure is gossiped at the member's incarnation, so
+  /// every node that has it failed (or still alive at that incarnation)
+  /// records it left. A left member is no longer pinged for reconnection and
+  /// is reaped reconnect_timeout later, like one that left by itself. If the
+  /// member is in fact alive (or restarts) it hears the claim, refutes it
+  /// with a higher incarnation and is alive everywhere again.
+  /// Errors (nothing changes): errc::unknown_member (not in the view),
+  /// errc::member_not_failed (alive, suspect or already left, and this node
+  /// itself), errc::not_running (leaving, or join() never called).
+  std::error_code force_leave(time_point now, const std::string& name, outbox& out);
+
   /// Opaque user state sent with every push-pull; peers receive it in
   /// outbox::user_states.
   void set_user_state(bytes state);

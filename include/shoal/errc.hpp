@@ -21,6 +21,10 @@ enum class errc {
   invalid_argument = 20,  ///< an argument breaks a documented bound
   not_running = 21,       ///< the node has left or was never joined
   queue_full = 22,        ///< a bounded queue is full; the item was dropped
+  // -- caller errors about a named member (state unchanged) --
+  unknown_member = 23,     ///< no member by that name in this node's view
+  member_not_failed = 24,  ///< force_leave: the member is alive, suspect or already left
+  member_down = 25,        ///< send_to: the member is dead or left
 };
 
 const std::error_category& shoal_category() noexcept;

@@ -241,6 +241,26 @@ class node {
   /// Queues a user broadcast, piggybacked on gossip (errc::invalid_argument
   /// over protocol.max_user_broadcast_bytes, errc::queue_full).
   std::error_code broadcast(bytes payload);
+  /// Sends one user message straight to the member `name` over UDP: one
+  /// packet, labelled and sealed like all traffic, delivered to that node's
+  /// on_user_message() handler with `from` set to this node's address. Not
+  /// retransmitted: like any datagram it may be lost. Errors (nothing is
+  /// sent): errc::invalid_argument (empty or over
+  /// protocol.max_user_broadcast_bytes), errc::unknown_member (not in the
+  /// view), errc::member_down (dead or left), errc::not_running (before
+  /// start(), after leave() or stop()).
+  std::error_code send_to(const std::string& name, bytes payload);
+
+  /// Serf's force-leave: a member this node sees as failed is marked left,
+  /// and the departure spreads by gossip so every node marks it left; it is
+  /// then no longer pinged for reconnection and is reaped after
+  /// protocol.reconnect_timeout like any left member. A member that is in
+  /// fact alive, or restarts, refutes with a higher incarnation and is alive
+  /// again everywhere. Errors (nothing changes): errc::unknown_member (not
+  /// in the view), errc::member_not_failed (alive, suspect, already left, or
+  /// this node), errc::not_running (before start(), after leave() or stop()).
+  std::error_code force_leave(const std::string& name);
+
   /// Opaque state sent with every push-pull exchange (may be set before
   /// start(), so that the first join carries it).
   void set_user_state(bytes state);

@@ -230,6 +230,17 @@ std::error_code core_impl::broadcast(bytes payload) {
   return {};
 }
 
+std::error_code core_impl::send_to(const std::string& name, bytes payload, outbox& out) {
+  if (!started_ || leaving_) return errc::not_running;
+  if (payload.empty() || payload.size() > cfg_.max_user_broadcast_bytes)
+    return errc::invalid_argument;
+  const member_entry* e = lookup(name);
+  if (!e || !e->confirmed) return errc::unknown_member;
+  if (!e->up()) return errc::member_down;
+  send(e->addr, wire::user{std::move(payload)}, out);
+  return {};
+}
+
 }  // namespace detail
 
 // ---- the public facade ----
@@ -280,6 +291,12 @@ std::error_code core::set_tags(time_point now, tag_map tags, outbox& out) {
 }
 std::error_code core::broadcast(bytes payload) {
   return impl_->broadcast(std::move(payload));
+}
+std::error_code core::send_to(const std::string& name, bytes payload, outbox& out) {
+  return impl_->send_to(name, std::move(payload), out);
+}
+std::error_code core::force_leave(time_point now, const std::string& name, outbox& out) {
+  return impl_->force_leave(now, name, out);
 }
 void core::set_user_state(bytes state) {
   impl_->set_user_state(std::move(state));

@@ -169,6 +169,8 @@ class core_impl {
   bool leave_done(time_point now) const;
   std::error_code set_tags(time_point now, tag_map tags, outbox& out);
   std::error_code broadcast(bytes payload);
+  std::error_code send_to(const std::string& name, bytes payload, outbox& out);
+  std::error_code force_leave(time_point now, const std::string& name, outbox& out);
   void set_user_state(bytes state) { user_state_ = std::move(state); }
 
   // ---- queries ----

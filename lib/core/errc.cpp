@@ -36,6 +36,12 @@ class shoal_category_impl final : public std::error_category {
         return "node is not running";
       case errc::queue_full:
         return "queue full; item dropped";
+      case errc::unknown_member:
+        return "no such member";
+      case errc::member_not_failed:
+        return "member is not failed";
+      case errc::member_down:
+        return "member is dead or left";
     }
     return "unknown shoal error " + std::to_string(value);
   }

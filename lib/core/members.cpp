@@ -322,6 +322,18 @@ void core_impl::on_left(time_point now, const wire::left& m, outbox& out) {
   queue_broadcast(m.node, m);
 }
 
+std::error_code core_impl::force_leave(time_point now, const std::string& name, outbox& out) {
+  if (!started_ || leaving_) return errc::not_running;
+  member_entry* e = lookup(name);
+  if (!e || !e->confirmed) return errc::unknown_member;
+  if (e->state != member_state::dead) return errc::member_not_failed;
+  // A departure at the incarnation it died at: judge() lets a left claim
+  // explain a death at the same incarnation, and only the member itself can
+  // overrule it (by refuting with a higher one).
+  on_left(now, wire::left{e->incarnation, name}, out);
+  return {};
+}
+
 void core_impl::reap(time_point now, outbox& out) {
   // Drop stale entries (members that came back), then forget the departed
   // that passed reconnect_timeout, then the oldest beyond the count bound.

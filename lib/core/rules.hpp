@@ -23,7 +23,8 @@ enum class verdict : std::uint8_t {
 ///   alive(i):  alive j > i; suspect, dead, left j >= i.
 ///   suspect(i):alive j > i; suspect j > i (j == i confirms); dead, left j >= i.
 ///   dead(i):   alive, suspect, dead j > i; left j >= i (a graceful leave
-///              explains a death at the same incarnation).
+///              explains a death at the same incarnation; force-leave is
+///              exactly that claim, made by an operator).
 ///   left(i):   everything only at j > i.
 constexpr verdict judge(std::optional<member_state> current, std::uint64_t i, claim c,
                         std::uint64_t j) noexcept {

@@ -84,6 +84,12 @@ std::error_code node::set_tags(tag_map tags) {
 std::error_code node::broadcast(bytes payload) {
   return rt_->broadcast(std::move(payload));
 }
+std::error_code node::send_to(const std::string& name, bytes payload) {
+  return rt_->send_to(name, std::move(payload));
+}
+std::error_code node::force_leave(const std::string& name) {
+  return rt_->force_leave(name);
+}
 void node::set_user_state(bytes state) {
   rt_->set_user_state(std::move(state));
 }

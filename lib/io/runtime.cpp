@@ -913,6 +913,30 @@ std::error_code runtime::broadcast(bytes payload) {
   return core_->broadcast(std::move(payload));  // leaves with the next gossip round
 }
 
+std::error_code runtime::send_to(const std::string& name, bytes payload) {
+  if (!running()) return errc::not_running;
+  std::error_code ec;
+  {
+    std::lock_guard lock(mu_);
+    ec = core_->send_to(name, std::move(payload), pending_);
+  }
+  if (!ec) post_drain();
+  return ec;
+}
+
+std::error_code runtime::force_leave(const std::string& name) {
+  if (!running()) return errc::not_running;
+  std::error_code ec;
+  {
+    std::lock_guard lock(mu_);
+    ec = core_->force_leave(now(), name, pending_);
+  }
+  if (!ec) post_drain();
+  log_.log(ec ? spdlog::level::debug : spdlog::level::info, "force-leave member={} result={}", name,
+           ec ? ec.message() : "ok");
+  return ec;
+}
+
 void runtime::set_user_state(bytes state) {
   std::lock_guard lock(mu_);
   if (core_)

@@ -84,6 +84,8 @@ class runtime : public std::enable_shared_from_this<runtime> {
   std::optional<member> find(const std::string& name) const;
   std::error_code set_tags(tag_map tags);
   std::error_code broadcast(bytes payload);
+  std::error_code send_to(const std::string& name, bytes payload);
+  std::error_code force_leave(const std::string& name);
   void set_user_state(bytes state);
   node::subscription subscribe(node::event_handler handler);
   void unsubscribe(node::subscription id);

@@ -14,6 +14,7 @@
 
 #include <spdlog/logger.h>
 #include <spdlog/sinks/stdout_sinks.h>
+#include <catch2/catch.hpp>
 
 #include <shoal/node.hpp>
 
@@ -97,6 +98,32 @@ std::string views(const Nodes& nodes) {
     out += "\n";
   }
   return out;
+}
+
+using node_list = std::vector<std::unique_ptr<shoal::node>>;
+
+/// n own-thread nodes named prefix0..prefix{n-1} (local_config, then `tweak`);
+/// all but the first join the first.
+inline node_list start_cluster(const std::string& prefix, std::size_t n,
+                               const std::function<void(shoal::node_config&)>& tweak = {}) {
+  node_list nodes;
+  std::string seed;
+  for (std::size_t i = 0; i < n; ++i) {
+    auto cfg = local_config(prefix + std::to_string(i));
+    if (i > 0) cfg.seeds = {seed};
+    if (tweak) tweak(cfg);
+    nodes.push_back(std::make_unique<shoal::node>(cfg));
+    REQUIRE_FALSE(nodes.back()->start());
+    if (i == 0) seed = seed_of(*nodes[0]);
+  }
+  return nodes;
+}
+
+/// Waits (30 s at most) until every node sees `expected` members alive.
+inline void require_mesh(const node_list& nodes, std::size_t expected) {
+  const bool ok = wait_until([&] { return full_mesh(nodes, expected); }, std::chrono::seconds(30));
+  INFO(views(nodes));
+  REQUIRE(ok);
 }
 
 }  // namespace iotest

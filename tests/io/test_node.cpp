@@ -20,31 +20,9 @@ using namespace std::chrono_literals;
 using iotest::wait_until;
 using shoal::member_state;
 
-namespace {
-
-using node_list = std::vector<std::unique_ptr<shoal::node>>;
-
-/// n own-thread nodes named prefix0..prefix{n-1}; all but the first join the first.
-node_list start_cluster(const std::string& prefix, std::size_t n) {
-  node_list nodes;
-  nodes.push_back(std::make_unique<shoal::node>(iotest::local_config(prefix + "0")));
-  REQUIRE_FALSE(nodes[0]->start());
-  const std::string seed = iotest::seed_of(*nodes[0]);
-  for (std::size_t i = 1; i < n; ++i) {
-    nodes.push_back(
-        std::make_unique<shoal::node>(iotest::local_config(prefix + std::to_string(i), {seed})));
-    REQUIRE_FALSE(nodes.back()->start());
-  }
-  return nodes;
-}
-
-void require_mesh(const node_list& nodes, std::size_t expected) {
-  const bool ok = wait_until([&] { return iotest::full_mesh(nodes, expected); }, 30s);
-  INFO(iotest::views(nodes));
-  REQUIRE(ok);
-}
-
-}  // namespace
+using iotest::node_list;
+using iotest::require_mesh;
+using iotest::start_cluster;
 
 TEST_CASE("a node starts alone on an ephemeral port", "[io]") {
   shoal::node n(iotest::local_config("solo"));

@@ -188,7 +188,8 @@ TEST_CASE("keyring rules", "[io]") {
 
 namespace {
 
-using node_list = std::vector<std::unique_ptr<shoal::node>>;
+using iotest::node_list;
+using iotest::require_mesh;
 
 shoal::node_config secure_config(const std::string& name, std::vector<std::string> seeds,
                                  std::vector<shoal::encryption_key> keys,
@@ -203,22 +204,10 @@ shoal::node_config secure_config(const std::string& name, std::vector<std::strin
 node_list start_secure(const std::string& prefix, std::size_t n,
                        const std::vector<shoal::encryption_key>& keys,
                        const std::string& label = "") {
-  node_list nodes;
-  nodes.push_back(std::make_unique<shoal::node>(secure_config(prefix + "0", {}, keys, label)));
-  REQUIRE_FALSE(nodes[0]->start());
-  const std::string seed = iotest::seed_of(*nodes[0]);
-  for (std::size_t i = 1; i < n; ++i) {
-    nodes.push_back(std::make_unique<shoal::node>(
-        secure_config(prefix + std::to_string(i), {seed}, keys, label)));
-    REQUIRE_FALSE(nodes.back()->start());
-  }
-  return nodes;
-}
-
-void require_mesh(const node_list& nodes, std::size_t expected) {
-  const bool ok = wait_until([&] { return iotest::full_mesh(nodes, expected); }, 30s);
-  INFO(iotest::views(nodes));
-  REQUIRE(ok);
+  return iotest::start_cluster(prefix, n, [&](shoal::node_config& nc) {
+    nc.keys = keys;
+    nc.label = label;
+  });
 }
 
 std::uint64_t total(const node_list& nodes, std::uint64_t shoal::runtime_stats::*field) {

@@ -267,6 +267,45 @@ TEST_CASE("user broadcasts reach the members they are gossiped to", "[unit]") {
   CHECK(net.nodes[0].user_messages.empty());
 }
 
+TEST_CASE("send_to puts one user message in one packet to one member", "[unit]") {
+  auto net = cluster(3, 92);
+  REQUIRE(net.wait_until([&] { return net.full_mesh(); }, 30s));
+  auto& core = *net.nodes[0].core;
+  const shoal::bytes hi{'h', 'i'};
+  shoal::outbox out;
+  REQUIRE_FALSE(core.send_to("n1", hi, out));
+  REQUIRE(out.packets.size() == 1);
+  CHECK(out.packets[0].to == addr_of(1));
+  CHECK(out.events.empty());
+  net.drain(0, out);
+  net.run_for(100ms);
+  const auto& got = net.nodes[1].user_messages;
+  REQUIRE(got.size() == 1);
+  CHECK(got[0].data == hi);
+  CHECK(got[0].from == addr_of(0));
+  CHECK(net.nodes[2].user_messages.empty());
+  CHECK(net.nodes[0].user_messages.empty());
+
+  // Refused, nothing sent.
+  CHECK(core.send_to("n1", {}, out) == shoal::errc::invalid_argument);
+  const auto max = core.cfg().max_user_broadcast_bytes;
+  CHECK(core.send_to("n1", shoal::bytes(max + 1, 1), out) == shoal::errc::invalid_argument);
+  CHECK(core.send_to("nobody", hi, out) == shoal::errc::unknown_member);
+  CHECK(out.packets.empty());
+  CHECK_FALSE(core.send_to("n1", shoal::bytes(max, 1), out));  // the bound itself is fine
+  CHECK(out.packets.size() == 1);
+  out.clear();
+
+  net.nodes[2].up = false;
+  REQUIRE(net.wait_until([&] { return net.state_at(0, "n2") == member_state::dead; }, 120s));
+  CHECK(core.send_to("n2", hi, out) == shoal::errc::member_down);
+  CHECK(out.packets.empty());
+  core.leave(net.now, 1s, out);
+  out.clear();
+  CHECK(core.send_to("n1", hi, out) == shoal::errc::not_running);
+  CHECK(out.packets.empty());
+}
+
 TEST_CASE("an adopted view is shown at once, quietly, and probed like any other", "[unit]") {
   mini_net net;
   for (int i = 0; i < 4; ++i) net.add(net.make_config(i), 500 + static_cast<std::uint64_t>(i));

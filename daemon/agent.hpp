@@ -1,0 +1,112 @@
+// shoald's agent: one shoal::node, the socket API's commands, persistence in
+// --data-dir, cluster-wide key operations, signals and the metrics listener.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <spdlog/logger.h>
+
+#include <shoal/node.hpp>
+
+#include "config.hpp"
+#include "persist.hpp"
+#include "server.hpp"
+
+namespace shoal::daemon {
+
+class metrics_server;
+
+class agent : public request_handler {
+ public:
+  /// `argv` is kept for SIGHUP reloads (the same flags, the file re-read).
+  agent(daemon_config cfg, int argc, char** argv);
+  ~agent() override;
+
+  /// Runs until SIGTERM/SIGINT or a `leave` command; returns the exit code.
+  int run();
+
+  bool on_request(const std::shared_ptr<session>& s, std::uint64_t id, std::string_view cmd,
+                  const msgpack::object& args) override;
+
+  /// Prometheus text exposition of everything counted (metrics listener).
+  std::string metrics_text() const;
+
+ private:
+  struct key_reply {
+    std::string error;
+    std::vector<encryption_key> keys;
+    std::optional<encryption_key> primary;
+  };
+  struct key_query {
+    std::shared_ptr<session> s;
+    std::uint64_t req_id = 0;
+    std::string op;
+    std::size_t nodes = 0;
+    std::map<std::string, key_reply> replies;
+    std::unique_ptr<boost::asio::steady_timer> timer;
+  };
+
+  std::string start_node();
+  void load_persisted();
+  void schedule_save();
+  void save_state();
+  void save_keyring();
+  std::string keyring_path() const;
+  void on_signal(int sig);
+  void reload();
+  void shutdown(bool leave, std::shared_ptr<session> s = nullptr, std::uint64_t id = 0);
+
+  void cmd_members(const std::shared_ptr<session>& s, std::uint64_t id, const msgpack::object& args);
+  void cmd_member(const std::shared_ptr<session>& s, std::uint64_t id, const msgpack::object& args);
+  void cmd_join(const std::shared_ptr<session>& s, std::uint64_t id, const msgpack::object& args);
+  void cmd_force_leave(const std::shared_ptr<session>& s, std::uint64_t id, const msgpack::object& args);
+  void cmd_tags(const std::shared_ptr<session>& s, std::uint64_t id, const msgpack::object& args);
+  void cmd_stats(const std::shared_ptr<session>& s, std::uint64_t id);
+  void cmd_info(const std::shared_ptr<session>& s, std::uint64_t id);
+  void cmd_keys(const std::shared_ptr<session>& s, std::uint64_t id, const msgpack::object& args);
+
+  // Cluster-wide key operations: a request is gossiped (and re-gossiped once
+  // by every receiver), each node applies it and answers the origin directly.
+  void on_user_message(const bytes& data);
+  key_reply apply_key_op(const std::string& op, const std::optional<encryption_key>& key);
+  void finish_key_query(std::uint64_t qid);
+
+  daemon_config cfg_;
+  int argc_;
+  char** argv_;
+  std::shared_ptr<spdlog::logger> log_;
+  boost::asio::io_context ctx_;
+  boost::asio::signal_set signals_;
+  boost::asio::steady_timer save_timer_;
+  server server_;
+  std::unique_ptr<node> node_;
+  std::unique_ptr<metrics_server> metrics_;
+  persisted_state persisted_;
+  bool save_pending_ = false;
+  bool stopping_ = false;
+  std::thread leaver_;
+  struct worker {
+    std::thread t;
+    std::shared_ptr<std::atomic<bool>> done;
+  };
+  std::vector<worker> workers_;  ///< join commands (in progress or finished)
+  std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+  std::mt19937_64 rng_{std::random_device{}()};
+  std::map<std::uint64_t, key_query> key_queries_;
+  std::map<std::pair<std::string, std::uint64_t>, std::chrono::steady_clock::time_point> seen_key_ops_;
+  std::uint64_t key_ops_rejected_ = 0;
+};
+
+}  // namespace shoal::daemon

@@ -1,0 +1,255 @@
+#include "config.hpp"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include <CLI/CLI.hpp>
+#include <toml++/toml.h>
+
+#include <shoal/address.hpp>
+#include <shoal/node.hpp>
+#include <shoal/version.hpp>
+
+namespace shoal::daemon {
+namespace {
+
+std::string host_name() {
+  char buf[256] = {};
+  if (::gethostname(buf, sizeof buf - 1) != 0 || buf[0] == '\0') return "shoal";
+  return buf;
+}
+
+std::optional<unsigned> parse_mode(const std::string& s) {
+  if (s.empty() || s.size() > 4) return std::nullopt;
+  unsigned v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '7') return std::nullopt;
+    v = v * 8 + static_cast<unsigned>(c - '0');
+  }
+  return v;
+}
+
+bool host_port(const std::string& s) {
+  // Syntax only: names are resolved later. "[v6]:port", "host:port", "1.2.3.4:port".
+  const auto colon = s.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == s.size()) return false;
+  const std::string port = s.substr(colon + 1);
+  if (port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos) return false;
+  return std::stoul(port) <= 65535;
+}
+
+}  // namespace
+
+std::optional<std::pair<std::string, std::string>> parse_tag(const std::string& kv) {
+  const auto eq = kv.find('=');
+  if (eq == std::string::npos || eq == 0) return std::nullopt;
+  return std::make_pair(kv.substr(0, eq), kv.substr(eq + 1));
+}
+
+std::optional<std::string> validate(const daemon_config& c) {
+  auto bad = [](const char* field, const std::string& why) { return std::string(field) + ": " + why; };
+  if (c.name.empty() || c.name.size() > 128) return bad("name", "must be 1..128 bytes");
+  if (!address::parse(c.bind)) return bad("bind", "expected IP:PORT (e.g. 0.0.0.0:7946 or [::]:7946), got '" + c.bind + "'");
+  if (!c.advertise.empty() && !address::parse(c.advertise))
+    return bad("advertise", "expected IP:PORT, got '" + c.advertise + "'");
+  for (const auto& j : c.join)
+    if (!host_port(j)) return bad("join", "expected HOST:PORT, got '" + j + "'");
+  if (c.socket.empty() || c.socket.size() > 107) return bad("socket", "must be a path of 1..107 bytes");
+  if (c.socket_mode > 0777) return bad("socket_mode", "expected octal permission bits like 0600");
+  if (!node_config::preset(c.preset)) return bad("preset", "expected lan, wan or local, got '" + c.preset + "'");
+  if (c.label.size() > 255) return bad("label", "at most 255 bytes");
+  if (!c.metrics_bind.empty() && !address::parse(c.metrics_bind))
+    return bad("metrics_bind", "expected IP:PORT, got '" + c.metrics_bind + "'");
+  static const char* levels[] = {"trace", "debug", "info", "warn", "error", "critical", "off"};
+  if (std::find(std::begin(levels), std::end(levels), c.log_level) == std::end(levels))
+    return bad("log_level", "expected trace, debug, info, warn, error, critical or off");
+  if (!(c.leave_timeout_s > 0 && c.leave_timeout_s <= 300)) return bad("leave_timeout", "must be in (0, 300] seconds");
+  if (c.max_connections < 1 || c.max_connections > 4096) return bad("max_connections", "must be 1..4096");
+  if (c.max_frame_bytes < 64 || c.max_frame_bytes > (16u << 20)) return bad("max_frame_bytes", "must be 64..16777216");
+  if (c.stream_backlog < 1 || c.stream_backlog > 1'000'000) return bad("stream_backlog", "must be 1..1000000");
+  if (c.max_streams_per_connection < 1 || c.max_streams_per_connection > 1024)
+    return bad("max_streams_per_connection", "must be 1..1024");
+  if (!(c.frame_timeout_s > 0 && c.frame_timeout_s <= 3600)) return bad("frame_timeout", "must be in (0, 3600] seconds");
+  if (!(c.keys_timeout_s > 0 && c.keys_timeout_s <= 300)) return bad("keys_timeout", "must be in (0, 300] seconds");
+  std::size_t tag_bytes = 0;
+  for (const auto& [k, v] : c.tags) {
+    if (k.empty()) return bad("tags", "empty tag key");
+    tag_bytes += k.size() + v.size();
+  }
+  if (tag_bytes > 512) return bad("tags", "more than 512 bytes of keys and values");
+  return std::nullopt;
+}
+
+std::optional<std::string> apply_toml(daemon_config& c, std::string_view text, const std::string& origin) {
+  toml::table t;
+  try {
+    t = toml::parse(text, origin);
+  } catch (const toml::parse_error& e) {
+    std::ostringstream os;
+    os << origin << ":" << e.source().begin.line << ":" << e.source().begin.column << ": " << e.description();
+    return os.str();
+  }
+  std::optional<std::string> err;
+  auto fail = [&](const std::string& key, const std::string& why) {
+    if (!err) err = origin + ": " + key + ": " + why;
+  };
+  auto str = [&](const std::string& key, const toml::node& n, std::string& out) {
+    if (auto v = n.value<std::string>()) out = *v; else fail(key, "expected a string");
+  };
+  auto count = [&](const std::string& key, const toml::node& n, std::size_t& out) {
+    auto v = n.value<std::int64_t>();
+    if (v && *v >= 0) out = static_cast<std::size_t>(*v); else fail(key, "expected a non-negative integer");
+  };
+  auto seconds = [&](const std::string& key, const toml::node& n, double& out) {
+    if (auto v = n.value<double>()) out = *v; else fail(key, "expected a number of seconds");
+  };
+  for (const auto& [k, n] : t) {
+    const std::string key(k.str());
+    if (key == "name") str(key, n, c.name);
+    else if (key == "bind") str(key, n, c.bind);
+    else if (key == "advertise") str(key, n, c.advertise);
+    else if (key == "join") {
+      const auto* arr = n.as_array();
+      if (!arr) { fail(key, "expected an array of \"HOST:PORT\" strings"); continue; }
+      c.join.clear();
+      for (const auto& e : *arr) {
+        if (auto v = e.value<std::string>()) c.join.push_back(*v); else fail(key, "expected strings");
+      }
+    } else if (key == "socket") str(key, n, c.socket);
+    else if (key == "socket_mode") {
+      std::string s;
+      str(key, n, s);
+      if (auto m = parse_mode(s)) c.socket_mode = *m; else fail(key, "expected an octal string like \"0600\"");
+    } else if (key == "socket_group") str(key, n, c.socket_group);
+    else if (key == "data_dir") str(key, n, c.data_dir);
+    else if (key == "tags") {
+      const auto* tab = n.as_table();
+      if (!tab) { fail(key, "expected a table of strings"); continue; }
+      c.tags.clear();
+      for (const auto& [tk, tv] : *tab) {
+        if (auto v = tv.value<std::string>()) c.tags[std::string(tk.str())] = *v;
+        else fail("tags." + std::string(tk.str()), "expected a string");
+      }
+    } else if (key == "preset") str(key, n, c.preset);
+    else if (key == "label") str(key, n, c.label);
+    else if (key == "keyring_file") str(key, n, c.keyring_file);
+    else if (key == "metrics_bind") str(key, n, c.metrics_bind);
+    else if (key == "log_level") str(key, n, c.log_level);
+    else if (key == "leave_timeout") seconds(key, n, c.leave_timeout_s);
+    else if (key == "max_connections") count(key, n, c.max_connections);
+    else if (key == "max_frame_bytes") count(key, n, c.max_frame_bytes);
+    else if (key == "stream_backlog") count(key, n, c.stream_backlog);
+    else if (key == "max_streams_per_connection") count(key, n, c.max_streams_per_connection);
+    else if (key == "frame_timeout") seconds(key, n, c.frame_timeout_s);
+    else if (key == "keys_timeout") seconds(key, n, c.keys_timeout_s);
+    else fail(key, "unknown field");
+  }
+  return err;
+}
+
+std::optional<daemon_config> load_config(int argc, char** argv, int& exit_code) {
+  CLI::App app{"shoald: a shoal cluster member serving the view over a Unix socket", "shoald"};
+  app.set_version_flag("--version", std::string("shoald ") + library_version());
+  app.option_defaults()->always_capture_default(false);
+
+  std::string config_file, name, bind, advertise, socket, socket_mode, socket_group, data_dir, preset, label,
+      keyring_file, metrics_bind, log_level;
+  std::vector<std::string> join, tags;
+  double leave_timeout = 0, frame_timeout = 0, keys_timeout = 0;
+  std::size_t max_connections = 0, max_frame_bytes = 0, stream_backlog = 0, max_streams = 0;
+
+  auto* o_config = app.add_option("--config", config_file, "TOML configuration file")->envname("SHOAL_CONFIG");
+  struct opt {
+    CLI::Option* o;
+    std::function<void(daemon_config&)> apply;
+  };
+  std::vector<opt> opts;
+  auto add = [&](const char* flag, auto& var, const char* env, const char* help, auto apply) {
+    auto* o = app.add_option(flag, var, help)->envname(env);
+    opts.push_back({o, apply});
+    return o;
+  };
+  add("--name", name, "SHOAL_NAME", "member name (default: host name)", [&](daemon_config& c) { c.name = name; });
+  add("--bind", bind, "SHOAL_BIND", "IP:PORT for UDP and TCP (default 0.0.0.0:7946)", [&](daemon_config& c) { c.bind = bind; });
+  add("--advertise", advertise, "SHOAL_ADVERTISE", "IP:PORT peers use to reach this node",
+      [&](daemon_config& c) { c.advertise = advertise; });
+  add("--join", join, "SHOAL_JOIN", "HOST:PORT of a member to join (repeatable)", [&](daemon_config& c) { c.join = join; })
+      ->delimiter(',');
+  add("--socket", socket, "SHOAL_SOCKET", "Unix socket path (default /run/shoal/shoald.sock)",
+      [&](daemon_config& c) { c.socket = socket; });
+  add("--socket-mode", socket_mode, "SHOAL_SOCKET_MODE", "socket file mode, octal (default 0600)",
+      [&](daemon_config&) {});
+  add("--socket-group", socket_group, "SHOAL_SOCKET_GROUP", "group owning the socket file",
+      [&](daemon_config& c) { c.socket_group = socket_group; });
+  add("--data-dir", data_dir, "SHOAL_DATA_DIR", "directory for persisted state", [&](daemon_config& c) { c.data_dir = data_dir; });
+  add("--tag", tags, "SHOAL_TAGS", "tag KEY=VALUE (repeatable)", [&](daemon_config&) {})->delimiter(',');
+  add("--preset", preset, "SHOAL_PRESET", "lan, wan or local (default lan)", [&](daemon_config& c) { c.preset = preset; });
+  add("--label", label, "SHOAL_LABEL", "cluster label", [&](daemon_config& c) { c.label = label; });
+  add("--keyring-file", keyring_file, "SHOAL_KEYRING_FILE", "JSON array of base64 keys, primary first",
+      [&](daemon_config& c) { c.keyring_file = keyring_file; });
+  add("--metrics-bind", metrics_bind, "SHOAL_METRICS_BIND", "IP:PORT for Prometheus metrics (default off)",
+      [&](daemon_config& c) { c.metrics_bind = metrics_bind; });
+  add("--log-level", log_level, "SHOAL_LOG_LEVEL", "trace, debug, info, warn, error, off (default info)",
+      [&](daemon_config& c) { c.log_level = log_level; });
+  add("--leave-timeout", leave_timeout, "SHOAL_LEAVE_TIMEOUT", "seconds for a graceful leave (default 5)",
+      [&](daemon_config& c) { c.leave_timeout_s = leave_timeout; });
+  add("--max-connections", max_connections, "SHOAL_MAX_CONNECTIONS", "socket clients at once (default 64)",
+      [&](daemon_config& c) { c.max_connections = max_connections; });
+  add("--max-frame-bytes", max_frame_bytes, "SHOAL_MAX_FRAME_BYTES", "largest request frame (default 65536)",
+      [&](daemon_config& c) { c.max_frame_bytes = max_frame_bytes; });
+  add("--stream-backlog", stream_backlog, "SHOAL_STREAM_BACKLOG", "frames queued per client before lagged (default 1024)",
+      [&](daemon_config& c) { c.stream_backlog = stream_backlog; });
+  add("--max-streams", max_streams, "SHOAL_MAX_STREAMS", "event streams per connection (default 16)",
+      [&](daemon_config& c) { c.max_streams_per_connection = max_streams; });
+  add("--frame-timeout", frame_timeout, "SHOAL_FRAME_TIMEOUT", "seconds to finish a started frame (default 10)",
+      [&](daemon_config& c) { c.frame_timeout_s = frame_timeout; });
+  add("--keys-timeout", keys_timeout, "SHOAL_KEYS_TIMEOUT", "seconds to collect key answers (default 5)",
+      [&](daemon_config& c) { c.keys_timeout_s = keys_timeout; });
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    exit_code = app.exit(e);
+    if (exit_code != 0) exit_code = 2;
+    return std::nullopt;
+  }
+
+  daemon_config c;
+  c.name = host_name();
+  auto fail = [&](const std::string& msg) -> std::optional<daemon_config> {
+    std::fprintf(stderr, "shoald: config: %s\n", msg.c_str());
+    exit_code = 2;
+    return std::nullopt;
+  };
+  if (*o_config) {
+    std::ifstream in(config_file, std::ios::binary);
+    if (!in) return fail(config_file + ": cannot read");
+    std::ostringstream text;
+    text << in.rdbuf();
+    if (text.str().size() > (1u << 20)) return fail(config_file + ": larger than 1 MiB");
+    if (auto err = apply_toml(c, text.str(), config_file)) return fail(*err);
+    c.config_file = config_file;
+  }
+  for (auto& o : opts)
+    if (*o.o) o.apply(c);
+  if (!socket_mode.empty()) {
+    auto m = parse_mode(socket_mode);
+    if (!m) return fail("socket_mode: expected octal permission bits like 0600, got '" + socket_mode + "'");
+    c.socket_mode = *m;
+  }
+  if (!tags.empty()) {
+    c.tags.clear();
+    for (const auto& kv : tags) {
+      auto t = parse_tag(kv);
+      if (!t) return fail("tag: expected KEY=VALUE, got '" + kv + "'");
+      c.tags[t->first] = t->second;
+    }
+  }
+  if (auto err = validate(c)) return fail(*err);
+  return c;
+}
+
+}  // namespace shoal::daemon

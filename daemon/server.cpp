@@ -1,0 +1,502 @@
+#include "server.hpp"
+
+#include <grp.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/write.hpp>
+
+#include <shoal/version.hpp>
+
+namespace shoal::daemon {
+
+namespace asio = boost::asio;
+using local = asio::local::stream_protocol;
+
+const char* status_name(member_state s) noexcept {
+  switch (s) {
+    case member_state::alive: return "alive";
+    case member_state::suspect: return "suspect";
+    case member_state::dead: return "failed";
+    case member_state::left: return "left";
+  }
+  return "unknown";
+}
+
+const char* event_name(event_type t) noexcept {
+  switch (t) {
+    case event_type::member_joined: return "joined";
+    case event_type::member_updated: return "updated";
+    case event_type::member_suspected: return "suspected";
+    case event_type::member_alive: return "alive";
+    case event_type::member_failed: return "failed";
+    case event_type::member_left: return "left";
+    case event_type::member_reaped: return "reaped";
+  }
+  return "unknown";
+}
+
+namespace {
+
+void write_str(writer& w, std::string_view s) {
+  w.pack_str(static_cast<std::uint32_t>(s.size()));
+  w.pack_str_body(s.data(), static_cast<std::uint32_t>(s.size()));
+}
+
+std::vector<std::uint8_t> reply_frame(std::uint64_t id, const char* key, const std::function<void(writer&)>& fill) {
+  msgpack::sbuffer b;
+  writer w(b);
+  w.pack_map(2);
+  write_str(w, "id");
+  w.pack_uint64(id);
+  write_str(w, key);
+  fill(w);
+  return make_frame(b);
+}
+
+std::optional<std::string_view> as_str(const msgpack::object* o) {
+  if (!o || o->type != msgpack::type::STR) return std::nullopt;
+  return std::string_view(o->via.str.ptr, o->via.str.size);
+}
+
+}  // namespace
+
+void write_member(writer& w, const member& m) {
+  w.pack_map(7);
+  write_str(w, "name");
+  write_str(w, m.name);
+  write_str(w, "addr");
+  write_str(w, m.addr.ip_string());
+  write_str(w, "port");
+  w.pack_uint16(m.addr.port());
+  write_str(w, "status");
+  write_str(w, status_name(m.state));
+  write_str(w, "incarnation");
+  w.pack_uint64(m.incarnation);
+  write_str(w, "tags");
+  w.pack_map(static_cast<std::uint32_t>(m.tags.size()));
+  for (const auto& [k, v] : m.tags) {
+    write_str(w, k);
+    write_str(w, v);
+  }
+  write_str(w, "protocol");
+  w.pack_uint8(m.protocol);
+}
+
+// --- session ------------------------------------------------------------------
+
+session::session(server& srv, local::socket sock)
+    : srv_(srv),
+      sock_(std::move(sock)),
+      frame_timer_(srv.context()),
+      linger_timer_(srv.context()),
+      reader_(srv.limits().max_frame_bytes) {}
+
+void session::start() { do_read(); }
+
+void session::do_read() {
+  if (reading_ || busy_ || closing_ || closed_) return;
+  reading_ = true;
+  sock_.async_read_some(asio::buffer(rbuf_), [self = shared_from_this()](const boost::system::error_code& ec,
+                                                                         std::size_t n) { self->on_read(ec, n); });
+}
+
+void session::on_read(const boost::system::error_code& ec, std::size_t n) {
+  reading_ = false;
+  if (closed_) return;
+  if (ec) {
+    // End of file or reset: a started frame is dropped without a reply.
+    if (reader_.mid_frame() && ec == asio::error::eof) ++srv_.mutable_stats().frames_timed_out;
+    close();
+    return;
+  }
+  reader_.feed({rbuf_.data(), n});
+  process();
+}
+
+void session::process() {
+  std::vector<std::uint8_t> frame;
+  while (!busy_ && !closing_ && !closed_) {
+    switch (reader_.next(frame)) {
+      case frame_reader::status::need_more:
+        arm_frame_timer();
+        do_read();
+        return;
+      case frame_reader::status::too_large:
+        frame_timer_.cancel();
+        ++srv_.mutable_stats().frames_too_large;
+        error(0, "frame_too_large",
+              "frame length exceeds max_frame_bytes (" + std::to_string(srv_.limits().max_frame_bytes) + ")");
+        closing_ = true;
+        if (!writing_) close();
+        return;
+      case frame_reader::status::frame:
+        ++srv_.mutable_stats().frames_in;
+        dispatch(frame);
+        break;
+    }
+  }
+}
+
+void session::arm_frame_timer() {
+  if (!reader_.mid_frame()) {
+    frame_timer_.cancel();
+    return;
+  }
+  // Progress re-arms the deadline; a peer that stops sending mid-frame is cut off.
+  frame_timer_.expires_after(srv_.limits().frame_timeout);
+  frame_timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+    if (ec || self->closed_) return;
+    ++self->srv_.mutable_stats().frames_timed_out;
+    self->srv_.log().debug("socket client cut off: incomplete frame for {} ms",
+                           self->srv_.limits().frame_timeout.count());
+    self->close();
+  });
+}
+
+void session::dispatch(const std::vector<std::uint8_t>& frame) {
+  msgpack::object_handle oh;
+  try {
+    std::size_t off = 0;
+    oh = msgpack::unpack(reinterpret_cast<const char*>(frame.data()), frame.size(), off, nullptr, nullptr,
+                         frame_unpack_limit(frame.size()));
+    if (off != frame.size()) throw std::runtime_error("trailing bytes after the map");
+  } catch (const std::exception&) {
+    ++srv_.mutable_stats().bad_frames;
+    error(0, "bad_frame", "the frame is not one msgpack map");
+    return;
+  }
+  const msgpack::object& req = oh.get();
+  const msgpack::object* id_o = map_get(req, "id");
+  if (req.type != msgpack::type::MAP || !id_o || id_o->type != msgpack::type::POSITIVE_INTEGER ||
+      id_o->via.u64 == 0 || id_o->via.u64 > (std::uint64_t{1} << 63)) {
+    ++srv_.mutable_stats().bad_frames;
+    error(0, "bad_frame", "a request is a map with a positive integer \"id\"");
+    return;
+  }
+  const std::uint64_t id = id_o->via.u64;
+  const auto cmd = as_str(map_get(req, "cmd"));
+  if (!cmd) {
+    ++srv_.mutable_stats().bad_requests;
+    error(id, "bad_request", "missing string \"cmd\"");
+    return;
+  }
+  static const msgpack::object empty_map = [] {
+    msgpack::object o;
+    o.type = msgpack::type::MAP;
+    o.via.map.size = 0;
+    o.via.map.ptr = nullptr;
+    return o;
+  }();
+  const msgpack::object* args = map_get(req, "args");
+  if (args && args->type == msgpack::type::NIL) args = nullptr;
+  if (args && args->type != msgpack::type::MAP) {
+    ++srv_.mutable_stats().bad_requests;
+    error(id, "bad_request", "\"args\" must be a map");
+    return;
+  }
+  const msgpack::object& a = args ? *args : empty_map;
+
+  if (*cmd == "handshake") {
+    const msgpack::object* v = map_get(a, "version");
+    if (!v || v->type != msgpack::type::POSITIVE_INTEGER) {
+      ++srv_.mutable_stats().bad_requests;
+      error(id, "bad_request", "handshake needs an integer \"version\"");
+      return;
+    }
+    if (v->via.u64 != protocol_version) {
+      error(id, "unsupported_version", "this daemon speaks version 1 only (min_version 1, max_version 1)");
+      return;
+    }
+    handshaken_ = true;
+    reply(id, [](writer& w) {
+      w.pack_map(4);
+      write_str(w, "version");
+      w.pack_uint32(protocol_version);
+      write_str(w, "daemon");
+      write_str(w, SHOAL_VERSION_STRING);
+      write_str(w, "min_version");
+      w.pack_uint32(protocol_version);
+      write_str(w, "max_version");
+      w.pack_uint32(protocol_version);
+    });
+    return;
+  }
+  if (!handshaken_) {
+    error(id, "handshake_required", "send handshake first");
+    return;
+  }
+  if (*cmd == "stream") {
+    std::set<event_type> types;
+    if (const auto* t = map_get(a, "types")) {
+      if (t->type != msgpack::type::ARRAY) {
+        error(id, "bad_request", "\"types\" must be an array of strings");
+        return;
+      }
+      for (std::uint32_t i = 0; i < t->via.array.size; ++i) {
+        const auto s = as_str(&t->via.array.ptr[i]);
+        bool found = false;
+        for (int e = 0; s && e <= static_cast<int>(event_type::member_reaped); ++e) {
+          if (*s == event_name(static_cast<event_type>(e))) {
+            types.insert(static_cast<event_type>(e));
+            found = true;
+          }
+        }
+        if (!found) {
+          error(id, "invalid_argument", "unknown event type (joined updated suspected alive failed left reaped)");
+          return;
+        }
+      }
+    }
+    if (streams_.count(id) == 0 && streams_.size() >= srv_.limits().max_streams) {
+      error(id, "too_many_streams", "at most " + std::to_string(srv_.limits().max_streams) + " streams per connection");
+      return;
+    }
+    reply(id, [](writer& w) { w.pack_map(0); });
+    streams_[id] = std::move(types);
+    return;
+  }
+  if (*cmd == "stop") {
+    const msgpack::object* s = map_get(a, "stream");
+    if (!s || s->type != msgpack::type::POSITIVE_INTEGER) {
+      error(id, "bad_request", "stop needs an integer \"stream\"");
+      return;
+    }
+    if (streams_.erase(s->via.u64) == 0) {
+      error(id, "not_found", "no open stream with that id on this connection");
+      return;
+    }
+    reply(id, [](writer& w) { w.pack_map(0); });
+    return;
+  }
+  busy_ = true;
+  bool known = false;
+  try {
+    known = srv_.handler().on_request(shared_from_this(), id, *cmd, a);
+  } catch (const std::exception& e) {
+    srv_.log().error("socket command failed: cmd={} error={}", *cmd, e.what());
+    if (busy_) error(id, "internal", e.what());
+    return;
+  }
+  if (!known) {
+    ++srv_.mutable_stats().unknown_commands;
+    error(id, "unknown_command", "unknown command '" + std::string(cmd->substr(0, 64)) + "'");
+  }
+}
+
+void session::finish_request() {
+  if (!busy_) return;
+  busy_ = false;
+  // Requests buffered while this one ran are handled now, outside the reply.
+  asio::post(srv_.context(), [self = shared_from_this()] { self->process(); });
+}
+
+void session::reply(std::uint64_t id, const std::function<void(writer&)>& fill) {
+  if (closed_) return;
+  enqueue(reply_frame(id, "result", fill));
+  finish_request();
+}
+
+void session::error(std::uint64_t id, std::string_view code, std::string_view message) {
+  if (closed_) return;
+  enqueue(reply_frame(id, "error", [&](writer& w) {
+    w.pack_map(2);
+    write_str(w, "code");
+    write_str(w, code);
+    write_str(w, "message");
+    write_str(w, message);
+  }));
+  finish_request();
+}
+
+void session::publish(const event& ev, std::uint64_t time_ms) {
+  if (closed_ || closing_) return;
+  for (const auto& [sid, types] : streams_) {
+    if (!types.empty() && types.count(ev.type) == 0) continue;
+    enqueue(reply_frame(sid, "event", [&](writer& w) {
+      w.pack_map(3);
+      write_str(w, "type");
+      write_str(w, event_name(ev.type));
+      write_str(w, "member");
+      write_member(w, ev.who);
+      write_str(w, "time_ms");
+      w.pack_uint64(time_ms);
+    }));
+    if (closing_) return;
+  }
+}
+
+void session::enqueue(std::vector<std::uint8_t> frame) {
+  if (closed_ || closing_) {
+    // Only the final frames of a closing session are still written.
+    if (closed_) return;
+  }
+  const std::size_t waiting = out_.size() - (writing_ ? 1 : 0);
+  if (!closing_ && waiting >= srv_.limits().stream_backlog) {
+    lag();
+    return;
+  }
+  out_.push_back(std::move(frame));
+  do_write();
+}
+
+void session::lag() {
+  // The client stopped reading: drop what waits, say so on every stream, close.
+  const std::size_t keep = writing_ ? 1 : 0;
+  const std::size_t dropped = out_.size() - keep;
+  out_.resize(keep);
+  ++srv_.mutable_stats().streams_lagged;
+  srv_.log().warn("socket client cut off: fell behind by {} frames (stream_backlog)", dropped);
+  closing_ = true;
+  for (const auto& [sid, types] : streams_) {
+    out_.push_back(reply_frame(sid, "lagged", [&](writer& w) {
+      w.pack_map(1);
+      write_str(w, "dropped");
+      w.pack_uint64(dropped);
+    }));
+  }
+  streams_.clear();
+  linger_timer_.expires_after(srv_.limits().lagged_linger);
+  linger_timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+    if (!ec) self->close();
+  });
+  do_write();
+}
+
+void session::do_write() {
+  if (writing_ || closed_) return;
+  if (out_.empty()) {
+    if (closing_) close();
+    return;
+  }
+  writing_ = true;
+  asio::async_write(sock_, asio::buffer(out_.front()),
+                    [self = shared_from_this()](const boost::system::error_code& ec, std::size_t) {
+                      self->writing_ = false;
+                      if (self->closed_) return;
+                      if (ec) {
+                        self->close();
+                        return;
+                      }
+                      ++self->srv_.mutable_stats().frames_out;
+                      self->out_.pop_front();
+                      self->do_write();
+                    });
+}
+
+void session::close() {
+  if (closed_) return;
+  closed_ = true;
+  boost::system::error_code ignored;
+  frame_timer_.cancel();
+  linger_timer_.cancel();
+  sock_.shutdown(local::socket::shutdown_both, ignored);
+  sock_.close(ignored);
+  out_.clear();
+  streams_.clear();
+  srv_.forget(this);
+}
+
+// --- server ---------------------------------------------------------------------
+
+server::server(asio::io_context& ctx, server_limits limits, request_handler& handler,
+               std::shared_ptr<spdlog::logger> log)
+    : ctx_(ctx), limits_(limits), handler_(handler), log_(std::move(log)), acceptor_(ctx) {}
+
+std::string server::listen(const std::string& path, unsigned mode, const std::string& group) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) == 0) {
+    if (!S_ISSOCK(st.st_mode)) return path + " exists and is not a socket; not touching it";
+    // Someone answering means a live daemon: refuse. Refused means stale.
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un sa{};
+    sa.sun_family = AF_UNIX;
+    std::strncpy(sa.sun_path, path.c_str(), sizeof sa.sun_path - 1);
+    const int rc = fd < 0 ? -1 : ::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa);
+    const int err = errno;
+    if (fd >= 0) ::close(fd);
+    if (rc == 0) return "a live daemon already answers on " + path;
+    if (err != ECONNREFUSED && err != ENOENT) return "cannot check " + path + ": " + std::strerror(err);
+    log_->info("replacing stale socket file path={}", path);
+    ::unlink(path.c_str());
+  }
+  boost::system::error_code ec;
+  acceptor_.open(local(), ec);
+  if (ec) return "socket: " + ec.message();
+  // The file is created with `mode` from the start: no window where it is wider.
+  const mode_t old = ::umask(static_cast<mode_t>(~mode & 0777));
+  acceptor_.bind(local::endpoint(path), ec);
+  ::umask(old);
+  if (ec) return "bind " + path + ": " + ec.message();
+  if (::chmod(path.c_str(), mode) != 0) return "chmod " + path + ": " + std::strerror(errno);
+  if (!group.empty()) {
+    struct group* g = ::getgrnam(group.c_str());
+    if (!g) return "socket_group: no group named '" + group + "'";
+    if (::chown(path.c_str(), static_cast<uid_t>(-1), g->gr_gid) != 0)
+      return "chown " + path + ": " + std::strerror(errno);
+  }
+  acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) return "listen " + path + ": " + ec.message();
+  path_ = path;
+  do_accept();
+  return {};
+}
+
+void server::do_accept() {
+  acceptor_.async_accept([this](const boost::system::error_code& ec, local::socket sock) {
+    if (ec == asio::error::operation_aborted || !acceptor_.is_open()) return;
+    if (!ec) {
+      if (sessions_.size() >= limits_.max_connections) {
+        ++stats_.connections_rejected;
+        log_->warn("socket client refused: max_connections={} reached", limits_.max_connections);
+        auto s = std::make_shared<session>(*this, std::move(sock));
+        sessions_[s.get()] = s;
+        s->closing_ = true;
+        s->error(0, "too_many_connections", "max_connections reached; try again later");
+      } else {
+        ++stats_.connections;
+        auto s = std::make_shared<session>(*this, std::move(sock));
+        sessions_[s.get()] = s;
+        s->start();
+      }
+    }
+    do_accept();
+  });
+}
+
+void server::close() {
+  boost::system::error_code ignored;
+  acceptor_.close(ignored);
+  auto all = sessions_;
+  for (auto& [p, w] : all)
+    if (auto s = w.lock()) s->close();
+  sessions_.clear();
+  if (!path_.empty()) {
+    ::unlink(path_.c_str());
+    path_.clear();
+  }
+}
+
+void server::publish(const event& ev) {
+  const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count();
+  auto all = sessions_;
+  for (auto& [p, w] : all)
+    if (auto s = w.lock()) s->publish(ev, static_cast<std::uint64_t>(now));
+}
+
+std::size_t server::streams() const {
+  std::size_t n = 0;
+  for (const auto& [p, w] : sessions_)
+    if (auto s = w.lock()) n += s->stream_count();
+  return n;
+}
+
+}  // namespace shoal::daemon

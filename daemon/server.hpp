@@ -1,0 +1,147 @@
+// The Unix-socket side of shoald (daemon/PROTOCOL.md): the listening socket,
+// one session per client, framing, handshake, event streams and
+// backpressure. Commands other than handshake/stream/stop go to a
+// request_handler. Everything runs on one io_context thread.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <msgpack.hpp>
+#include <spdlog/logger.h>
+
+#include <shoal/events.hpp>
+
+#include "frame.hpp"
+
+namespace shoal::daemon {
+
+using writer = msgpack::packer<msgpack::sbuffer>;
+
+struct server_limits {
+  std::size_t max_connections = 64;
+  std::size_t max_frame_bytes = 65536;
+  std::size_t stream_backlog = 1024;
+  std::size_t max_streams = 16;
+  std::chrono::milliseconds frame_timeout{10000};
+  std::chrono::milliseconds lagged_linger{5000};
+};
+
+struct server_stats {
+  std::uint64_t connections = 0;           ///< accepted and served
+  std::uint64_t connections_rejected = 0;  ///< over max_connections
+  std::uint64_t frames_in = 0, frames_out = 0;
+  std::uint64_t bad_frames = 0;            ///< not a msgpack map with an id
+  std::uint64_t bad_requests = 0;
+  std::uint64_t frames_too_large = 0;
+  std::uint64_t frames_timed_out = 0;      ///< started frames that never completed
+  std::uint64_t unknown_commands = 0;
+  std::uint64_t streams_lagged = 0;        ///< connections cut off for falling behind
+};
+
+class session;
+
+/// Domain commands. Return false for an unknown command. The handler
+/// replies exactly once (now or later) through session::reply/error; the
+/// session reads no further request until it did.
+class request_handler {
+ public:
+  virtual ~request_handler() = default;
+  virtual bool on_request(const std::shared_ptr<session>& s, std::uint64_t id, std::string_view cmd,
+                          const msgpack::object& args) = 0;
+};
+
+/// Writes a member map (PROTOCOL.md "member").
+void write_member(writer& w, const member& m);
+const char* status_name(member_state s) noexcept;
+const char* event_name(event_type t) noexcept;
+
+class server;
+
+class session : public std::enable_shared_from_this<session> {
+ public:
+  session(server& srv, boost::asio::local::stream_protocol::socket sock);
+  void start();
+  /// Success reply: `fill` writes the result value (exactly one msgpack value).
+  void reply(std::uint64_t id, const std::function<void(writer&)>& fill);
+  void error(std::uint64_t id, std::string_view code, std::string_view message);
+  /// Delivers an event to this session's matching streams.
+  void publish(const event& ev, std::uint64_t time_ms);
+  void close();
+  std::size_t stream_count() const { return streams_.size(); }
+
+ private:
+  friend class server;
+  void do_read();
+  void on_read(const boost::system::error_code& ec, std::size_t n);
+  void process();
+  void dispatch(const std::vector<std::uint8_t>& frame);
+  void enqueue(std::vector<std::uint8_t> frame);
+  void do_write();
+  void lag();
+  void arm_frame_timer();
+  void finish_request();
+
+  server& srv_;
+  boost::asio::local::stream_protocol::socket sock_;
+  boost::asio::steady_timer frame_timer_;
+  boost::asio::steady_timer linger_timer_;
+  frame_reader reader_;
+  std::array<std::uint8_t, 16384> rbuf_{};
+  std::deque<std::vector<std::uint8_t>> out_;
+  bool writing_ = false;
+  bool reading_ = false;
+  bool busy_ = false;           ///< a request awaits its reply
+  bool closing_ = false;        ///< write what is queued, then close
+  bool closed_ = false;
+  bool handshaken_ = false;
+  std::map<std::uint64_t, std::set<event_type>> streams_;  ///< id -> types (empty: all)
+};
+
+class server {
+ public:
+  server(boost::asio::io_context& ctx, server_limits limits, request_handler& handler,
+         std::shared_ptr<spdlog::logger> log);
+  /// Creates the socket file (replacing a stale one only when no live
+  /// daemon answers on it), with `mode` and optionally `group`. Returns ""
+  /// or the reason it failed.
+  std::string listen(const std::string& path, unsigned mode, const std::string& group);
+  /// Stops accepting, closes every session and removes the socket file.
+  void close();
+  void publish(const event& ev);
+
+  std::size_t connections() const { return sessions_.size(); }
+  std::size_t streams() const;
+  const server_stats& stats() const { return stats_; }
+  const server_limits& limits() const { return limits_; }
+  request_handler& handler() { return handler_; }
+  spdlog::logger& log() { return *log_; }
+  server_stats& mutable_stats() { return stats_; }
+  void forget(session* s) { sessions_.erase(s); }
+  boost::asio::io_context& context() { return ctx_; }
+
+ private:
+  void do_accept();
+
+  boost::asio::io_context& ctx_;
+  server_limits limits_;
+  request_handler& handler_;
+  std::shared_ptr<spdlog::logger> log_;
+  boost::asio::local::stream_protocol::acceptor acceptor_;
+  std::string path_;
+  std::map<session*, std::weak_ptr<session>> sessions_;
+  server_stats stats_;
+};
+
+}  // namespace shoal::daemon
