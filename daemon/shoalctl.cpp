@@ -1,13 +1,586 @@
-// shoalctl: only --version until the daemon issue lands (see README "Status").
+// shoalctl: the command-line client of shoald (daemon/SHOALCTL.md).
+//
+// Every subcommand is one request over the Unix socket (PROTOCOL.md) through
+// the shoal_client library, printed as an aligned table (default) or as JSON
+// (--format json). Exit codes: 0 ok, 1 error reported by the daemon, 2 usage,
+// 3 cannot reach the daemon.
+#include <signal.h>
+#include <sys/random.h>
+
+#include <cerrno>
+#include <csignal>
 #include <cstdio>
-#include <cstring>
+#include <ctime>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
 #include <shoal/version.hpp>
 
-int main(int argc, char** argv) {
-  if (argc == 2 && (std::strcmp(argv[1], "--version") == 0)) {
-    std::printf("shoalctl %s\n", shoal::library_version());
-    return 0;
+#include "client.hpp"
+
+namespace {
+
+using namespace shoal::daemon;
+using ojson = nlohmann::ordered_json;
+
+enum exit_status : int { exit_ok = 0, exit_daemon = 1, exit_usage = 2, exit_unreachable = 3 };
+
+struct settings {
+  std::string socket = "/run/shoal/shoald.sock";
+  std::string format = "table";
+  double timeout_s = 30;
+};
+
+bool json_out(const settings& s) { return s.format == "json"; }
+
+// ---- output helpers ----
+
+/// Text that came from the network goes to a terminal: control characters
+/// become \xNN so a member name cannot move the cursor.
+std::string clean(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (const char c : s) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f) {
+      char buf[5];
+      std::snprintf(buf, sizeof buf, "\\x%02x", u);
+      out += buf;
+    } else {
+      out += c;
+    }
   }
-  std::fprintf(stderr, "usage: shoalctl --version\n");
-  return 2;
+  return out;
+}
+
+/// Columns shown on a terminal: UTF-8 continuation bytes take no column.
+std::size_t width(const std::string& s) {
+  std::size_t n = 0;
+  for (const char c : s)
+    if ((static_cast<unsigned char>(c) & 0xc0) != 0x80) ++n;
+  return n;
+}
+
+/// Prints rows aligned in columns two spaces apart (as `serf members`); the
+/// last column is not padded.
+void print_table(const std::vector<std::vector<std::string>>& rows) {
+  std::vector<std::size_t> w;
+  for (const auto& r : rows)
+    for (std::size_t i = 0; i < r.size(); ++i) {
+      if (w.size() <= i) w.resize(i + 1, 0);
+      w[i] = std::max(w[i], width(r[i]));
+    }
+  for (const auto& r : rows) {
+    std::string line;
+    for (std::size_t i = 0; i < r.size(); ++i) {
+      line += r[i];
+      if (i + 1 < r.size()) line.append(w[i] - width(r[i]) + 2, ' ');
+    }
+    while (!line.empty() && line.back() == ' ') line.pop_back();
+    std::printf("%s\n", line.c_str());
+  }
+}
+
+void print_json(const ojson& v) {
+  // replace: a string that is not UTF-8 must not abort the output.
+  std::printf("%s\n", v.dump(-1, ' ', false, ojson::error_handler_t::replace).c_str());
+}
+
+std::string scalar_text(const json& v) {
+  if (v.is_string()) return clean(v.get<std::string>());
+  if (v.is_null()) return "";
+  return clean(v.dump(-1, ' ', false, json::error_handler_t::replace));
+}
+
+std::string str_field(const json& m, const char* key) {
+  const auto it = m.find(key);
+  return it == m.end() ? std::string() : scalar_text(*it);
+}
+
+std::string tags_text(const json& tags) {
+  std::string out;
+  if (!tags.is_object()) return out;
+  for (const auto& [k, v] : tags.items()) {  // json objects iterate sorted by key
+    if (!out.empty()) out += ',';
+    out += clean(k) + "=" + scalar_text(v);
+  }
+  return out;
+}
+
+std::string host_port(const json& m, const char* addr_key = "addr", const char* port_key = "port") {
+  const auto a = str_field(m, addr_key);
+  const auto p = str_field(m, port_key);
+  return (a.find(':') != std::string::npos ? "[" + a + "]" : a) + ":" + p;
+}
+
+/// A member in the documented key order (SHOALCTL.md); keys a later daemon
+/// adds follow, unchanged.
+ojson member_json(const json& m) {
+  ojson out = ojson::object();
+  if (!m.is_object()) return out;
+  for (const char* k : {"name", "addr", "port", "status", "incarnation", "tags", "protocol"})
+    if (auto it = m.find(k); it != m.end()) out[k] = ojson(*it);
+  for (const auto& [k, v] : m.items())
+    if (!out.contains(k)) out[k] = ojson(v);
+  return out;
+}
+
+// ---- talking to the daemon ----
+
+int exit_for(const std::error_code& ec) {
+  if (ec == client_errc::bad_reply || ec == client_errc::frame_too_large ||
+      ec == client_errc::handshake_failed)
+    return exit_daemon;
+  return exit_unreachable;  // could not connect, or the connection broke or timed out
+}
+
+int report(const reply& r, const settings& s) {
+  if (r.ec) {
+    std::fprintf(stderr, "shoalctl: %s\n", describe(r.ec, s.socket).c_str());
+    return exit_for(r.ec);
+  }
+  std::fprintf(stderr, "shoalctl: %s: %s\n", clean(r.error->code).c_str(),
+               clean(r.error->message).c_str());
+  return exit_daemon;
+}
+
+/// Connects and handshakes; on failure says why and sets `status`.
+std::optional<client> connect(const settings& s, int& status) {
+  client::options opt;
+  opt.socket_path = s.socket;
+  opt.timeout = std::chrono::milliseconds(static_cast<long long>(s.timeout_s * 1000));
+  reply r;
+  auto c = client::connect(opt, r);
+  if (!c) status = report(r, s);
+  return c;
+}
+
+/// Connects, runs one request and hands its result to `show`.
+int one_call(const settings& s, std::string_view cmd, const json& args,
+             const std::function<int(const json&)>& show) {
+  int status = exit_ok;
+  auto c = connect(s, status);
+  if (!c) return status;
+  const auto r = c->call(cmd, args);
+  if (!r.ok()) return report(r, s);
+  return show(r.result);
+}
+
+/// A command whose JSON output is the daemon's result as it came; `table`
+/// prints it for humans.
+int mirrored_call(const settings& s, std::string_view cmd, const json& args,
+                  const std::function<void(const json&)>& table) {
+  return one_call(s, cmd, args, [&](const json& res) {
+    if (json_out(s))
+      print_json(ojson(res));
+    else
+      table(res);
+    return int{exit_ok};
+  });
+}
+
+// ---- subcommands ----
+
+struct member_filter {
+  std::vector<std::string> status;
+  std::string name;
+  std::vector<std::string> tags;  // k=RE
+  bool detailed = false;
+};
+
+/// {"k": "v", ...} from "k=v" arguments, each split at its first '='; nullopt
+/// (after saying `what` on stderr) when one has no '=' or an empty key.
+std::optional<json> pairs_to_map(const std::vector<std::string>& pairs, const char* what) {
+  json m = json::object();
+  for (const auto& p : pairs) {
+    const auto eq = p.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      std::fprintf(stderr, "shoalctl: %s, got '%s'\n", what, p.c_str());
+      return std::nullopt;
+    }
+    m[p.substr(0, eq)] = p.substr(eq + 1);
+  }
+  return m;
+}
+
+int cmd_members(const settings& s, const member_filter& f) {
+  json args = json::object();
+  if (!f.status.empty()) args["status"] = f.status;
+  if (!f.name.empty()) args["name"] = f.name;
+  if (!f.tags.empty()) {
+    auto t = pairs_to_map(f.tags, "--tag wants KEY=REGEX");
+    if (!t) return exit_usage;
+    args["tags"] = std::move(*t);
+  }
+  return one_call(s, "members", args, [&](const json& res) {
+    const auto it = res.find("members");
+    if (!res.is_object() || it == res.end() || !it->is_array()) {
+      std::fprintf(stderr, "shoalctl: the daemon's members reply has no members array\n");
+      return int{exit_daemon};
+    }
+    if (json_out(s)) {
+      ojson out = {{"members", ojson::array()}};
+      for (const auto& m : *it) out["members"].push_back(member_json(m));
+      print_json(out);
+      return int{exit_ok};
+    }
+    std::vector<std::vector<std::string>> rows;
+    if (f.detailed)
+      rows.push_back({"NAME", "ADDRESS", "STATUS", "INCARNATION", "PROTOCOL", "TAGS"});
+    else
+      rows.push_back({"NAME", "ADDRESS", "STATUS", "TAGS"});
+    for (const auto& m : *it) {
+      if (f.detailed)
+        rows.push_back({str_field(m, "name"), host_port(m), str_field(m, "status"),
+                        str_field(m, "incarnation"), str_field(m, "protocol"),
+                        tags_text(m.value("tags", json::object()))});
+      else
+        rows.push_back({str_field(m, "name"), host_port(m), str_field(m, "status"),
+                        tags_text(m.value("tags", json::object()))});
+    }
+    print_table(rows);
+    return int{exit_ok};
+  });
+}
+
+void print_member(const json& m) {
+  print_table({{"name:", str_field(m, "name")},
+               {"address:", host_port(m)},
+               {"status:", str_field(m, "status")},
+               {"incarnation:", str_field(m, "incarnation")},
+               {"protocol:", str_field(m, "protocol")},
+               {"tags:", tags_text(m.value("tags", json::object()))}});
+}
+
+int cmd_member(const settings& s, const std::string& name) {
+  return one_call(s, "member", json{{"name", name}}, [&](const json& m) {
+    if (json_out(s))
+      print_json(member_json(m));
+    else
+      print_member(m);
+    return int{exit_ok};
+  });
+}
+
+int cmd_join(const settings& s, const std::vector<std::string>& addrs) {
+  return mirrored_call(s, "join", json{{"addrs", addrs}}, [&](const json& res) {
+    std::printf("contacted %s of %s addresses\n", str_field(res, "contacted").c_str(),
+                str_field(res, "resolved").c_str());
+  });
+}
+
+int cmd_leave(const settings& s) {
+  return mirrored_call(s, "leave", nullptr,
+                       [](const json&) { std::printf("left the cluster; shoald is exiting\n"); });
+}
+
+int cmd_force_leave(const settings& s, const std::string& name) {
+  return mirrored_call(s, "force-leave", json{{"name", name}}, [&](const json&) {
+    std::printf("%s is now marked left\n", clean(name).c_str());
+  });
+}
+
+int cmd_tags(const settings& s, const std::vector<std::string>& set,
+             const std::vector<std::string>& unset) {
+  json args = json::object();
+  if (!set.empty()) {
+    auto m = pairs_to_map(set, "tags set wants KEY=VALUE");
+    if (!m) return exit_usage;
+    args["set"] = std::move(*m);
+  }
+  if (!unset.empty()) args["unset"] = unset;
+  return mirrored_call(s, "tags", args, [&](const json& res) {
+    std::vector<std::vector<std::string>> rows;
+    if (const auto t = res.find("tags"); t != res.end() && t->is_object())
+      for (const auto& [k, v] : t->items()) rows.push_back({clean(k), scalar_text(v)});
+    print_table(rows);
+  });
+}
+
+volatile std::sig_atomic_t g_stop = 0;
+extern "C" void on_stop_signal(int) { g_stop = 1; }
+
+std::string utc_time(const json& ms) {
+  if (!ms.is_number_unsigned()) return "-";
+  const auto t = ms.get<std::uint64_t>();
+  const std::time_t secs = static_cast<std::time_t>(t / 1000);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[40];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  char out[64];
+  std::snprintf(out, sizeof out, "%s.%03uZ", buf, static_cast<unsigned>(t % 1000));
+  return out;
+}
+
+int cmd_monitor(const settings& s, const std::vector<std::string>& types) {
+  struct sigaction sa{};
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+
+  int status = exit_ok;
+  auto c = connect(s, status);
+  if (!c) return status;
+  std::uint64_t id = 0;
+  const auto r = c->open_stream(types, id);
+  if (!r.ok()) return report(r, s);
+  while (!g_stop) {
+    stream_message m;
+    const auto ec = c->next_event(m, std::chrono::milliseconds(200));
+    if (ec == client_errc::timed_out) continue;
+    if (ec) {
+      std::fprintf(stderr, "shoalctl: %s\n", describe(ec, s.socket).c_str());
+      return exit_for(ec);
+    }
+    if (m.what == stream_message::kind::lagged) {
+      std::fprintf(stderr,
+                   "shoalctl: too slow: the daemon dropped %s event(s) and closed the stream\n",
+                   str_field(m.body, "dropped").c_str());
+      return exit_daemon;
+    }
+    const json& e = m.body;
+    if (json_out(s)) {
+      ojson out = ojson::object();
+      for (const auto& [k, v] : e.items())
+        out[k] = k == "member" ? member_json(v) : ojson(v);
+      print_json(out);
+    } else {
+      const json member = e.value("member", json::object());
+      char type[16];
+      std::snprintf(type, sizeof type, "%-9s", str_field(e, "type").c_str());
+      std::printf("%s  %s  %s  %s  %s  %s\n", utc_time(e.value("time_ms", json())).c_str(), type,
+                  str_field(member, "name").c_str(), host_port(member).c_str(),
+                  str_field(member, "status").c_str(),
+                  tags_text(member.value("tags", json::object())).c_str());
+    }
+    std::fflush(stdout);
+  }
+  return exit_ok;
+}
+
+int cmd_info(const settings& s) {
+  return mirrored_call(s, "info", nullptr, [&](const json& res) {
+    std::vector<std::vector<std::string>> rows;
+    const std::vector<std::pair<const char*, const char*>> known = {
+        {"name", "name"},          {"version", "version"},
+        {"addr", "address"},       {"bind", "bind"},
+        {"preset", "preset"},      {"health_score", "health score"},
+        {"digest", "digest"},      {"incarnation", "incarnation"},
+        {"members", "members"},    {"encrypted", "encrypted"},
+        {"label", "label"},        {"uptime_s", "uptime (s)"}};
+    for (const auto& [key, title] : known) {
+      const auto it = res.find(key);
+      if (it == res.end()) continue;
+      std::string v;
+      if (std::string_view(key) == "addr")
+        v = host_port(res);
+      else if (std::string_view(key) == "members" && it->is_object())
+        for (const auto& [k, n] : it->items()) v += (v.empty() ? "" : " ") + clean(k) + "=" + scalar_text(n);
+      else
+        v = scalar_text(*it);
+      rows.push_back({std::string(title) + ":", v});
+    }
+    for (const auto& [k, v] : res.items()) {  // what a later daemon adds
+      if (k == "port") continue;
+      bool shown = false;
+      for (const auto& kn : known) shown = shown || k == kn.first;
+      if (!shown) rows.push_back({clean(k) + ":", scalar_text(v)});
+    }
+    print_table(rows);
+  });
+}
+
+int cmd_stats(const settings& s) {
+  return mirrored_call(s, "stats", nullptr, [&](const json& res) {
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& [group, counters] : res.items()) {
+      if (!counters.is_object()) {
+        rows.push_back({clean(group), scalar_text(counters)});
+        continue;
+      }
+      for (const auto& [k, v] : counters.items())
+        rows.push_back({clean(group) + "." + clean(k), scalar_text(v)});
+    }
+    print_table(rows);
+  });
+}
+
+int cmd_keys(const settings& s, const std::string& op, const std::string& key) {
+  json args{{"op", op}};
+  if (op != "list") args["key"] = key;
+  return one_call(s, "keys", args, [&](const json& res) {
+    const auto nodes = str_field(res, "nodes");
+    const auto responded = str_field(res, "responded");
+    const auto errors = res.value("errors", json::object());
+    const bool partial = !errors.empty() || nodes != responded;
+    if (json_out(s)) {
+      print_json(ojson(res));
+    } else if (op == "list") {
+      std::vector<std::vector<std::string>> rows{{"KEY", "NODES", "PRIMARY"}};
+      const auto keys = res.value("keys", json::object());
+      const auto primary = res.value("primary", json::object());
+      for (const auto& [k, n] : keys.items())
+        rows.push_back({clean(k), scalar_text(n) + "/" + responded,
+                        primary.contains(k) ? scalar_text(primary[k]) + "/" + responded
+                                            : "0/" + responded});
+      print_table(rows);
+    } else {
+      std::printf("%s: %s of %s nodes responded\n", op.c_str(), responded.c_str(), nodes.c_str());
+    }
+    if (partial) {
+      std::fprintf(stderr, "shoalctl: keys %s: %s of %s nodes responded, %zu failed\n", op.c_str(),
+                   responded.c_str(), nodes.c_str(), errors.size());
+      for (const auto& [n, msg] : errors.items())
+        std::fprintf(stderr, "  %s: %s\n", clean(n).c_str(), scalar_text(msg).c_str());
+    }
+    return partial ? int{exit_daemon} : int{exit_ok};
+  });
+}
+
+std::string base64(const std::uint8_t* p, std::size_t n) {
+  static const char* abc = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  for (std::size_t i = 0; i < n; i += 3) {
+    const std::uint32_t b0 = p[i];
+    const std::uint32_t b1 = i + 1 < n ? p[i + 1] : 0;
+    const std::uint32_t b2 = i + 2 < n ? p[i + 2] : 0;
+    const std::uint32_t v = (b0 << 16) | (b1 << 8) | b2;
+    out += abc[(v >> 18) & 63];
+    out += abc[(v >> 12) & 63];
+    out += i + 1 < n ? abc[(v >> 6) & 63] : '=';
+    out += i + 2 < n ? abc[v & 63] : '=';
+  }
+  return out;
+}
+
+int cmd_keygen() {
+  std::uint8_t key[32];
+  std::size_t got = 0;
+  while (got < sizeof key) {  // getrandom(2): the kernel's urandom source
+    const ssize_t n = getrandom(key + got, sizeof key - got, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      std::perror("shoalctl: getrandom");
+      return exit_daemon;
+    }
+    got += static_cast<std::size_t>(n);
+  }
+  std::printf("%s\n", base64(key, sizeof key).c_str());
+  return exit_ok;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  settings s;
+  CLI::App app{"shoalctl: query and control shoald over its Unix socket"};
+  app.set_version_flag("--version", std::string("shoalctl ") + shoal::library_version());
+  app.fallthrough();  // global options are accepted after the subcommand too
+  app.require_subcommand(1);
+  app.add_option("--socket", s.socket, "shoald's Unix socket")
+      ->envname("SHOAL_SOCKET")
+      ->capture_default_str();
+  app.add_option("--timeout", s.timeout_s, "seconds to wait for the daemon's reply")
+      ->check(CLI::Range(0.001, 86400.0))
+      ->capture_default_str();
+  const auto add_format = [&](CLI::App* sub) {
+    sub->add_option("--format", s.format, "table or json")
+        ->check(CLI::IsMember({"table", "json"}))
+        ->capture_default_str();
+  };
+
+  member_filter filter;
+  auto* members = app.add_subcommand("members", "list members");
+  members->add_option("--status", filter.status, "keep these states (repeatable, or a,b)")
+      ->delimiter(',')
+      ->check(CLI::IsMember({"alive", "suspect", "failed", "left"}));
+  members->add_option("--name", filter.name, "regular expression matching the whole name");
+  members->add_option("--tag", filter.tags, "KEY=REGEX on a tag's whole value (repeatable)");
+  members->add_flag("--detailed", filter.detailed, "also incarnation and protocol");
+  add_format(members);
+
+  std::string name;
+  auto* member = app.add_subcommand("member", "one member");
+  member->add_option("name", name, "member name")->required();
+  add_format(member);
+
+  std::vector<std::string> addrs;
+  auto* join = app.add_subcommand("join", "join a cluster through these addresses");
+  join->add_option("addrs", addrs, "HOST:PORT")->required();
+  add_format(join);
+
+  auto* leave = app.add_subcommand("leave", "leave the cluster gracefully; shoald exits");
+  add_format(leave);
+
+  std::string fl_name;
+  auto* force_leave = app.add_subcommand("force-leave", "mark a failed member as left");
+  force_leave->add_option("name", fl_name, "member name")->required();
+  add_format(force_leave);
+
+  std::vector<std::string> tag_set, tag_unset;
+  auto* tags = app.add_subcommand("tags", "change the local node's tags");
+  tags->require_subcommand(1);
+  auto* tags_set = tags->add_subcommand("set", "set tags");
+  tags_set->add_option("pairs", tag_set, "KEY=VALUE")->required();
+  add_format(tags_set);
+  auto* tags_unset = tags->add_subcommand("unset", "remove tags");
+  tags_unset->add_option("keys", tag_unset, "KEY")->required();
+  add_format(tags_unset);
+
+  std::vector<std::string> types;
+  auto* monitor = app.add_subcommand("monitor", "print membership events until interrupted");
+  monitor->add_option("--type", types, "event types to show (repeatable, or a,b)")
+      ->delimiter(',')
+      ->check(CLI::IsMember({"joined", "updated", "suspected", "alive", "failed", "left", "reaped"}));
+  add_format(monitor);
+
+  auto* info = app.add_subcommand("info", "the local node and the daemon");
+  add_format(info);
+  auto* stats = app.add_subcommand("stats", "counters");
+  add_format(stats);
+
+  std::string key;
+  auto* keys = app.add_subcommand("keys", "the cluster's keyring");
+  keys->require_subcommand(1);
+  auto* keys_list = keys->add_subcommand("list", "keys and how many nodes hold them");
+  add_format(keys_list);
+  std::vector<CLI::App*> key_ops;
+  for (const char* op : {"install", "use", "remove"}) {
+    auto* sub = keys->add_subcommand(op, std::string(op) + " a key on every node");
+    sub->add_option("key", key, "base64 of 32 bytes")->required();
+    add_format(sub);
+    key_ops.push_back(sub);
+  }
+
+  auto* keygen = app.add_subcommand("keygen", "print a new random key (base64 of 32 bytes)");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? exit_ok : exit_usage;
+  }
+
+  if (members->parsed()) return cmd_members(s, filter);
+  if (member->parsed()) return cmd_member(s, name);
+  if (join->parsed()) return cmd_join(s, addrs);
+  if (leave->parsed()) return cmd_leave(s);
+  if (force_leave->parsed()) return cmd_force_leave(s, fl_name);
+  if (tags_set->parsed()) return cmd_tags(s, tag_set, {});
+  if (tags_unset->parsed()) return cmd_tags(s, {}, tag_unset);
+  if (monitor->parsed()) return cmd_monitor(s, types);
+  if (info->parsed()) return cmd_info(s);
+  if (stats->parsed()) return cmd_stats(s);
+  if (keys_list->parsed()) return cmd_keys(s, "list", "");
+  for (auto* sub : key_ops)
+    if (sub->parsed()) return cmd_keys(s, sub->get_name(), key);
+  if (keygen->parsed()) return cmd_keygen();
+  std::fprintf(stderr, "shoalctl: no command (see --help)\n");
+  return exit_usage;
 }
