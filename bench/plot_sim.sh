@@ -42,15 +42,16 @@ gnuplot <<EOF
 set terminal svg size 720,450 dynamic font "sans,12" background "white"
 set logscale x 10
 set xlabel "cluster size N (nodes)"
-set key top left
+set key top left Left reverse
 set grid
-set xrange [50:20000]
 set format x "%.0f"
+set offsets 0, 0, graph 0.25, 0
 
 set output "$out_dir/detection_vs_n.svg"
 set title "Crash detection on shoal-sim (lan preset): mean, error bar to p99"
 set ylabel "seconds after the crash"
 set yrange [0:*]
+set xrange [50:20000]
 plot "$tmp/detection.dat" using 1:4:4:5 with yerrorlines lw 2 pt 7 title "detect\\\\_all (dead in every view)", \
      "$tmp/detection.dat" using 1:2:2:3 with yerrorlines lw 2 pt 5 title "detect\\\\_first (first suspicion)", \
      "$tmp/detection.dat" using 1:6 with lines lw 2 dt 2 lc rgb "black" title "SWIM expected first detection, e/(e-1) x probe interval"
@@ -59,6 +60,7 @@ set output "$out_dir/convergence_vs_n.svg"
 set title "Join of N nodes until every node sees all N alive (shoal-sim, lan preset)"
 set ylabel "seconds (simulated) from the first join"
 set yrange [0:*]
+set xrange [50:5000]
 plot "$tmp/convergence.dat" using 1:2 with linespoints lw 2 pt 7 title "converged\\\\_s"
 EOF
 echo "== wrote $out_dir/detection_vs_n.svg $out_dir/convergence_vs_n.svg" >&2
