@@ -143,6 +143,13 @@ struct node_config {
 
 /// What the runtime counts (the core counts the protocol: core_stats).
 struct runtime_stats {
+  /// Datagrams and their bytes as they cross the socket (after the label,
+  /// compression and encryption were applied), and the TCP bytes read and
+  /// written by either side of the exchanges, frame headers included. A
+  /// datagram received is counted even if it is then dropped.
+  std::uint64_t udp_packets_in = 0, udp_packets_out = 0;
+  std::uint64_t udp_bytes_in = 0, udp_bytes_out = 0;
+  std::uint64_t tcp_bytes_in = 0, tcp_bytes_out = 0;
   std::uint64_t udp_send_errors = 0;
   std::uint64_t udp_send_dropped = 0;  ///< send queue full
   std::uint64_t udp_receive_errors = 0;

@@ -44,6 +44,12 @@ std::uint64_t random_seed() {
 
 runtime_stats runtime_counters::snapshot() const {
   runtime_stats s;
+  s.udp_packets_in = udp_packets_in.load();
+  s.udp_packets_out = udp_packets_out.load();
+  s.udp_bytes_in = udp_bytes_in.load();
+  s.udp_bytes_out = udp_bytes_out.load();
+  s.tcp_bytes_in = tcp_bytes_in.load();
+  s.tcp_bytes_out = tcp_bytes_out.load();
   s.udp_send_errors = udp_send_errors.load();
   s.udp_send_dropped = udp_send_dropped.load();
   s.udp_receive_errors = udp_receive_errors.load();
@@ -446,6 +452,8 @@ void runtime::on_receive(const error_code& ec, std::size_t n) {
     bump(counters_.udp_receive_errors);
     fail(ec, "udp receive");
   } else {
+    bump(counters_.udp_packets_in);
+    bump(counters_.udp_bytes_in, n);
     const address from = to_address(sender_);
     log_.log(spdlog::level::trace, "udp in from={} bytes={}", from.to_string(), n);
     std::span<const std::uint8_t> data(receive_buffer_.data(), n);
@@ -486,17 +494,20 @@ void runtime::do_send() {
     sending_ = true;
     udp_.async_send_to(
         net::buffer(p.data), *ep,
-        [self = shared_from_this()](const error_code& ec, std::size_t) { self->on_send(ec); });
+        [self = shared_from_this()](const error_code& ec, std::size_t n) { self->on_send(ec, n); });
   }
 }
 
-void runtime::on_send(const error_code& ec) {
+void runtime::on_send(const error_code& ec, std::size_t n) {
   sending_ = false;
   if (ec == net::error::operation_aborted || closed_) return;
   if (!send_queue_.empty()) send_queue_.pop_front();
   if (ec) {
     bump(counters_.udp_send_errors);
     fail(ec, "udp send");
+  } else {
+    bump(counters_.udp_packets_out);
+    bump(counters_.udp_bytes_out, n);
   }
   do_send();
   if (send_queue_.empty()) check_leave();

@@ -50,6 +50,8 @@ class stream_client;
 
 /// runtime_stats, counted from any thread.
 struct runtime_counters {
+  std::atomic<std::uint64_t> udp_packets_in{0}, udp_packets_out{0}, udp_bytes_in{0},
+      udp_bytes_out{0}, tcp_bytes_in{0}, tcp_bytes_out{0};
   std::atomic<std::uint64_t> udp_send_errors{0}, udp_send_dropped{0}, udp_receive_errors{0},
       tcp_accepted{0}, tcp_rejected{0}, tcp_session_errors{0}, streams_ok{0}, streams_failed{0},
       streams_rejected{0}, stream_timeouts{0}, frames_too_large{0}, resolve_failures{0},
@@ -58,8 +60,8 @@ struct runtime_counters {
   runtime_stats snapshot() const;
 };
 
-inline void bump(std::atomic<std::uint64_t>& c) {
-  c.fetch_add(1, std::memory_order_relaxed);
+inline void bump(std::atomic<std::uint64_t>& c, std::uint64_t n = 1) {
+  c.fetch_add(n, std::memory_order_relaxed);
 }
 
 class runtime : public std::enable_shared_from_this<runtime> {
@@ -147,7 +149,7 @@ class runtime : public std::enable_shared_from_this<runtime> {
   void on_receive(const error_code& ec, std::size_t n);
   void enqueue_send(outgoing_packet p);
   void do_send();
-  void on_send(const error_code& ec);
+  void on_send(const error_code& ec, std::size_t n);
   void do_accept();
   void on_accept(const error_code& ec, tcp::socket socket);
   void start_stream(stream_request req);

@@ -50,9 +50,11 @@ void tcp_session::close() {
 }
 
 void tcp_session::do_read_header() {
-  net::async_read(
-      socket_, net::buffer(header_),
-      [self = shared_from_this()](const error_code& ec, std::size_t) { self->on_read_header(ec); });
+  net::async_read(socket_, net::buffer(header_),
+                  [self = shared_from_this()](const error_code& ec, std::size_t transferred) {
+                    bump(self->rt_->counters().tcp_bytes_in, transferred);
+                    self->on_read_header(ec);
+                  });
 }
 
 void tcp_session::on_read_header(const error_code& ec) {
@@ -69,9 +71,11 @@ void tcp_session::on_read_header(const error_code& ec) {
 }
 
 void tcp_session::do_read_body() {
-  net::async_read(
-      socket_, net::buffer(body_),
-      [self = shared_from_this()](const error_code& ec, std::size_t) { self->on_read_body(ec); });
+  net::async_read(socket_, net::buffer(body_),
+                  [self = shared_from_this()](const error_code& ec, std::size_t transferred) {
+                    bump(self->rt_->counters().tcp_bytes_in, transferred);
+                    self->on_read_body(ec);
+                  });
 }
 
 void tcp_session::on_read_body(const error_code& ec) {
@@ -89,9 +93,11 @@ void tcp_session::on_read_body(const error_code& ec) {
 void tcp_session::do_write() {
   header_ = encode_frame_header(static_cast<std::uint32_t>(reply_.size()));
   const std::array<net::const_buffer, 2> buffers{net::buffer(header_), net::buffer(reply_)};
-  net::async_write(
-      socket_, buffers,
-      [self = shared_from_this()](const error_code& ec, std::size_t) { self->on_write(ec); });
+  net::async_write(socket_, buffers,
+                   [self = shared_from_this()](const error_code& ec, std::size_t transferred) {
+                     bump(self->rt_->counters().tcp_bytes_out, transferred);
+                     self->on_write(ec);
+                   });
 }
 
 void tcp_session::on_write(const error_code& ec) {
@@ -151,17 +157,21 @@ void stream_client::on_connect(const error_code& ec) {
   }
   header_ = encode_frame_header(static_cast<std::uint32_t>(req_.data.size()));
   const std::array<net::const_buffer, 2> buffers{net::buffer(header_), net::buffer(req_.data)};
-  net::async_write(socket_, buffers, [self = shared_from_this()](const error_code& e, std::size_t) {
-    self->on_write(e);
-  });
+  net::async_write(socket_, buffers,
+                   [self = shared_from_this()](const error_code& e, std::size_t transferred) {
+                     bump(self->rt_->counters().tcp_bytes_out, transferred);
+                     self->on_write(e);
+                   });
 }
 
 void stream_client::on_write(const error_code& ec) {
   if (ec) return finish(ec);
   bytes{}.swap(req_.data);  // a full state can be large; it is sent
-  net::async_read(
-      socket_, net::buffer(header_),
-      [self = shared_from_this()](const error_code& e, std::size_t) { self->on_read_header(e); });
+  net::async_read(socket_, net::buffer(header_),
+                  [self = shared_from_this()](const error_code& e, std::size_t transferred) {
+                    bump(self->rt_->counters().tcp_bytes_in, transferred);
+                    self->on_read_header(e);
+                  });
 }
 
 void stream_client::on_read_header(const error_code& ec) {
@@ -174,9 +184,11 @@ void stream_client::on_read_header(const error_code& ec) {
     return finish(net::error::message_size);
   }
   reply_.resize(n);
-  net::async_read(
-      socket_, net::buffer(reply_),
-      [self = shared_from_this()](const error_code& e, std::size_t) { self->on_read_body(e); });
+  net::async_read(socket_, net::buffer(reply_),
+                  [self = shared_from_this()](const error_code& e, std::size_t transferred) {
+                    bump(self->rt_->counters().tcp_bytes_in, transferred);
+                    self->on_read_body(e);
+                  });
 }
 
 void stream_client::on_read_body(const error_code& ec) {
