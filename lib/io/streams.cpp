@@ -13,12 +13,6 @@ namespace shoal::io {
 
 namespace {
 
-/// Largest frame either side accepts or sends.
-std::size_t max_frame(const runtime& rt) {
-  return std::min<std::size_t>(rt.cfg().protocol.max_push_pull_bytes,
-                               std::numeric_limits<std::uint32_t>::max());
-}
-
 void close_socket(tcp::socket& s) {
   error_code ignored;
   s.shutdown(tcp::socket::shutdown_both, ignored);
@@ -60,7 +54,7 @@ void tcp_session::do_read_header() {
 void tcp_session::on_read_header(const error_code& ec) {
   if (ec) return finish(ec);
   const std::uint32_t n = decode_frame_header(header_);
-  if (n == 0 || n > max_frame(*rt_)) {
+  if (n == 0 || n > rt_->max_frame()) {
     if (n > 0) bump(rt_->counters().frames_too_large);
     rt_->warn_limited(n == 0 ? "empty stream request" : "stream request over max_push_pull_bytes",
                       "peer=" + peer_.to_string());
@@ -83,7 +77,7 @@ void tcp_session::on_read_body(const error_code& ec) {
   reply_ = rt_->serve_stream(peer_, body_);
   bytes{}.swap(body_);
   if (reply_.empty()) return finish({});  // nothing to say: just close
-  if (reply_.size() > max_frame(*rt_)) {
+  if (reply_.size() > rt_->max_frame()) {
     bump(rt_->counters().frames_too_large);
     return finish(net::error::message_size);
   }
@@ -151,7 +145,7 @@ void stream_client::close() {
 
 void stream_client::on_connect(const error_code& ec) {
   if (ec) return finish(ec);
-  if (req_.data.empty() || req_.data.size() > max_frame(*rt_)) {
+  if (req_.data.empty() || req_.data.size() > rt_->max_frame()) {
     bump(rt_->counters().frames_too_large);
     return finish(net::error::message_size);
   }
@@ -177,7 +171,7 @@ void stream_client::on_write(const error_code& ec) {
 void stream_client::on_read_header(const error_code& ec) {
   if (ec) return finish(ec);  // eof here: the peer had no reply
   const std::uint32_t n = decode_frame_header(header_);
-  if (n == 0 || n > max_frame(*rt_)) {
+  if (n == 0 || n > rt_->max_frame()) {
     if (n > 0) bump(rt_->counters().frames_too_large);
     rt_->warn_limited(n == 0 ? "empty stream reply" : "stream reply over max_push_pull_bytes",
                       "peer=" + req_.to.to_string());
