@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by bench/sim_results.sh and bench/sim_tables.sh. Source it.
 #
 # sim_run SIM OUT ARGS...: runs `SIM ARGS... --json` and appends its JSON

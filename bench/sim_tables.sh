@@ -29,8 +29,8 @@ build="${1:-build}"
 out_dir="${2:-sim_tables}"
 sim="$build/bench/shoal-sim"
 [ -x "$sim" ] || { echo "sim_tables: $sim not found (build target shoal-sim)" >&2; exit 1; }
-sizes=(${SIM_SIZES:-100 1000 10000})
-join_sizes=(${SIM_JOIN_SIZES:-100 1000 2000})
+read -r -a sizes <<< "${SIM_SIZES:-100 1000 10000}"
+read -r -a join_sizes <<< "${SIM_JOIN_SIZES:-100 1000 2000}"
 mkdir -p "$out_dir"
 jsonl="$out_dir/sim_tables.jsonl"
 : > "$jsonl"

@@ -555,7 +555,7 @@ def run_system(cl, counters, steady_s, timeout_s):
 # ---------------------------------------------------------------- report
 
 FIGURES = [
-    # key, label, target for shoal/serf, lower is better
+    # key, label, the target for the ratio shoal/serf (lower is better for all)
     ("join_convergence_s", "join convergence (s)", None),
     ("crash_failed_all_s", "crash -> failed everywhere (s)", "≤ 1.0"),
     ("crash_failed_first_s", "crash -> failed at the first agent (s)", None),
