@@ -113,6 +113,15 @@ struct node_config {
   /// bound. Default 64.
   std::size_t max_tcp_sessions = 64;
 
+  /// Incoming UDP packets accepted per second from one source address
+  /// (IP and port); beyond it they are dropped before decoding and counted in
+  /// runtime_stats::rate_limited, with a rate-limited warning. A member sends
+  /// a few packets per second to each peer, so the default leaves ample room
+  /// for join and push-pull bursts while bounding what one flooding peer
+  /// costs. At most 4096 sources are tracked per second; further sources
+  /// share one slot with the same limit. 0: no limit. Default 1000.
+  std::uint32_t max_packets_per_source_per_second = 1000;
+
   /// Deadline of one TCP exchange (connect, request, reply), either side.
   /// Default 10 s.
   duration stream_deadline = std::chrono::seconds(10);
@@ -185,6 +194,7 @@ struct runtime_stats {
   std::uint64_t compressed_out = 0;      ///< packets and frames sent compressed
   std::uint64_t compress_skipped = 0;    ///< tried, sent plain: compression did not shrink them
   std::uint64_t compressed_in = 0;       ///< compressed packets and frames opened
+  std::uint64_t rate_limited = 0;  ///< dropped: over max_packets_per_source_per_second
   std::uint64_t decompress_failed = 0;   ///< compressed, but corrupt or inflating past the bound
 };
 

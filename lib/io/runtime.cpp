@@ -25,6 +25,7 @@ namespace shoal::io {
 namespace {
 
 constexpr std::size_t receive_buffer_size = max_datagram_size;
+constexpr std::size_t max_rate_limited_sources = 4096;
 constexpr std::size_t max_send_queue = 4096;    // packets waiting for the socket
 constexpr int max_bind_attempts = 16;           // port 0: UDP's port may be taken on TCP
 constexpr int socket_receive_buffer = 1 << 20;  // asked of the kernel, best effort
@@ -72,6 +73,7 @@ runtime_stats runtime_counters::snapshot() const {
   s.compress_skipped = compress_skipped.load();
   s.compressed_in = compressed_in.load();
   s.decompress_failed = decompress_failed.load();
+  s.rate_limited = rate_limited.load();
   return s;
 }
 
@@ -103,7 +105,8 @@ runtime::runtime(node_config cfg, net::io_context& ctx, std::shared_ptr<net::io_
       accept_retry_timer_(strand_),
       seed_timer_(strand_),
       leave_timer_(strand_),
-      receive_buffer_(receive_buffer_size) {
+      receive_buffer_(receive_buffer_size),
+      rate_limiter_(cfg_.max_packets_per_source_per_second, max_rate_limited_sources) {
   keys_ = std::make_shared<const keyring>(cfg_.keys);
 }
 
@@ -462,6 +465,12 @@ void runtime::on_receive(const error_code& ec, std::size_t n) {
     bump(counters_.udp_bytes_in, n);
     const address from = to_address(sender_);
     log_.log(spdlog::level::trace, "udp in from={} bytes={}", from.to_string(), n);
+    if (!rate_limiter_.allow(from, std::chrono::steady_clock::now())) {
+      bump(counters_.rate_limited);
+      warn_limited("udp packets dropped: over max_packets_per_source_per_second", "from=" + from.to_string());
+      if (!closed_) do_receive();
+      return;
+    }
     std::span<const std::uint8_t> data(receive_buffer_.data(), n);
     bytes opened;
     if (open_in(data, opened, from, "udp", max_datagram_size)) {

@@ -41,6 +41,7 @@
 #include <shoal/node.hpp>
 
 #include "io/net.hpp"
+#include "io/rate_limit.hpp"
 #include "io/security.hpp"
 
 namespace shoal::io {
@@ -56,7 +57,8 @@ struct runtime_counters {
       tcp_accepted{0}, tcp_rejected{0}, tcp_session_errors{0}, streams_ok{0}, streams_failed{0},
       streams_rejected{0}, stream_timeouts{0}, frames_too_large{0}, resolve_failures{0},
       callback_exceptions{0}, label_mismatch{0}, decrypt_failed{0}, plaintext_rejected{0},
-      compressed_out{0}, compress_skipped{0}, compressed_in{0}, decompress_failed{0};
+      compressed_out{0}, compress_skipped{0}, compressed_in{0}, decompress_failed{0},
+      rate_limited{0};
 
   runtime_stats snapshot() const;
 };
@@ -228,6 +230,7 @@ class runtime : public std::enable_shared_from_this<runtime> {
   bool seed_timer_armed_ = false;
   net::steady_timer leave_timer_;
   std::vector<std::uint8_t> receive_buffer_;
+  source_rate_limiter rate_limiter_;  ///< strand only
   udp::endpoint sender_;
   std::deque<outgoing_packet> send_queue_;
   bool sending_ = false;
