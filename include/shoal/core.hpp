@@ -211,8 +211,8 @@ class core {
   /// member is in fact alive (or restarts) it hears the claim, refutes it
   /// with a higher incarnation and is alive everywhere again.
   /// Errors (nothing changes): errc::unknown_member (not in the view),
-  /// errc::member_not_failed (alive, suspect or already left, and this node
-  /// itself), errc::not_running (leaving, or join() never called).
+  /// errc::member_not_failed (alive, suspect or already left; this node
+  /// itself too), errc::not_running (leaving, or join() never called).
   std::error_code force_leave(time_point now, const std::string& name, outbox& out);
 
   /// Opaque user state sent with every push-pull; peers receive it in

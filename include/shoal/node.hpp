@@ -280,7 +280,9 @@ class node {
   std::error_code broadcast(bytes payload);
   /// Sends one user message straight to the member `name` over UDP: one
   /// packet, labelled and sealed like all traffic, delivered to that node's
-  /// on_user_message() handler with `from` set to this node's address. Not
+  /// on_user_message() handler with `from` set to the packet's source
+  /// address (this node's bound address; its route's when bound to a
+  /// wildcard). Not
   /// retransmitted: like any datagram it may be lost. Errors (nothing is
   /// sent): errc::invalid_argument (empty or over
   /// protocol.max_user_broadcast_bytes), errc::unknown_member (not in the
