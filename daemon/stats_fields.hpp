@@ -76,6 +76,7 @@ void for_each_counter(const runtime_stats& s, F&& f) {
   f("compressed_in", s.compressed_in);
   f("decompress_failed", s.decompress_failed);
   f("rate_limited", s.rate_limited);
+  f("rate_limited", s.rate_limited);
 }
 
 /// Messages by type and direction ("in"/"out"), for every wire type.
