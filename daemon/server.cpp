@@ -160,32 +160,40 @@ void session::arm_frame_timer() {
   });
 }
 
-void session::dispatch(const std::vector<std::uint8_t>& frame) {
-  msgpack::object_handle oh;
+parsed_request parse_request(std::span<const std::uint8_t> frame) {
+  parsed_request r;
   try {
     std::size_t off = 0;
-    oh = msgpack::unpack(reinterpret_cast<const char*>(frame.data()), frame.size(), off, nullptr, nullptr,
-                         frame_unpack_limit(frame.size()));
+    r.handle = msgpack::unpack(reinterpret_cast<const char*>(frame.data()), frame.size(), off, nullptr, nullptr,
+                               frame_unpack_limit(frame.size()));
     if (off != frame.size()) throw std::runtime_error("trailing bytes after the map");
   } catch (const std::exception&) {
-    ++srv_.mutable_stats().bad_frames;
-    error(0, "bad_frame", "the frame is not one msgpack map");
-    return;
+    r.code = "bad_frame";
+    r.message = "the frame is not one msgpack map";
+    return r;
   }
-  const msgpack::object& req = oh.get();
+  const msgpack::object& req = r.handle.get();
   const msgpack::object* id_o = map_get(req, "id");
   if (req.type != msgpack::type::MAP || !id_o || id_o->type != msgpack::type::POSITIVE_INTEGER ||
       id_o->via.u64 == 0 || id_o->via.u64 > (std::uint64_t{1} << 63)) {
-    ++srv_.mutable_stats().bad_frames;
-    error(0, "bad_frame", "a request is a map with a positive integer \"id\"");
-    return;
+    r.code = "bad_frame";
+    r.message = "a request is a map with a positive integer \"id\"";
+    return r;
   }
-  const std::uint64_t id = id_o->via.u64;
+  r.id = id_o->via.u64;
   const auto cmd = as_str(map_get(req, "cmd"));
   if (!cmd) {
-    ++srv_.mutable_stats().bad_requests;
-    error(id, "bad_request", "missing string \"cmd\"");
-    return;
+    r.code = "bad_request";
+    r.message = "missing string \"cmd\"";
+    return r;
+  }
+  r.cmd = *cmd;
+  const msgpack::object* args = map_get(req, "args");
+  if (args && args->type == msgpack::type::NIL) args = nullptr;
+  if (args && args->type != msgpack::type::MAP) {
+    r.code = "bad_request";
+    r.message = "\"args\" must be a map";
+    return r;
   }
   static const msgpack::object empty_map = [] {
     msgpack::object o;
@@ -194,14 +202,20 @@ void session::dispatch(const std::vector<std::uint8_t>& frame) {
     o.via.map.ptr = nullptr;
     return o;
   }();
-  const msgpack::object* args = map_get(req, "args");
-  if (args && args->type == msgpack::type::NIL) args = nullptr;
-  if (args && args->type != msgpack::type::MAP) {
-    ++srv_.mutable_stats().bad_requests;
-    error(id, "bad_request", "\"args\" must be a map");
+  r.args = args ? args : &empty_map;
+  return r;
+}
+
+void session::dispatch(const std::vector<std::uint8_t>& frame) {
+  const parsed_request r = parse_request(frame);
+  if (r.code) {
+    ++(std::string_view(r.code) == "bad_frame" ? srv_.mutable_stats().bad_frames : srv_.mutable_stats().bad_requests);
+    error(r.id, r.code, r.message);
     return;
   }
-  const msgpack::object& a = args ? *args : empty_map;
+  const std::uint64_t id = r.id;
+  const std::optional<std::string_view> cmd = r.cmd;
+  const msgpack::object& a = *r.args;
 
   if (*cmd == "handshake") {
     const msgpack::object* v = map_get(a, "version");

@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <set>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -61,6 +62,19 @@ class request_handler {
   virtual bool on_request(const std::shared_ptr<session>& s, std::uint64_t id, std::string_view cmd,
                           const msgpack::object& args) = 0;
 };
+
+/// One request frame, checked for the envelope (PROTOCOL.md "Requests and
+/// replies"). Sans-IO: the session and the fuzzer both use it. On failure
+/// `code` names the error (`bad_frame`: id is 0; `bad_request`: id is set).
+struct parsed_request {
+  msgpack::object_handle handle;
+  std::uint64_t id = 0;
+  std::string_view cmd;                 ///< points into handle
+  const msgpack::object* args = nullptr;  ///< a map (empty when omitted)
+  const char* code = nullptr;
+  std::string message;
+};
+parsed_request parse_request(std::span<const std::uint8_t> frame);
 
 /// Writes a member map (PROTOCOL.md "member").
 void write_member(writer& w, const member& m);
