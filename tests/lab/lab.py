@@ -540,7 +540,8 @@ def sc_loss(lab):
     two hosts is lost with probability 1 - 0.9487^2 = 10%): nobody is ever
     marked failed."""
     permille = lab.args.loss_permille
-    deaths0 = lab.core_counters()["deaths"]
+    c0 = lab.core_counters()
+    deaths0 = c0["deaths"]
     for h in lab.hosts:
         lab.net.loss(h.i, "in", permille)
         lab.net.loss(h.i, "out", permille)
@@ -563,7 +564,8 @@ def sc_loss(lab):
         # Once a second: core.deaths catches what falls between two polls,
         # and fewer shoalctl runs leave the CPU to the daemons.
         time.sleep(min(1.0, max(0.0, lab.args.loss_seconds - (time.monotonic() - t0))))
-    deaths1 = lab.core_counters()["deaths"]
+    c1 = lab.core_counters()
+    deaths1, suspicions = c1["deaths"], c1["suspicions"] - c0["suspicions"]
     seen_pk = dropped = 0
     for h in lab.hosts:
         for chain in ("in", "out"):
@@ -575,15 +577,14 @@ def sc_loss(lab):
     rate = dropped / seen_pk if seen_pk else 0.0
     log(f"  loss: {dropped} of {seen_pk} packet passes dropped ({100 * rate:.2f}% per pass, "
         f"{100 * (1 - (1 - rate) ** 2):.2f}% per packet); {polls} polls, suspect seen {seen['suspect']} times; "
-        f"core.deaths {deaths0} -> {deaths1}")
+        f"core.suspicions +{suspicions}; core.deaths {deaths0} -> {deaths1}")
     if seen_pk == 0 or dropped == 0:
         raise LabFailure("the loss rules dropped nothing: the fault was not injected")
     if deaths1 != deaths0:
         raise LabFailure(f"under loss some node declared a member failed between two polls: "
                          f"core.deaths summed over the nodes went {deaths0} -> {deaths1}")
     lab.wait_until("after loss: full mesh", 30, lab.full_mesh())
-    return {"per_packet_loss_pct": round(100 * (1 - (1 - rate) ** 2), 2), "suspect_sightings": seen["suspect"],
-            "polls": polls}
+    return {"per_packet_loss_pct": round(100 * (1 - (1 - rate) ** 2), 2), "suspicions": suspicions, "polls": polls}
 
 
 def sc_partition(lab):
