@@ -4,7 +4,8 @@
 //             [--duration S] [--preset lan|wan|local] [--setup-timeout S]
 //             [--quiet] [--json]
 //
-// Progress goes to stderr (at most once per wall second); the result is one
+// Progress goes to stderr (at most once per wall second: simulated seconds of
+// the scenario's phase done / its nominal length); the result is one
 // JSON object on stdout (--json) or `key: value` lines.
 //
 // Every scenario starts in one of two ways (--start):
@@ -212,12 +213,7 @@ class runner {
             const auto now = wall_clock::now();
             if (now - last_print_ < 1s) return;
             last_print_ = now;
-            std::fprintf(stderr,
-                         "[shoal-sim] %s t=%.1fs events=%llu pending=%zu running=%zu "
-                         "wall=%.1fs\n",
-                         a_.scenario.c_str(), secs(p.elapsed),
-                         static_cast<unsigned long long>(p.events), p.pending, p.running,
-                         secs(now - wall_start_));
+            print_progress(p, now);
           },
           1 << 14);
     }
@@ -228,6 +224,8 @@ class runner {
     out_["nodes"] = a_.nodes;
     out_["seed"] = a_.seed;
     out_["preset"] = a_.preset;
+    // SWIM's analytic expected time to first detection is e/(e-1) of these.
+    out_["probe_interval_s"] = secs(make_options(a_).base.probe_interval);
     const std::string& s = a_.scenario;
     if (s == "bootstrap")
       bootstrap();
@@ -273,11 +271,51 @@ class runner {
 
   duration scenario_duration(double dflt) const { return from_secs(a_.duration_s.value_or(dflt)); }
 
+  /// The nominal length of the scenario's own phase, for the progress line.
+  /// partition and churn end with a wait for agreement that may end sooner
+  /// or run past it (bounded, see the header).
+  duration nominal_phase() const {
+    const std::string& s = a_.scenario;
+    if (s == "bootstrap") return scenario_duration(30);
+    if (s == "crash" || s == "restart") return scenario_duration(120);
+    if (s == "partition") return 60s + scenario_duration(300);
+    return scenario_duration(300);
+  }
+
+  // One line: during the start, simulated time since the start (and, when
+  // joining, the setup limit); after it, simulated seconds of the scenario's
+  // phase done / its nominal length.
+  void print_progress(const shoal::sim::progress& p, wall_clock::time_point now) {
+    const double wall = secs(now - wall_start_);
+    if (!marked_) {
+      std::fprintf(stderr,
+                   "[shoal-sim] %s N=%zu setup (%s): t=%.1fs of at most %.0fs simulated, "
+                   "running=%zu events=%llu wall=%.1fs\n",
+                   a_.scenario.c_str(), a_.nodes, a_.start.c_str(), secs(p.elapsed),
+                   a_.setup_timeout_s, p.running, static_cast<unsigned long long>(p.events), wall);
+      return;
+    }
+    const double done = secs(p.now - mark_);
+    const double total = secs(nominal_phase());
+    std::fprintf(stderr,
+                 "[shoal-sim] %s N=%zu: %.1f/%.0fs simulated (%.0f%%) running=%zu events=%llu "
+                 "wall=%.1fs\n",
+                 a_.scenario.c_str(), a_.nodes, done, total,
+                 total > 0 ? std::min(100.0, 100.0 * done / total) : 100.0, p.running,
+                 static_cast<unsigned long long>(p.events), wall);
+  }
+
   // Bootstrap and wait for the full mesh; then mark the steady phase.
   void setup() {
     out_["start"] = a_.start;
     if (a_.start == "converged") {
+      if (!a_.quiet)
+        std::fprintf(stderr, "[shoal-sim] setup: %zu nodes adopt a converged view of %zu...\n",
+                     a_.nodes, a_.nodes);
       sim_.start_converged(a_.nodes, 3);
+      if (!a_.quiet)
+        std::fprintf(stderr, "[shoal-sim] setup: converged start done, %.1fs wall\n",
+                     secs(wall_clock::now() - wall_start_));
       out_["converged"] = sim_.full_mesh();
       out_["converged_s"] = 0.0;
       mark();
@@ -304,6 +342,7 @@ class runner {
     // the converged view); wall_s - setup_wall_s is the phase itself.
     out_["setup_wall_s"] = secs(wall_clock::now() - wall_start_);
     mark_ = sim_.now();
+    marked_ = true;
     sent_at_mark_ = sim_.total_sent();
     live_at_mark_ = sim_.live_count();
     fs_at_mark_ = sim_.false_suspicions();
@@ -611,6 +650,7 @@ class runner {
   bool converged_ = false;
   std::optional<duration> converged_after_;
   time_point mark_{};
+  bool marked_ = false;
   shoal::sim::traffic sent_at_mark_;
   std::size_t live_at_mark_ = 0;
   std::uint64_t fs_at_mark_ = 0, fd_at_mark_ = 0, views_at_mark_ = 0;

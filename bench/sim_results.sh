@@ -3,17 +3,14 @@
 # shoal-sim run each, and writes one JSON object per line to OUT.
 #   bench/sim_results.sh BUILD_DIR OUT.jsonl
 set -euo pipefail
+source "$(dirname "$0")/sim_lib.sh"
 build="${1:-build}"
 out="${2:-sim_results.jsonl}"
 sim="$build/bench/shoal-sim"
 : > "$out"
 run() {
   echo "== shoal-sim $*" >&2
-  "$sim" "$@" --json --quiet | python3 -c '
-import json, sys
-d = json.load(sys.stdin)
-d["command"] = "shoal-sim " + " ".join(sys.argv[1:]) + " --json"
-print(json.dumps(d))' "$@" >> "$out"
+  sim_run "$sim" "$out" "$@" --quiet
 }
 run --scenario crash --nodes 1000 --crashes 10 --seed 1
 run --scenario bootstrap --nodes 100 --seed 1

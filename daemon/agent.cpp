@@ -473,8 +473,19 @@ void agent::cmd_stats(const std::shared_ptr<session>& s, std::uint64_t id) {
       });
       more();
     };
-    w.pack_map(3);
+    w.pack_map(4);
     group("core", ns.core, 0, [] {});
+    write_str(w, "messages");
+    w.pack_map(2);
+    for (const char* dir : {"in", "out"}) {
+      write_str(w, dir);
+      w.pack_map(static_cast<std::uint32_t>(message_type_count));
+      for_each_message_type(ns.core, [&](const char* type, const char* d, std::uint64_t v) {
+        if (std::string_view(d) != dir) return;
+        write_str(w, type);
+        w.pack_uint64(v);
+      });
+    }
     group("runtime", ns.runtime, 2, [&] {
       write_str(w, "tcp_sessions");
       w.pack_uint64(ns.tcp_sessions);

@@ -117,6 +117,10 @@ std::string render_metrics(const node& n, const server& srv, std::uint64_t key_o
     if (s.rfind("invalid_", 0) == 0)
       t.sample("shoal_invalid_packets_total", "reason=\"" + std::string(s.substr(8)) + "\"", v);
   });
+  t.family("shoal_messages_total", "counter", "Protocol messages by type and direction (UDP and TCP).");
+  for_each_message_type(ns.core, [&](const char* type, const char* dir, std::uint64_t v) {
+    t.sample("shoal_messages_total", std::string("type=\"") + type + "\",direction=\"" + dir + "\"", v);
+  });
   counters(t, "shoal_runtime_", ns.runtime, "Runtime counter (see shoal::runtime_stats).");
   t.family("shoal_tcp_sessions", "gauge", "Incoming TCP exchanges in progress.");
   t.sample("shoal_tcp_sessions", "", ns.tcp_sessions);

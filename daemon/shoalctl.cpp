@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <sys/random.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
@@ -84,6 +85,11 @@ void print_table(const std::vector<std::vector<std::string>>& rows) {
     while (!line.empty() && line.back() == ' ') line.pop_back();
     std::printf("%s\n", line.c_str());
   }
+}
+
+std::string pad(std::string s, std::size_t w) {
+  if (width(s) < w) s.append(w - width(s), ' ');
+  return s;
 }
 
 void print_json(const ojson& v) {
@@ -347,22 +353,38 @@ int cmd_monitor(const settings& s, const std::vector<std::string>& types) {
     }
     const json& e = m.body;
     if (json_out(s)) {
-      ojson out = ojson::object();
+      ojson out = ojson::object();  // documented order first (SHOALCTL.md), then the rest
+      for (const char* k : {"type", "time_ms", "member"})
+        if (auto it = e.find(k); it != e.end()) out[k] = ojson(*it);
+      if (out.contains("member")) out["member"] = member_json(e["member"]);
       for (const auto& [k, v] : e.items())
-        out[k] = k == "member" ? member_json(v) : ojson(v);
+        if (!out.contains(k)) out[k] = ojson(v);
       print_json(out);
     } else {
       const json member = e.value("member", json::object());
-      char type[16];
-      std::snprintf(type, sizeof type, "%-9s", str_field(e, "type").c_str());
-      std::printf("%s  %s  %s  %s  %s  %s\n", utc_time(e.value("time_ms", json())).c_str(), type,
-                  str_field(member, "name").c_str(), host_port(member).c_str(),
-                  str_field(member, "status").c_str(),
-                  tags_text(member.value("tags", json::object())).c_str());
+      // Lines come one at a time: fixed widths for the short columns keep them roughly aligned.
+      print_table({{utc_time(e.value("time_ms", json())), pad(str_field(e, "type"), 9),
+                    str_field(member, "name"), host_port(member),
+                    pad(str_field(member, "status"), 7),
+                    tags_text(member.value("tags", json::object()))}});
     }
     std::fflush(stdout);
   }
   return exit_ok;
+}
+
+/// "alive=3 suspect=0 failed=1 left=0", states in that order, then any others.
+std::string counts_text(const json& counts) {
+  static const std::vector<std::string> order = {"alive", "suspect", "failed", "left"};
+  std::string v;
+  const auto add = [&](const std::string& k, const json& n) {
+    v += (v.empty() ? "" : " ") + clean(k) + "=" + scalar_text(n);
+  };
+  for (const auto& k : order)
+    if (counts.contains(k)) add(k, counts[k]);
+  for (const auto& [k, n] : counts.items())
+    if (std::find(order.begin(), order.end(), k) == order.end()) add(k, n);
+  return v;
 }
 
 int cmd_info(const settings& s) {
@@ -382,7 +404,7 @@ int cmd_info(const settings& s) {
       if (std::string_view(key) == "addr")
         v = host_port(res);
       else if (std::string_view(key) == "members" && it->is_object())
-        for (const auto& [k, n] : it->items()) v += (v.empty() ? "" : " ") + clean(k) + "=" + scalar_text(n);
+        v = counts_text(*it);
       else
         v = scalar_text(*it);
       rows.push_back({std::string(title) + ":", v});

@@ -65,6 +65,28 @@ void for_each_counter(const runtime_stats& s, F&& f) {
   f("label_mismatch", s.label_mismatch);
   f("decrypt_failed", s.decrypt_failed);
   f("plaintext_rejected", s.plaintext_rejected);
+  f("udp_packets_in", s.udp_packets_in);
+  f("udp_packets_out", s.udp_packets_out);
+  f("udp_bytes_in", s.udp_bytes_in);
+  f("udp_bytes_out", s.udp_bytes_out);
+  f("tcp_bytes_in", s.tcp_bytes_in);
+  f("tcp_bytes_out", s.tcp_bytes_out);
+  f("compressed_out", s.compressed_out);
+  f("compress_skipped", s.compress_skipped);
+  f("compressed_in", s.compressed_in);
+  f("decompress_failed", s.decompress_failed);
+  f("rate_limited", s.rate_limited);
+  f("rate_limited", s.rate_limited);
+}
+
+/// Messages by type and direction ("in"/"out"), for every wire type.
+template <class F>
+void for_each_message_type(const core_stats& s, F&& f) {
+  for (std::size_t i = 0; i < message_type_count; ++i) {
+    const char* name = to_string(static_cast<message_type>(i));
+    f(name, "in", s.messages_in_by_type[i]);
+    f(name, "out", s.messages_out_by_type[i]);
+  }
 }
 
 template <class F>

@@ -7,7 +7,9 @@
 // tick() no later than next_deadline(). Same inputs, same outputs.
 #pragma once
 
+#include <array>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -77,10 +79,40 @@ struct outbox {
   }
 };
 
+/// Protocol message types, numbered as on the wire (lib/wire/codec.hpp draws
+/// them); `unknown` stands for type numbers this build does not know.
+enum class message_type : std::uint8_t {
+  unknown = 0,
+  ping = 1,
+  indirect_ping = 2,
+  ack = 3,
+  nack = 4,
+  suspect = 5,
+  alive = 6,
+  dead = 7,
+  left = 8,
+  user = 9,
+  push_pull = 10,
+};
+
+/// Number of message_type values: the size of the per-type counters.
+inline constexpr std::size_t message_type_count = 11;
+
+/// "ping", "indirect_ping", ..., "push_pull"; "unknown" for anything else.
+const char* to_string(message_type t) noexcept;
+
 /// Counters; monotonically increasing unless noted.
 struct core_stats {
+  /// UDP packets and their bytes (as the core built or received them, before
+  /// the runtime's label, compression and encryption), and their messages.
   std::uint64_t packets_in = 0, packets_out = 0, bytes_in = 0, bytes_out = 0;
   std::uint64_t messages_in = 0, messages_out = 0;
+  /// Messages by type, indexed by static_cast<std::size_t>(message_type),
+  /// over UDP and streams alike. In: every message of a packet or stream
+  /// body that decoded ([0] counts unknown types, skipped). Out: every
+  /// message this node put in a packet or stream body.
+  std::array<std::uint64_t, message_type_count> messages_in_by_type{};
+  std::array<std::uint64_t, message_type_count> messages_out_by_type{};
   std::uint64_t probes = 0, indirect_probes = 0, probe_failures = 0;
   std::uint64_t acks_in = 0, nacks_in = 0;
   std::uint64_t suspicions = 0, refutations = 0, deaths = 0;
@@ -179,8 +211,8 @@ class core {
   /// member is in fact alive (or restarts) it hears the claim, refutes it
   /// with a higher incarnation and is alive everywhere again.
   /// Errors (nothing changes): errc::unknown_member (not in the view),
-  /// errc::member_not_failed (alive, suspect or already left, and this node
-  /// itself), errc::not_running (leaving, or join() never called).
+  /// errc::member_not_failed (alive, suspect or already left; this node
+  /// itself too), errc::not_running (leaving, or join() never called).
   std::error_code force_leave(time_point now, const std::string& name, outbox& out);
 
   /// Opaque user state sent with every push-pull; peers receive it in

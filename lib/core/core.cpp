@@ -109,6 +109,12 @@ void core_impl::warn_invalid(time_point now, const address& from, std::error_cod
   invalid_since_warn_ = 0;
 }
 
+void core_impl::count_in(const std::vector<wire::message>& msgs, std::uint64_t unknown_before) {
+  for (const auto& m : msgs)
+    ++stats_.messages_in_by_type[static_cast<std::size_t>(wire::type_of(m))];
+  stats_.messages_in_by_type[0] += decode_counters_.unknown_type - unknown_before;
+}
+
 void core_impl::handle_packet(time_point now, const address& from,
                               std::span<const std::uint8_t> data, outbox& out) {
   ++stats_.packets_in;
@@ -133,6 +139,7 @@ void core_impl::handle_packet(time_point now, const address& from,
   }
   stats_.invalid_unknown_type += decode_counters_.unknown_type - before.unknown_type;
   stats_.messages_in += scratch_.size();
+  count_in(scratch_, before.unknown_type);
   if (leaving_ && leave_done(now)) return;
   // Handle from a local copy: handlers may decode nested data into scratch_.
   std::vector<wire::message> msgs;
@@ -173,17 +180,21 @@ bytes core_impl::handle_stream(time_point now, const address& /*from*/,
     ++stats_.invalid_too_large;
     return {};
   }
+  const std::uint64_t unknown_before = decode_counters_.unknown_type;
   if (auto ec = wire::decode_packet(data, limits_, msgs, decode_counters_); ec || msgs.empty()) {
     ++stats_.invalid_malformed;
     return {};
   }
+  count_in(msgs, unknown_before);
   if (const auto* pp = std::get_if<wire::push_pull>(&msgs.front())) {
     ++stats_.push_pulls;
     merge_state(now, *pp, true, out);
+    count_out(wire::msg_type::push_pull);
     return encode_state(pp->join);
   }
   if (const auto* p = std::get_if<wire::ping>(&msgs.front())) {
     if (p->target != *self_->name) return {};
+    count_out(wire::msg_type::ack);
     return wire::encode_packet(std::vector<wire::message>{wire::ack{p->seq, digest_}});
   }
   return {};
@@ -196,11 +207,13 @@ void core_impl::handle_stream_reply(time_point now, std::uint64_t id,
   const pending_stream ps = it->second;
   streams_.erase(it);
   std::vector<wire::message> msgs;
+  const std::uint64_t unknown_before = decode_counters_.unknown_type;
   if (data.size() > cfg_.max_push_pull_bytes ||
       wire::decode_packet(data, limits_, msgs, decode_counters_) || msgs.empty()) {
     ++stats_.invalid_malformed;
     return;
   }
+  count_in(msgs, unknown_before);
   if (const auto* pp = std::get_if<wire::push_pull>(&msgs.front())) {
     if (ps.kind == stream_kind::ping) return;
     // A joiner learns the cluster's state; re-gossiping all of it back to the

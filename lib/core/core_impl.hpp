@@ -242,6 +242,10 @@ class core_impl {
   void gossip_targets(time_point now, std::size_t k, std::vector<const member_entry*>& out);
 
   void warn_invalid(time_point now, const address& from, std::error_code ec);
+  /// Counts decoded messages by type; unknown types skipped since the
+  /// decoder's counter read `unknown_before` go to [0].
+  void count_in(const std::vector<wire::message>& msgs, std::uint64_t unknown_before);
+  void count_out(wire::msg_type t) { ++stats_.messages_out_by_type[static_cast<std::size_t>(t)]; }
 
   // ---- timers (core.cpp) ----
   void schedule(time_point at, timer_kind kind, std::uint64_t a = 0, std::string name = {});

@@ -50,7 +50,7 @@ void core_impl::send(const address& to, const wire::message& primary, outbox& ou
                      const wire::message* extra) {
   outgoing_packet pkt{to, {}};
   pkt.data.reserve(cfg_.udp_buffer_size);
-  wire::packet_builder b(pkt.data);
+  wire::packet_builder b(pkt.data, stats_.messages_out_by_type);
   b.add(primary);
   if (extra) b.add(*extra);
   fill_broadcasts(b);
@@ -98,7 +98,7 @@ void core_impl::gossip_round(time_point now, outbox& out) {
   for (const member_entry* t : targets) {
     outgoing_packet pkt{t->addr, {}};
     pkt.data.reserve(cfg_.udp_buffer_size);
-    wire::packet_builder b(pkt.data);
+    wire::packet_builder b(pkt.data, stats_.messages_out_by_type);
     if (fill_broadcasts(b) == 0) break;  // queues drained
     b.finish();
     ++stats_.packets_out;
@@ -141,6 +141,7 @@ void core_impl::start_stream(const address& to, stream_kind kind, bytes data, ou
   const std::uint64_t id = next_stream_id_++;
   streams_.emplace(id, pending_stream{kind, seq});
   ++stats_.streams_started;
+  count_out(kind == stream_kind::ping ? wire::msg_type::ping : wire::msg_type::push_pull);
   out.streams.push_back(stream_request{id, to, kind, std::move(data)});
 }
 

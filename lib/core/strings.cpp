@@ -1,4 +1,5 @@
 // Names of public enumerators, exactly as spelled in the headers.
+#include <shoal/core.hpp>
 #include <shoal/events.hpp>
 #include <shoal/member.hpp>
 
@@ -34,6 +35,34 @@ const char* to_string(event_type t) noexcept {
       return "member_left";
     case event_type::member_reaped:
       return "member_reaped";
+  }
+  return "unknown";
+}
+
+const char* to_string(message_type t) noexcept {
+  switch (t) {
+    case message_type::unknown:
+      return "unknown";
+    case message_type::ping:
+      return "ping";
+    case message_type::indirect_ping:
+      return "indirect_ping";
+    case message_type::ack:
+      return "ack";
+    case message_type::nack:
+      return "nack";
+    case message_type::suspect:
+      return "suspect";
+    case message_type::alive:
+      return "alive";
+    case message_type::dead:
+      return "dead";
+    case message_type::left:
+      return "left";
+    case message_type::user:
+      return "user";
+    case message_type::push_pull:
+      return "push_pull";
   }
   return "unknown";
 }

@@ -9,12 +9,14 @@
 
 #include <algorithm>
 #include <exception>
+#include <limits>
 #include <random>
 #include <utility>
 
 #include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/post.hpp>
 
+#include "io/compress.hpp"
 #include "io/seeds.hpp"
 #include "io/streams.hpp"
 
@@ -22,7 +24,8 @@ namespace shoal::io {
 
 namespace {
 
-constexpr std::size_t receive_buffer_size = 65536;
+constexpr std::size_t receive_buffer_size = max_datagram_size;
+constexpr std::size_t max_rate_limited_sources = 4096;
 constexpr std::size_t max_send_queue = 4096;    // packets waiting for the socket
 constexpr int max_bind_attempts = 16;           // port 0: UDP's port may be taken on TCP
 constexpr int socket_receive_buffer = 1 << 20;  // asked of the kernel, best effort
@@ -44,6 +47,12 @@ std::uint64_t random_seed() {
 
 runtime_stats runtime_counters::snapshot() const {
   runtime_stats s;
+  s.udp_packets_in = udp_packets_in.load();
+  s.udp_packets_out = udp_packets_out.load();
+  s.udp_bytes_in = udp_bytes_in.load();
+  s.udp_bytes_out = udp_bytes_out.load();
+  s.tcp_bytes_in = tcp_bytes_in.load();
+  s.tcp_bytes_out = tcp_bytes_out.load();
   s.udp_send_errors = udp_send_errors.load();
   s.udp_send_dropped = udp_send_dropped.load();
   s.udp_receive_errors = udp_receive_errors.load();
@@ -60,6 +69,11 @@ runtime_stats runtime_counters::snapshot() const {
   s.label_mismatch = label_mismatch.load();
   s.decrypt_failed = decrypt_failed.load();
   s.plaintext_rejected = plaintext_rejected.load();
+  s.compressed_out = compressed_out.load();
+  s.compress_skipped = compress_skipped.load();
+  s.compressed_in = compressed_in.load();
+  s.decompress_failed = decompress_failed.load();
+  s.rate_limited = rate_limited.load();
   return s;
 }
 
@@ -91,7 +105,8 @@ runtime::runtime(node_config cfg, net::io_context& ctx, std::shared_ptr<net::io_
       accept_retry_timer_(strand_),
       seed_timer_(strand_),
       leave_timer_(strand_),
-      receive_buffer_(receive_buffer_size) {
+      receive_buffer_(receive_buffer_size),
+      rate_limiter_(cfg_.max_packets_per_source_per_second, max_rate_limited_sources) {
   keys_ = std::make_shared<const keyring>(cfg_.keys);
 }
 
@@ -446,11 +461,19 @@ void runtime::on_receive(const error_code& ec, std::size_t n) {
     bump(counters_.udp_receive_errors);
     fail(ec, "udp receive");
   } else {
+    bump(counters_.udp_packets_in);
+    bump(counters_.udp_bytes_in, n);
     const address from = to_address(sender_);
     log_.log(spdlog::level::trace, "udp in from={} bytes={}", from.to_string(), n);
+    if (!rate_limiter_.allow(from, std::chrono::steady_clock::now())) {
+      bump(counters_.rate_limited);
+      warn_limited("udp packets dropped: over max_packets_per_source_per_second", "from=" + from.to_string());
+      if (!closed_) do_receive();
+      return;
+    }
     std::span<const std::uint8_t> data(receive_buffer_.data(), n);
     bytes opened;
-    if (open_in(data, opened, from, "udp")) {
+    if (open_in(data, opened, from, "udp", max_datagram_size)) {
       {
         std::lock_guard lock(mu_);
         core_->handle_packet(now(), from, data, pending_);
@@ -486,17 +509,20 @@ void runtime::do_send() {
     sending_ = true;
     udp_.async_send_to(
         net::buffer(p.data), *ep,
-        [self = shared_from_this()](const error_code& ec, std::size_t) { self->on_send(ec); });
+        [self = shared_from_this()](const error_code& ec, std::size_t n) { self->on_send(ec, n); });
   }
 }
 
-void runtime::on_send(const error_code& ec) {
+void runtime::on_send(const error_code& ec, std::size_t n) {
   sending_ = false;
   if (ec == net::error::operation_aborted || closed_) return;
   if (!send_queue_.empty()) send_queue_.pop_front();
   if (ec) {
     bump(counters_.udp_send_errors);
     fail(ec, "udp send");
+  } else {
+    bump(counters_.udp_packets_out);
+    bump(counters_.udp_bytes_out, n);
   }
   do_send();
   if (send_queue_.empty()) check_leave();
@@ -542,7 +568,8 @@ void runtime::on_accept(const error_code& ec, tcp::socket socket) {
 bytes runtime::serve_stream(const address& from, std::span<const std::uint8_t> request) {
   if (closed_) return {};
   bytes opened;
-  if (!open_in(request, opened, from, "tcp request")) return {};  // close without a reply
+  if (!open_in(request, opened, from, "tcp request", max_frame()))
+    return {};  // close without a reply
   bytes reply;
   {
     std::lock_guard lock(mu_);
@@ -583,7 +610,7 @@ void runtime::stream_done(std::uint64_t client_id, std::uint64_t stream_id, cons
   if (closed_) return;
   error_code ec = e;
   bytes opened;
-  if (!ec && !open_in(reply, opened, peer, "tcp reply"))
+  if (!ec && !open_in(reply, opened, peer, "tcp reply", max_frame()))
     ec = boost::system::errc::make_error_code(boost::system::errc::permission_denied);
   if (ec) {
     bump(counters_.streams_failed);
@@ -977,23 +1004,43 @@ std::shared_ptr<const keyring> runtime::keyring_snapshot() const {
   return keys_;
 }
 
-void runtime::seal_out(bytes& data) const {
+std::size_t runtime::max_frame() const {
+  return std::min<std::size_t>(cfg_.protocol.max_push_pull_bytes,
+                               std::numeric_limits<std::uint32_t>::max());
+}
+
+void runtime::seal_out(bytes& data) {
   static const keyring no_keys;
   const auto keys = keyring_snapshot();
   const keyring& sealing = cfg_.encrypt_outgoing ? *keys : no_keys;
-  if (cfg_.label.empty() && sealing.empty()) return;
-  data = seal(data, cfg_.label, sealing);
+  const bool bare = cfg_.label.empty() && sealing.empty();
+  bool compressed = false;
+  if (cfg_.compression && data.size() >= min_compress_size) {
+    // Worth it only if the packet shrinks: a bare packet pays the outer
+    // header's two bytes for the flag.
+    const std::size_t header = bare ? seal_overhead({}, no_keys, true) : 0;
+    if (auto z = deflate_below(data, data.size() - header)) {
+      data = std::move(*z);
+      compressed = true;
+      bump(counters_.compressed_out);
+    } else {
+      bump(counters_.compress_skipped);
+    }
+  }
+  if (bare && !compressed) return;
+  data = seal(data, cfg_.label, sealing, compressed);
 }
 
 bool runtime::open_in(std::span<const std::uint8_t>& data, bytes& storage, const address& from,
-                      const char* channel) {
+                      const char* channel, std::size_t max_plain) {
   const auto keys = keyring_snapshot();
   // A plain cluster and a bare core packet: nothing to open, nothing to copy.
   if (cfg_.label.empty() && keys->empty() && (data.empty() || data[0] != outer_version))
     return true;
-  open_result r = open_packet(data, cfg_.label, *keys, cfg_.accept_plaintext);
+  open_result r = open_packet(data, cfg_.label, *keys, cfg_.accept_plaintext, max_plain);
   switch (r.status) {
     case open_status::ok:
+      if (r.compressed) bump(counters_.compressed_in);
       storage = std::move(r.plain);
       data = storage;
       return true;
@@ -1005,6 +1052,9 @@ bool runtime::open_in(std::span<const std::uint8_t>& data, bytes& storage, const
       break;
     case open_status::plaintext_rejected:
       bump(counters_.plaintext_rejected);
+      break;
+    case open_status::decompress_failed:
+      bump(counters_.decompress_failed);
       break;
   }
   warn_limited(to_string(r.status),

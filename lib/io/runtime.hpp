@@ -41,6 +41,7 @@
 #include <shoal/node.hpp>
 
 #include "io/net.hpp"
+#include "io/rate_limit.hpp"
 #include "io/security.hpp"
 
 namespace shoal::io {
@@ -50,16 +51,20 @@ class stream_client;
 
 /// runtime_stats, counted from any thread.
 struct runtime_counters {
+  std::atomic<std::uint64_t> udp_packets_in{0}, udp_packets_out{0}, udp_bytes_in{0},
+      udp_bytes_out{0}, tcp_bytes_in{0}, tcp_bytes_out{0};
   std::atomic<std::uint64_t> udp_send_errors{0}, udp_send_dropped{0}, udp_receive_errors{0},
       tcp_accepted{0}, tcp_rejected{0}, tcp_session_errors{0}, streams_ok{0}, streams_failed{0},
       streams_rejected{0}, stream_timeouts{0}, frames_too_large{0}, resolve_failures{0},
-      callback_exceptions{0}, label_mismatch{0}, decrypt_failed{0}, plaintext_rejected{0};
+      callback_exceptions{0}, label_mismatch{0}, decrypt_failed{0}, plaintext_rejected{0},
+      compressed_out{0}, compress_skipped{0}, compressed_in{0}, decompress_failed{0},
+      rate_limited{0};
 
   runtime_stats snapshot() const;
 };
 
-inline void bump(std::atomic<std::uint64_t>& c) {
-  c.fetch_add(1, std::memory_order_relaxed);
+inline void bump(std::atomic<std::uint64_t>& c, std::uint64_t n = 1) {
+  c.fetch_add(n, std::memory_order_relaxed);
 }
 
 class runtime : public std::enable_shared_from_this<runtime> {
@@ -113,13 +118,18 @@ class runtime : public std::enable_shared_from_this<runtime> {
   /// Logs a warning a peer (or the network) can provoke: at most once per
   /// 10 s per `what`, at debug level in between.
   void warn_limited(const char* what, const std::string& detail);
-  /// Seals bytes to send under the label and the primary key (in place; a
-  /// no-op for a plain cluster).
-  void seal_out(bytes& data) const;
+  /// Largest TCP frame either side accepts or sends, and the bound on an
+  /// inflated stream body.
+  std::size_t max_frame() const;
+  /// Compresses (when enabled and it shrinks them) and seals bytes to send
+  /// under the label and the primary key, in place; a no-op for a plain
+  /// cluster without compression.
+  void seal_out(bytes& data);
   /// Opens received bytes: true with `data` pointing at the core's bytes
   /// (possibly in `storage`), or false after counting and logging the drop.
+  /// A compressed body inflates to at most `max_plain` bytes.
   bool open_in(std::span<const std::uint8_t>& data, bytes& storage, const address& from,
-               const char* channel);
+               const char* channel, std::size_t max_plain);
   /// Logs a failed operation (operation_aborted is not a failure).
   void fail(const error_code& ec, const char* what) const;
 
@@ -147,7 +157,7 @@ class runtime : public std::enable_shared_from_this<runtime> {
   void on_receive(const error_code& ec, std::size_t n);
   void enqueue_send(outgoing_packet p);
   void do_send();
-  void on_send(const error_code& ec);
+  void on_send(const error_code& ec, std::size_t n);
   void do_accept();
   void on_accept(const error_code& ec, tcp::socket socket);
   void start_stream(stream_request req);
@@ -220,6 +230,7 @@ class runtime : public std::enable_shared_from_this<runtime> {
   bool seed_timer_armed_ = false;
   net::steady_timer leave_timer_;
   std::vector<std::uint8_t> receive_buffer_;
+  source_rate_limiter rate_limiter_;  ///< strand only
   udp::endpoint sender_;
   std::deque<outgoing_packet> send_queue_;
   bool sending_ = false;

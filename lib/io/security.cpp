@@ -5,6 +5,8 @@
 
 #include <sodium.h>
 
+#include "io/compress.hpp"
+
 namespace shoal::io {
 
 namespace {
@@ -46,18 +48,20 @@ bool keyring::remove(const key_bytes& k) {
   return true;
 }
 
-std::size_t seal_overhead(std::string_view label, const keyring& keys) {
-  if (label.empty() && keys.empty()) return 0;
+std::size_t seal_overhead(std::string_view label, const keyring& keys, bool compressed) {
+  if (label.empty() && keys.empty() && !compressed) return 0;
   return header_size(label) + (keys.empty() ? 0 : nonce_size + tag_size);
 }
 
-bytes seal(std::span<const std::uint8_t> plain, std::string_view label, const keyring& keys) {
-  if (label.empty() && keys.empty()) return bytes(plain.begin(), plain.end());
+bytes seal(std::span<const std::uint8_t> body, std::string_view label, const keyring& keys,
+           bool compressed) {
+  if (label.empty() && keys.empty() && !compressed) return bytes(body.begin(), body.end());
   if (label.size() > max_label_size) throw std::invalid_argument("shoal: label over 255 bytes");
   const std::uint8_t flags = static_cast<std::uint8_t>((keys.empty() ? 0 : flag_encrypted) |
-                                                       (label.empty() ? 0 : flag_labeled));
+                                                       (label.empty() ? 0 : flag_labeled) |
+                                                       (compressed ? flag_compressed : 0));
   bytes out;
-  out.reserve(plain.size() + seal_overhead(label, keys));
+  out.reserve(body.size() + seal_overhead(label, keys, compressed));
   out.push_back(outer_version);
   out.push_back(flags);
   if (!label.empty()) {
@@ -65,18 +69,18 @@ bytes seal(std::span<const std::uint8_t> plain, std::string_view label, const ke
     out.insert(out.end(), label.begin(), label.end());
   }
   if (keys.empty()) {
-    out.insert(out.end(), plain.begin(), plain.end());
+    out.insert(out.end(), body.begin(), body.end());
     return out;
   }
   ensure_sodium();
   const std::size_t ad_size = out.size();
-  out.resize(ad_size + nonce_size + plain.size() + tag_size);
+  out.resize(ad_size + nonce_size + body.size() + tag_size);
   std::uint8_t* nonce = out.data() + ad_size;
   randombytes_buf(nonce, nonce_size);
   unsigned long long written = 0;
   crypto_aead_xchacha20poly1305_ietf_encrypt(out.data() + ad_size + nonce_size, &written,
-                                             plain.data(), plain.size(), out.data(), ad_size,
-                                             nullptr, nonce, keys.primary()->data());
+                                             body.data(), body.size(), out.data(), ad_size, nullptr,
+                                             nonce, keys.primary()->data());
   out.resize(ad_size + nonce_size + static_cast<std::size_t>(written));
   return out;
 }
@@ -91,12 +95,31 @@ const char* to_string(open_status s) {
       return "decrypt_failed";
     case open_status::plaintext_rejected:
       return "plaintext_rejected";
+    case open_status::decompress_failed:
+      return "decompress_failed";
   }
   return "unknown";
 }
 
+namespace {
+
+/// Inflates r.plain in place when the flags say it is compressed.
+void inflate_body(open_result& r, std::uint8_t flags, std::size_t max_plain) {
+  if ((flags & flag_compressed) == 0) return;
+  r.compressed = true;
+  auto inflated = inflate_bounded(r.plain, max_plain);
+  if (!inflated) {
+    r.status = open_status::decompress_failed;
+    r.plain.clear();
+    return;
+  }
+  r.plain = std::move(*inflated);
+}
+
+}  // namespace
+
 open_result open_packet(std::span<const std::uint8_t> data, std::string_view label,
-                        const keyring& keys, bool accept_plaintext) {
+                        const keyring& keys, bool accept_plaintext, std::size_t max_plain) {
   open_result r;
   const bool plaintext_ok = keys.empty() || accept_plaintext;
   if (data.empty() || data[0] != outer_version) {  // a bare core packet
@@ -108,7 +131,8 @@ open_result open_packet(std::span<const std::uint8_t> data, std::string_view lab
       r.plain.assign(data.begin(), data.end());
     return r;
   }
-  if (data.size() < 2 || (data[1] & ~(flag_encrypted | flag_labeled)) != 0) {
+  constexpr std::uint8_t known_flags = flag_encrypted | flag_labeled | flag_compressed;
+  if (data.size() < 2 || (data[1] & ~known_flags) != 0) {
     r.status = open_status::decrypt_failed;  // malformed outer header
     return r;
   }
@@ -129,10 +153,12 @@ open_result open_packet(std::span<const std::uint8_t> data, std::string_view lab
   }
   const auto rest = data.subspan(pos);
   if ((flags & flag_encrypted) == 0) {
-    if (!plaintext_ok)
+    if (!plaintext_ok) {
       r.status = open_status::plaintext_rejected;
-    else
-      r.plain.assign(rest.begin(), rest.end());
+      return r;
+    }
+    r.plain.assign(rest.begin(), rest.end());
+    inflate_body(r, flags, max_plain);
     return r;
   }
   r.status = open_status::decrypt_failed;
@@ -148,6 +174,7 @@ open_result open_packet(std::span<const std::uint8_t> data, std::string_view lab
                                                    k.data()) == 0) {
       r.plain.resize(static_cast<std::size_t>(written));
       r.status = open_status::ok;
+      inflate_body(r, flags, max_plain);
       return r;
     }
   }
@@ -156,8 +183,8 @@ open_result open_packet(std::span<const std::uint8_t> data, std::string_view lab
 }
 
 std::optional<bytes> open(std::span<const std::uint8_t> data, std::string_view label,
-                          const keyring& keys, bool accept_plaintext) {
-  auto r = open_packet(data, label, keys, accept_plaintext);
+                          const keyring& keys, bool accept_plaintext, std::size_t max_plain) {
+  auto r = open_packet(data, label, keys, accept_plaintext, max_plain);
   if (r.status != open_status::ok) return std::nullopt;
   return std::move(r.plain);
 }

@@ -13,12 +13,6 @@ namespace shoal::io {
 
 namespace {
 
-/// Largest frame either side accepts or sends.
-std::size_t max_frame(const runtime& rt) {
-  return std::min<std::size_t>(rt.cfg().protocol.max_push_pull_bytes,
-                               std::numeric_limits<std::uint32_t>::max());
-}
-
 void close_socket(tcp::socket& s) {
   error_code ignored;
   s.shutdown(tcp::socket::shutdown_both, ignored);
@@ -50,15 +44,17 @@ void tcp_session::close() {
 }
 
 void tcp_session::do_read_header() {
-  net::async_read(
-      socket_, net::buffer(header_),
-      [self = shared_from_this()](const error_code& ec, std::size_t) { self->on_read_header(ec); });
+  net::async_read(socket_, net::buffer(header_),
+                  [self = shared_from_this()](const error_code& ec, std::size_t transferred) {
+                    bump(self->rt_->counters().tcp_bytes_in, transferred);
+                    self->on_read_header(ec);
+                  });
 }
 
 void tcp_session::on_read_header(const error_code& ec) {
   if (ec) return finish(ec);
   const std::uint32_t n = decode_frame_header(header_);
-  if (n == 0 || n > max_frame(*rt_)) {
+  if (n == 0 || n > rt_->max_frame()) {
     if (n > 0) bump(rt_->counters().frames_too_large);
     rt_->warn_limited(n == 0 ? "empty stream request" : "stream request over max_push_pull_bytes",
                       "peer=" + peer_.to_string());
@@ -69,9 +65,11 @@ void tcp_session::on_read_header(const error_code& ec) {
 }
 
 void tcp_session::do_read_body() {
-  net::async_read(
-      socket_, net::buffer(body_),
-      [self = shared_from_this()](const error_code& ec, std::size_t) { self->on_read_body(ec); });
+  net::async_read(socket_, net::buffer(body_),
+                  [self = shared_from_this()](const error_code& ec, std::size_t transferred) {
+                    bump(self->rt_->counters().tcp_bytes_in, transferred);
+                    self->on_read_body(ec);
+                  });
 }
 
 void tcp_session::on_read_body(const error_code& ec) {
@@ -79,7 +77,7 @@ void tcp_session::on_read_body(const error_code& ec) {
   reply_ = rt_->serve_stream(peer_, body_);
   bytes{}.swap(body_);
   if (reply_.empty()) return finish({});  // nothing to say: just close
-  if (reply_.size() > max_frame(*rt_)) {
+  if (reply_.size() > rt_->max_frame()) {
     bump(rt_->counters().frames_too_large);
     return finish(net::error::message_size);
   }
@@ -89,9 +87,11 @@ void tcp_session::on_read_body(const error_code& ec) {
 void tcp_session::do_write() {
   header_ = encode_frame_header(static_cast<std::uint32_t>(reply_.size()));
   const std::array<net::const_buffer, 2> buffers{net::buffer(header_), net::buffer(reply_)};
-  net::async_write(
-      socket_, buffers,
-      [self = shared_from_this()](const error_code& ec, std::size_t) { self->on_write(ec); });
+  net::async_write(socket_, buffers,
+                   [self = shared_from_this()](const error_code& ec, std::size_t transferred) {
+                     bump(self->rt_->counters().tcp_bytes_out, transferred);
+                     self->on_write(ec);
+                   });
 }
 
 void tcp_session::on_write(const error_code& ec) {
@@ -145,38 +145,44 @@ void stream_client::close() {
 
 void stream_client::on_connect(const error_code& ec) {
   if (ec) return finish(ec);
-  if (req_.data.empty() || req_.data.size() > max_frame(*rt_)) {
+  if (req_.data.empty() || req_.data.size() > rt_->max_frame()) {
     bump(rt_->counters().frames_too_large);
     return finish(net::error::message_size);
   }
   header_ = encode_frame_header(static_cast<std::uint32_t>(req_.data.size()));
   const std::array<net::const_buffer, 2> buffers{net::buffer(header_), net::buffer(req_.data)};
-  net::async_write(socket_, buffers, [self = shared_from_this()](const error_code& e, std::size_t) {
-    self->on_write(e);
-  });
+  net::async_write(socket_, buffers,
+                   [self = shared_from_this()](const error_code& e, std::size_t transferred) {
+                     bump(self->rt_->counters().tcp_bytes_out, transferred);
+                     self->on_write(e);
+                   });
 }
 
 void stream_client::on_write(const error_code& ec) {
   if (ec) return finish(ec);
   bytes{}.swap(req_.data);  // a full state can be large; it is sent
-  net::async_read(
-      socket_, net::buffer(header_),
-      [self = shared_from_this()](const error_code& e, std::size_t) { self->on_read_header(e); });
+  net::async_read(socket_, net::buffer(header_),
+                  [self = shared_from_this()](const error_code& e, std::size_t transferred) {
+                    bump(self->rt_->counters().tcp_bytes_in, transferred);
+                    self->on_read_header(e);
+                  });
 }
 
 void stream_client::on_read_header(const error_code& ec) {
   if (ec) return finish(ec);  // eof here: the peer had no reply
   const std::uint32_t n = decode_frame_header(header_);
-  if (n == 0 || n > max_frame(*rt_)) {
+  if (n == 0 || n > rt_->max_frame()) {
     if (n > 0) bump(rt_->counters().frames_too_large);
     rt_->warn_limited(n == 0 ? "empty stream reply" : "stream reply over max_push_pull_bytes",
                       "peer=" + req_.to.to_string());
     return finish(net::error::message_size);
   }
   reply_.resize(n);
-  net::async_read(
-      socket_, net::buffer(reply_),
-      [self = shared_from_this()](const error_code& e, std::size_t) { self->on_read_body(e); });
+  net::async_read(socket_, net::buffer(reply_),
+                  [self = shared_from_this()](const error_code& e, std::size_t transferred) {
+                    bump(self->rt_->counters().tcp_bytes_in, transferred);
+                    self->on_read_body(e);
+                  });
 }
 
 void stream_client::on_read_body(const error_code& ec) {

@@ -741,7 +741,13 @@ void encode_message(const message& m, std::vector<std::uint8_t>& out) {
   std::visit(encoder{pk}, m);
 }
 
-packet_builder::packet_builder(std::vector<std::uint8_t>& out) : out_{out} {
+std::uint8_t encoded_type(std::span<const std::uint8_t> encoded) noexcept {
+  if (encoded.size() < 2 || (encoded[0] & 0xf0u) != 0x90u || encoded[1] > 0x7fu) return 0;
+  return encoded[1];
+}
+
+packet_builder::packet_builder(std::vector<std::uint8_t>& out, std::span<std::uint64_t> type_counts)
+    : out_{out}, type_counts_{type_counts} {
   out_.clear();
   out_.insert(out_.end(),
               {magic, version, std::uint8_t{0}, array16, std::uint8_t{0}, std::uint8_t{0}});
@@ -751,12 +757,14 @@ void packet_builder::add_encoded(std::span<const std::uint8_t> encoded) {
   assert(count_ < 0xffff);
   out_.insert(out_.end(), encoded.begin(), encoded.end());
   ++count_;
+  count_type(encoded_type(encoded));
 }
 
 void packet_builder::add(const message& m) {
   assert(count_ < 0xffff);
   encode_message(m, out_);
   ++count_;
+  count_type(static_cast<std::uint8_t>(type_of(m)));
 }
 
 void packet_builder::finish() {

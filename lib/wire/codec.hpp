@@ -67,15 +67,23 @@ struct decode_counters {
                 unknown_type = 0;
 };
 
-/// Appends one encoded message (no packet header) to `out`.
+/// Appends one encoded message (no packet header) to `out`. Every message
+/// starts with a fixarray header, then its type number as a positive fixint.
 void encode_message(const message& m, std::vector<std::uint8_t>& out);
+
+/// The type number of a message encoded by encode_message(); 0 when
+/// `encoded` does not start as encode_message() starts messages.
+std::uint8_t encoded_type(std::span<const std::uint8_t> encoded) noexcept;
 
 /// Builds packets: header, then messages appended raw (already encoded with
 /// encode_message), then finish() patches the count.
 class packet_builder {
  public:
-  /// Starts a packet in `out` (cleared first).
-  explicit packet_builder(std::vector<std::uint8_t>& out);
+  /// Starts a packet in `out` (cleared first). When `type_counts` is not
+  /// empty, each message added bumps type_counts[its type number] (type
+  /// numbers past its end bump [0]).
+  explicit packet_builder(std::vector<std::uint8_t>& out,
+                          std::span<std::uint64_t> type_counts = {});
   /// Appends one encoded message.
   void add_encoded(std::span<const std::uint8_t> encoded);
   void add(const message& m);
@@ -85,7 +93,11 @@ class packet_builder {
   void finish();
 
  private:
+  void count_type(std::uint8_t t) noexcept {
+    if (!type_counts_.empty()) ++type_counts_[t < type_counts_.size() ? t : 0];
+  }
   std::vector<std::uint8_t>& out_;
+  std::span<std::uint64_t> type_counts_;
   std::size_t count_ = 0;
 };
 

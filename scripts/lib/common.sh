@@ -6,7 +6,7 @@ SHOAL_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 SHOAL_BUILD_PACKAGES=(
   cmake g++ make pkg-config
   libboost-dev libmsgpack-cxx-dev libspdlog-dev catch2 libbenchmark-dev
-  libsodium-dev libcli11-dev libtomlplusplus-dev nlohmann-json3-dev
+  libsodium-dev zlib1g-dev libcli11-dev libtomlplusplus-dev nlohmann-json3-dev
 )
 
 # ensure_packages PKG...: installs what is missing with apt-get (as root),

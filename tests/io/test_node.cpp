@@ -270,17 +270,48 @@ TEST_CASE("a throwing callback is counted and the node carries on", "[io]") {
   std::atomic<int> seen{0};
   const auto id = nodes[0]->subscribe([&](const shoal::event&) { ++seen; });
   require_mesh(nodes, 2);
+  // The mesh may have formed before the subscriptions: a tag update is an
+  // event both callbacks see for sure.
+  auto tagged = [&](const char* key) {
+    const auto m = nodes[0]->find("x1");
+    return m && m->tags.count(key) == 1;
+  };
+  REQUIRE_FALSE(nodes[1]->set_tags({{"a", "b"}}));
+  REQUIRE(wait_until([&] { return tagged("a") && seen > 0; }, 10s));
   CHECK(nodes[0]->stats().runtime.callback_exceptions > 0);
   nodes[0]->unsubscribe(id);
   const int before = seen;
-  REQUIRE_FALSE(nodes[1]->set_tags({{"a", "b"}}));
+  REQUIRE_FALSE(nodes[1]->set_tags({{"c", "d"}}));
+  REQUIRE(wait_until([&] { return tagged("c"); }, 10s));
+  CHECK(seen == before);
+}
+
+TEST_CASE("the runtime counts datagrams and bytes on the wire", "[io]") {
+  // Without compression, what the core counts is what crosses the socket.
+  auto nodes = start_cluster("w", 2, [](shoal::node_config& nc) { nc.compression = false; });
+  require_mesh(nodes, 2);
+  // A few probe rounds both ways.
   REQUIRE(wait_until(
       [&] {
-        const auto m = nodes[0]->find("x1");
-        return m && m->tags.count("a") == 1;
+        return nodes[0]->stats().runtime.udp_packets_in >= 5 &&
+               nodes[1]->stats().runtime.udp_packets_in >= 5;
       },
       10s));
-  CHECK(seen == before);
+  for (auto& n : nodes) n->stop();
+  for (const auto& n : nodes) {
+    const auto s = n->stats();
+    CHECK(s.runtime.udp_packets_out > 0);
+    CHECK(s.runtime.udp_packets_out <= s.core.packets_out);
+    // No label, no key, no compression: what the core built is what went
+    // out (some of it may still have been queued at stop()).
+    CHECK(s.runtime.udp_bytes_out > 0);
+    CHECK(s.runtime.udp_bytes_out <= s.core.bytes_out);
+    CHECK(s.runtime.udp_bytes_in >= s.core.bytes_in);
+    CHECK(s.runtime.udp_packets_in >= s.core.packets_in);
+    // The join: w1 asked (frame header + state), w0 answered.
+    CHECK(s.runtime.tcp_bytes_in > 4);
+    CHECK(s.runtime.tcp_bytes_out > 4);
+  }
 }
 
 TEST_CASE("what peers send is bounded", "[io]") {

@@ -150,7 +150,7 @@ TEST_CASE("plaintext is refused by a keyed node unless accepted", "[io]") {
   CHECK(shoal::io::open(labeled, "l", keys, true) == p);
   // Unknown flag bits are refused.
   auto odd = shoal::io::seal(p, "", keys);
-  odd[1] = static_cast<std::uint8_t>(odd[1] | 0x04);
+  odd[1] = static_cast<std::uint8_t>(odd[1] | 0x08);
   CHECK(open_packet(odd, "", keys, true).status == open_status::decrypt_failed);
 }
 

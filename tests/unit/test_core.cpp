@@ -306,6 +306,54 @@ TEST_CASE("send_to puts one user message in one packet to one member", "[unit]")
   CHECK(out.packets.empty());
 }
 
+TEST_CASE("messages are counted by type, in and out, over UDP and streams", "[unit]") {
+  using shoal::message_type;
+  auto at = [](const shoal::core& c, bool in, message_type t) {
+    const auto& s = c.stats();
+    return (in ? s.messages_in_by_type : s.messages_out_by_type)[static_cast<std::size_t>(t)];
+  };
+  mini_net net;
+  net.add(net.make_config(0), 1);
+  net.add(net.make_config(1), 2);
+  net.join(0, {});
+  net.join(1, {addr_of(0)});  // one join exchange, answered at once
+  const auto& c0 = *net.nodes[0].core;
+  const auto& c1 = *net.nodes[1].core;
+  CHECK(at(c1, false, message_type::push_pull) == 1);
+  CHECK(at(c0, true, message_type::push_pull) == 1);
+  CHECK(at(c0, false, message_type::push_pull) == 1);
+  CHECK(at(c1, true, message_type::push_pull) == 1);
+
+  shoal::outbox out;
+  REQUIRE_FALSE(net.nodes[0].core->send_to("n1", {'x'}, out));
+  net.drain(0, out);
+  net.run_for(10ms);
+  CHECK(at(c0, false, message_type::user) == 1);
+  CHECK(at(c1, true, message_type::user) == 1);
+
+  // A packet with a message type from the future: counted as unknown.
+  const std::vector<std::uint8_t> future{0x53, 0x01, 0x00, 0xdc, 0x00, 0x01, 0x91, 0x63};
+  net.nodes[1].core->handle_packet(net.now, addr_of(0), future, out);
+  CHECK(at(c1, true, message_type::unknown) == 1);
+
+  net.run_for(10s);
+  CHECK(at(c0, false, message_type::ping) > 0);
+  CHECK(at(c1, true, message_type::ack) > 0);
+  // Over UDP alone, the types add up to the message counters.
+  for (const auto* c : {&c0, &c1}) {
+    const auto& s = c->stats();
+    std::uint64_t in = 0, out_sum = 0;
+    for (std::size_t t = 0; t < shoal::message_type_count; ++t) {
+      in += s.messages_in_by_type[t];
+      out_sum += s.messages_out_by_type[t];
+    }
+    const auto streamed = s.messages_in_by_type[static_cast<std::size_t>(message_type::push_pull)];
+    CHECK(in - streamed == s.messages_in + s.invalid_unknown_type);
+    CHECK(out_sum - s.messages_out_by_type[static_cast<std::size_t>(message_type::push_pull)] ==
+          s.messages_out);
+  }
+}
+
 TEST_CASE("an adopted view is shown at once, quietly, and probed like any other", "[unit]") {
   mini_net net;
   for (int i = 0; i < 4; ++i) net.add(net.make_config(i), 500 + static_cast<std::uint64_t>(i));

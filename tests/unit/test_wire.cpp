@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include <shoal/core.hpp>
 #include <shoal/errc.hpp>
 #include "wire/codec.hpp"
 
@@ -906,4 +907,36 @@ TEST_CASE("errc: the shoal category names every code", "[unit]") {
   CHECK(std::error_code{shoal::errc::malformed} == shoal::errc::malformed);
   CHECK(std::error_code{shoal::errc::malformed} != shoal::errc::truncated);
   CHECK_FALSE(cat.message(12345).empty());
+}
+
+TEST_CASE("wire: encoded messages tell their type; the builder counts by type", "[unit]") {
+  std::array<std::uint64_t, shoal::message_type_count> counts{};
+  bytes out;
+  wire::packet_builder b(out, counts);
+  for (const auto& m : one_of_each()) {
+    bytes enc;
+    wire::encode_message(m, enc);
+    CHECK(wire::encoded_type(enc) == static_cast<std::uint8_t>(wire::type_of(m)));
+    b.add_encoded(enc);  // counted from the bytes
+    b.add(m);            // counted from the type
+  }
+  b.finish();
+  CHECK(counts[0] == 0);
+  for (std::size_t t = 1; t < shoal::message_type_count; ++t) {
+    CAPTURE(t);
+    CHECK(counts[t] == 2);
+    CHECK(std::string(shoal::to_string(static_cast<shoal::message_type>(t))) != "unknown");
+  }
+  CHECK(std::string(shoal::to_string(shoal::message_type::push_pull)) == "push_pull");
+  CHECK(std::string(shoal::to_string(shoal::message_type::unknown)) == "unknown");
+  CHECK(wire::encoded_type({}) == 0);
+  CHECK(wire::encoded_type(bytes{0x92}) == 0);
+  CHECK(wire::encoded_type(bytes{0x80, 0x01}) == 0);  // a map, not an array
+  CHECK(wire::encoded_type(bytes{0x92, 0xcc}) == 0);  // not a fixint
+  // A type number past the counters' end is counted as unknown.
+  bytes out2;
+  wire::packet_builder b2(out2, counts);
+  b2.add_encoded(bytes{0x91, 0x0c});
+  b2.finish();
+  CHECK(counts[0] == 1);
 }

@@ -1,0 +1,766 @@
+#!/usr/bin/env python3
+"""Side-by-side of shoald and HashiCorp Serf on loopback, in one run.
+
+    bench/vs_serf.sh [--sizes 8,32] [--shoald PATH] [--shoalctl PATH]
+                     [--serf PATH] [--out DIR] [--steady 30]
+
+(bench/vs_serf.sh installs serf, nftables and python3, then runs this file.)
+
+For each N and each system (serf, then shoald, one after the other so they
+never share the CPU), it starts N agents on 127.0.0.1 (lan parameters: serf's
+`-profile lan`, shoald's `--preset lan`; agents 1..N-1 join agent 0) and
+measures:
+  join_convergence_s   from launching agents 1..N-1 (agent 0 already up) until
+                       every agent lists all N members alive.
+  cpu_s_per_agent_s    user+system CPU time of the agent processes
+                       (/proc/PID/stat) over a steady window (--steady, 30 s,
+                       starting 5 s after convergence), per agent per second.
+  rss_kb_per_agent     VmRSS (/proc/PID/status) at the end of the window, mean.
+                       VmRSS counts every resident page of shared libraries in
+                       full in every process; so two more views are reported:
+  pss_kb_per_agent     Pss (/proc/PID/smaps_rollup): shared pages divided among
+                       the processes mapping them (the N agents of a system
+                       share their binary and libraries).
+  anon_kb_per_agent    RssAnon: the agent's own heap and stacks, no file pages.
+  bytes_per_agent_s    IP bytes (headers included) of UDP and TCP packets sent
+                       from or to the agents' gossip ports, counted by an
+                       nftables table of our own on the output hook (every
+                       loopback packet passes it once), over the same window,
+                       per agent per second. Needs root; skipped otherwise.
+  crash_failed_all_s   from `kill -9` of agent N-1 until every other agent
+                       lists it as failed (crash_failed_first_s: the first).
+Nothing polls the agents during the steady window. During the join and the
+crash, agents are polled in rounds: serf through its RPC protocol (msgpack on
+TCP, one open connection per agent), shoald through `shoalctl members --format
+json`; poll_round_s in the output is the mean time one round took, the time
+resolution of those two figures.
+
+Output: OUT/vs_serf.json and OUT/vs_serf.md (a table per N with the ratio
+shoal/serf per figure). A missing serf or shoald, or one that does not start,
+skips that half with the reason printed and recorded.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+NFT_TABLE = "shoal_vs_serf"
+SETTLE_S = 5.0
+
+
+def log(msg):
+    print(f"[vs_serf {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- msgpack
+# The subset Serf's RPC uses: maps, arrays, strings, binaries, ints, bools, nil.
+
+def mp_pack(o):
+    if o is None:
+        return b"\xc0"
+    if o is True:
+        return b"\xc3"
+    if o is False:
+        return b"\xc2"
+    if isinstance(o, int):
+        if 0 <= o < 128:
+            return bytes([o])
+        if 0 <= o < 2**32:
+            return b"\xce" + struct.pack(">I", o)
+        return b"\xcf" + struct.pack(">Q", o)
+    if isinstance(o, str):
+        b = o.encode()
+        if len(b) < 32:
+            return bytes([0xA0 | len(b)]) + b
+        return b"\xda" + struct.pack(">H", len(b)) + b
+    if isinstance(o, dict):
+        if len(o) >= 16:
+            raise ValueError("map too large for this packer")
+        return bytes([0x80 | len(o)]) + b"".join(mp_pack(k) + mp_pack(v) for k, v in o.items())
+    raise TypeError(type(o))
+
+
+class NeedMore(Exception):
+    pass
+
+
+def mp_unpack(buf, i=0):
+    """Returns (object, next index); raises NeedMore when buf is incomplete."""
+    def take(n):
+        nonlocal i
+        if i + n > len(buf):
+            raise NeedMore()
+        b = buf[i:i + n]
+        i += n
+        return b
+
+    def seq(n):
+        nonlocal i
+        out = []
+        for _ in range(n):
+            o, i = mp_unpack(buf, i)
+            out.append(o)
+        return out
+
+    def mapping(n):
+        nonlocal i
+        out = {}
+        for _ in range(n):
+            k, i = mp_unpack(buf, i)
+            v, i = mp_unpack(buf, i)
+            out[k.decode() if isinstance(k, bytes) else k] = v
+        return out
+
+    t = take(1)[0]
+    if t < 0x80:
+        return t, i
+    if t >= 0xE0:
+        return t - 256, i
+    if 0x80 <= t <= 0x8F:
+        return mapping(t & 0x0F), i
+    if 0x90 <= t <= 0x9F:
+        return seq(t & 0x0F), i
+    if 0xA0 <= t <= 0xBF:
+        return take(t & 0x1F).decode(errors="replace"), i
+    simple = {0xC0: None, 0xC2: False, 0xC3: True}
+    if t in simple:
+        return simple[t], i
+    if t in (0xC4, 0xC5, 0xC6):  # bin 8/16/32
+        n = struct.unpack(">" + "BHI"[t - 0xC4], take(1 << (t - 0xC4)))[0]
+        return bytes(take(n)), i
+    if t in (0xD9, 0xDA, 0xDB):  # str 8/16/32
+        n = struct.unpack(">" + "BHI"[t - 0xD9], take(1 << (t - 0xD9)))[0]
+        return take(n).decode(errors="replace"), i
+    ints = {0xCC: ">B", 0xCD: ">H", 0xCE: ">I", 0xCF: ">Q",
+            0xD0: ">b", 0xD1: ">h", 0xD2: ">i", 0xD3: ">q", 0xCA: ">f", 0xCB: ">d"}
+    if t in ints:
+        fmt = ints[t]
+        return struct.unpack(fmt, take(struct.calcsize(fmt)))[0], i
+    if t in (0xDC, 0xDD):
+        return seq(struct.unpack(">H" if t == 0xDC else ">I", take(2 if t == 0xDC else 4))[0]), i
+    if t in (0xDE, 0xDF):
+        return mapping(struct.unpack(">H" if t == 0xDE else ">I", take(2 if t == 0xDE else 4))[0]), i
+    raise ValueError(f"msgpack type 0x{t:02x} not supported")
+
+
+class serf_rpc:
+    """One connection to a serf agent's RPC port (handshake, members)."""
+
+    def __init__(self, port, timeout=2.0):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.buf = b""
+        self.seq = 0
+        self.call("handshake", {"Version": 1}, body=False)
+
+    def _read(self):
+        while True:
+            try:
+                o, n = mp_unpack(self.buf)
+                self.buf = self.buf[n:]
+                return o
+            except NeedMore:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    raise ConnectionError("serf closed the RPC connection")
+                self.buf += chunk
+
+    def call(self, command, args=None, body=True):
+        seq = self.seq
+        self.seq += 1
+        msg = mp_pack({"Command": command, "Seq": seq})
+        if args is not None:
+            msg += mp_pack(args)
+        self.sock.sendall(msg)
+        header = self._read()
+        if header.get("Error"):
+            raise RuntimeError(f"serf rpc {command}: {header['Error']}")
+        return self._read() if body else None
+
+    def members(self):
+        """{name: status}"""
+        return {m["Name"]: m["Status"] for m in self.call("members")["Members"]}
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+# ---------------------------------------------------------------- processes
+
+def proc_cpu_s(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    # fields[0] is field 3 (state); utime and stime are fields 14 and 15
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def proc_field_kb(path, key):
+    try:
+        with open(path) as f:
+            for line in f:
+                if line.startswith(key):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def proc_rss_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+class cluster:
+    """N agents of one system. Subclasses: launch(i) and members(i)."""
+
+    name = "?"
+
+    def __init__(self, n, port_base, workdir):
+        self.label = f"{self.name}{n}"  # its byte counters
+        self.n = n
+        self.port_base = port_base
+        self.workdir = workdir
+        self.procs = [None] * n
+        self.logs = []
+
+    def node(self, i):
+        return f"n{i}"
+
+    def port(self, i):
+        return self.port_base + i
+
+    def start_one(self, i):
+        logf = open(os.path.join(self.workdir, f"{self.node(i)}.log"), "wb")
+        self.logs.append(logf)
+        self.procs[i] = subprocess.Popen(self.command(i), stdout=logf, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL)
+
+    def exited(self, i):
+        p = self.procs[i]
+        return p is not None and p.poll() is not None
+
+    def log_tail(self, i, lines=5):
+        try:
+            with open(os.path.join(self.workdir, f"{self.node(i)}.log"), errors="replace") as f:
+                return " | ".join(f.read().strip().splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def wait_ready(self, i, timeout):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.exited(i):
+                raise RuntimeError(f"{self.name} {self.node(i)} exited with code "
+                                   f"{self.procs[i].returncode}: {self.log_tail(i)}")
+            try:
+                if self.members(i) is not None:
+                    return
+            except Exception:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"{self.name} {self.node(i)} not answering after {timeout:.0f} s: "
+                           f"{self.log_tail(i)}")
+
+    def members_many(self, ids):
+        """{i: members or None (no answer)} for agents `ids`."""
+        out = {}
+        for i in ids:
+            try:
+                out[i] = self.members(i)
+            except Exception:
+                out[i] = None
+        return out
+
+    def pids(self, alive_only=True):
+        return [p.pid for p in self.procs if p is not None and (not alive_only or p.poll() is None)]
+
+    def stop(self):
+        for p in self.procs:
+            if p is not None and p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        for p in self.procs:
+            if p is None:
+                continue
+            try:
+                p.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        for f in self.logs:
+            f.close()
+
+
+class serf_cluster(cluster):
+    name = "serf"
+
+    def __init__(self, n, port_base, workdir, serf):
+        super().__init__(n, port_base, workdir)
+        self.serf = serf
+        self.rpc = [None] * n
+
+    def rpc_port(self, i):
+        return self.port_base + 500 + i
+
+    def command(self, i):
+        cmd = [self.serf, "agent", "-node", self.node(i), "-bind", f"127.0.0.1:{self.port(i)}",
+               "-rpc-addr", f"127.0.0.1:{self.rpc_port(i)}", "-profile", "lan",
+               "-log-level", "warn"]
+        if i > 0:
+            cmd += ["-join", f"127.0.0.1:{self.port(0)}"]
+        return cmd
+
+    def members(self, i):
+        if self.rpc[i] is None:
+            self.rpc[i] = serf_rpc(self.rpc_port(i))
+        try:
+            return self.rpc[i].members()
+        except Exception:
+            self.rpc[i].close()
+            self.rpc[i] = None
+            raise
+
+    def stop(self):
+        for r in self.rpc:
+            if r is not None:
+                r.close()
+        super().stop()
+
+
+class shoal_cluster(cluster):
+    name = "shoald"
+
+    def __init__(self, n, port_base, workdir, shoald, shoalctl):
+        super().__init__(n, port_base, workdir)
+        self.shoald = shoald
+        self.shoalctl = shoalctl
+
+    def socket(self, i):
+        return os.path.join(self.workdir, f"{self.node(i)}.sock")
+
+    def command(self, i):
+        data = os.path.join(self.workdir, f"{self.node(i)}.data")
+        os.makedirs(data, exist_ok=True)
+        cmd = [self.shoald, "--name", self.node(i), "--bind", f"127.0.0.1:{self.port(i)}",
+               "--socket", self.socket(i), "--data-dir", data, "--preset", "lan"]
+        if i > 0:
+            cmd += ["--join", f"127.0.0.1:{self.port(0)}"]
+        return cmd
+
+    def ctl(self, i):
+        return [self.shoalctl, "--socket", self.socket(i), "members", "--format", "json"]
+
+    @staticmethod
+    def parse(returncode, stdout, stderr):
+        if returncode != 0:
+            raise RuntimeError(stderr.decode(errors="replace").strip())
+        return {m["name"]: m["status"] for m in json.loads(stdout)["members"]}
+
+    def members(self, i):
+        r = subprocess.run(self.ctl(i), capture_output=True, timeout=5, stdin=subprocess.DEVNULL)
+        return self.parse(r.returncode, r.stdout, r.stderr)
+
+    def members_many(self, ids):
+        # One shoalctl per agent, all at once: a round costs one process start,
+        # not one per agent.
+        procs = {i: subprocess.Popen(self.ctl(i), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     stdin=subprocess.DEVNULL) for i in ids}
+        out = {}
+        for i, p in procs.items():
+            try:
+                so, se = p.communicate(timeout=5)
+                out[i] = self.parse(p.returncode, so, se)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.communicate()
+                out[i] = None
+            except Exception:
+                out[i] = None
+        return out
+
+
+# ---------------------------------------------------------------- nftables
+
+class byte_counters:
+    """An nftables table of our own counting, per system, the UDP and TCP
+    packets from or to its agents' gossip port range."""
+
+    def __init__(self):
+        self.ok = False
+        self.reason = ""
+        if os.geteuid() != 0:
+            self.reason = "not root: nftables counters need root, bytes skipped"
+            return
+        if shutil.which("nft") is None:
+            self.reason = "nft not found (Debian package nftables): bytes skipped"
+            return
+        self.nft(f"delete table inet {NFT_TABLE}", check=False)
+        r = self.nft(f"add table inet {NFT_TABLE}", check=False)
+        if r.returncode != 0:
+            self.reason = f"nft failed ({r.stderr.strip()}): bytes skipped"
+            return
+        self.nft(f"add chain inet {NFT_TABLE} out {{ type filter hook output priority 0 ; policy accept ; }}")
+        self.ok = True
+
+    @staticmethod
+    def nft(cmd, check=True):
+        r = subprocess.run(["nft"] + cmd.split(), capture_output=True, text=True)
+        if check and r.returncode != 0:
+            raise RuntimeError(f"nft {cmd}: {r.stderr.strip()}")
+        return r
+
+    def add(self, label, lo, hi):
+        """Counts udp and tcp packets of ports lo..hi under `label`."""
+        if not self.ok:
+            return
+        rng = f"{lo}-{hi}"
+        for proto in ("udp", "tcp"):
+            c = f"{label}_{proto}"
+            self.nft(f"add counter inet {NFT_TABLE} {c}")
+            # A packet to or from an agent's port, counted once: loopback
+            # packets pass the output hook once, and no packet has both ports
+            # in one range (outgoing TCP uses ephemeral ports).
+            self.nft(f"add rule inet {NFT_TABLE} out {proto} sport {rng} counter name {c}")
+            self.nft(f"add rule inet {NFT_TABLE} out {proto} dport {rng} {proto} sport != {rng} "
+                     f"counter name {c}")
+
+    def read(self, label):
+        """{"udp": bytes, "tcp": bytes}"""
+        out = {}
+        for proto in ("udp", "tcp"):
+            r = self.nft(f"-j list counter inet {NFT_TABLE} {label}_{proto}")
+            for item in json.loads(r.stdout)["nftables"]:
+                if "counter" in item:
+                    out[proto] = item["counter"]["bytes"]
+        return out
+
+    def close(self):
+        if self.ok:
+            self.nft(f"delete table inet {NFT_TABLE}", check=False)
+
+
+# ---------------------------------------------------------------- measurement
+
+def poll_until(cl, who, done, t0, timeout):
+    """Polls agents `who` in rounds until done(i, members) holds for each.
+    Returns ({i: seconds since t0 (time.monotonic())}, mean round seconds);
+    an i missing from the map did not get there within `timeout` of t0."""
+    start = time.monotonic()
+    when = {}
+    rounds = 0
+    while len(when) < len(who) and time.monotonic() - t0 < timeout:
+        pending = [i for i in who if i not in when]
+        for i, m in cl.members_many(pending).items():
+            if m is not None and done(i, m):
+                when[i] = time.monotonic() - t0
+        rounds += 1
+        time.sleep(0.02)
+    return when, (time.monotonic() - start) / max(rounds, 1)
+
+
+class start_failed(Exception):
+    pass
+
+
+def run_system(cl, counters, steady_s, timeout_s):
+    """Measures one system at one size; raises start_failed when its first
+    agent does not come up (the binary is missing features or broken)."""
+    n = cl.n
+    res = {"system": cl.name, "nodes": n}
+    try:
+        cl.start_one(0)
+        try:
+            cl.wait_ready(0, 20)
+        except RuntimeError as e:
+            raise start_failed(str(e)) from e
+        t_launch = time.monotonic()
+        for i in range(1, n):
+            cl.start_one(i)
+        names = [cl.node(i) for i in range(n)]
+
+        def full(i, m):
+            return all(m.get(x) == "alive" for x in names)
+
+        when, round_s = poll_until(cl, range(n), full, t_launch, timeout_s)
+        dead = [i for i in range(n) if cl.exited(i)]
+        if dead:
+            raise RuntimeError(f"{cl.name} agents exited during the join: "
+                               f"{[cl.node(i) for i in dead]}: {cl.log_tail(dead[0])}")
+        if len(when) < n:
+            res["join_convergence_s"] = None
+            res["error"] = f"no full mesh after {timeout_s:.0f} s ({len(when)} of {n} agents)"
+            return res
+        res["join_convergence_s"] = round(max(when.values()), 3)
+        res["join_poll_round_s"] = round(round_s, 3)
+        log(f"{cl.name} N={n}: full mesh after {res['join_convergence_s']:.2f} s; "
+            f"settling {SETTLE_S:.0f} s, then a {steady_s:.0f} s steady window")
+
+        # ---- steady window: no polling ----
+        time.sleep(SETTLE_S)
+        pids = cl.pids()
+        cpu0 = sum(proc_cpu_s(p) for p in pids)
+        b0 = counters.read(cl.label) if counters.ok else None
+        w0 = time.monotonic()
+        time.sleep(steady_s)
+        w1 = time.monotonic()
+        b1 = counters.read(cl.label) if counters.ok else None
+        cpu1 = sum(proc_cpu_s(p) for p in pids)
+        rss = [proc_rss_kb(p) for p in pids]
+        window = w1 - w0
+        res["steady_window_s"] = round(window, 2)
+        res["cpu_s_per_agent_s"] = (cpu1 - cpu0) / (n * window)
+        res["rss_kb_per_agent"] = sum(rss) / len(rss)
+        res["rss_kb_max"] = max(rss)
+        pss = [proc_field_kb(f"/proc/{p}/smaps_rollup", "Pss:") for p in pids]
+        anon = [proc_field_kb(f"/proc/{p}/status", "RssAnon:") for p in pids]
+        res["pss_kb_per_agent"] = sum(pss) / len(pss)
+        res["anon_kb_per_agent"] = sum(anon) / len(anon)
+        if b1 is not None:
+            udp = (b1["udp"] - b0["udp"]) / (n * window)
+            tcp = (b1["tcp"] - b0["tcp"]) / (n * window)
+            res["bytes_per_agent_s"] = udp + tcp
+            res["udp_bytes_per_agent_s"] = udp
+            res["tcp_bytes_per_agent_s"] = tcp
+        else:
+            res["bytes_per_agent_s"] = None
+            res["bytes_skipped"] = counters.reason
+        log(f"{cl.name} N={n}: cpu {res['cpu_s_per_agent_s']:.5f} s/agent-s, "
+            f"rss {res['rss_kb_per_agent']:.0f} KB/agent, bytes {res['bytes_per_agent_s']}")
+
+        # ---- crash: kill -9 the last agent ----
+        victim = n - 1
+        vname = cl.node(victim)
+        others = list(range(n - 1))
+        t_kill = time.monotonic()
+        cl.procs[victim].kill()
+        cl.procs[victim].wait()
+        if isinstance(cl, serf_cluster) and cl.rpc[victim] is not None:
+            cl.rpc[victim].close()
+            cl.rpc[victim] = None
+        when, round_s = poll_until(cl, others, lambda i, m: m.get(vname) == "failed", t_kill,
+                                   timeout_s)
+        res["crash_poll_round_s"] = round(round_s, 3)
+        if len(when) < len(others):
+            res["crash_failed_all_s"] = None
+            res["crash_error"] = (f"{len(when)} of {len(others)} agents saw {vname} failed "
+                                  f"within {timeout_s:.0f} s")
+        else:
+            res["crash_failed_all_s"] = round(max(when.values()), 3)
+        res["crash_failed_first_s"] = round(min(when.values()), 3) if when else None
+        log(f"{cl.name} N={n}: crash -> failed everywhere {res['crash_failed_all_s']} s "
+            f"(first {res['crash_failed_first_s']} s)")
+    except start_failed:
+        raise
+    except Exception as e:  # a failure mid-run is reported, not fatal
+        res["error"] = str(e)
+        log(f"{cl.name} N={n}: ERROR {e}")
+    finally:
+        cl.stop()
+    return res
+
+
+# ---------------------------------------------------------------- report
+
+FIGURES = [
+    # key, label, the issue's target for the ratio shoal/serf (lower is better for all)
+    ("join_convergence_s", "join convergence (s)", None),
+    ("crash_failed_all_s", "crash -> failed everywhere (s)", "≤ 1.0"),
+    ("crash_failed_first_s", "crash -> failed at the first agent (s)", None),
+    ("cpu_s_per_agent_s", "CPU per agent (CPU-s per agent-s)", "≤ 0.5"),
+    ("rss_kb_per_agent", "resident memory per agent (KB, VmRSS)", "≤ 0.25"),
+    ("pss_kb_per_agent", "  proportional (KB, Pss: shared pages split)", None),
+    ("anon_kb_per_agent", "  anonymous (KB, RssAnon: heap and stacks)", None),
+    ("bytes_per_agent_s", "bytes per agent-second (UDP+TCP, IP bytes)", "≤ 1.0"),
+    ("udp_bytes_per_agent_s", "  of which UDP", None),
+    ("tcp_bytes_per_agent_s", "  of which TCP", None),
+]
+
+
+def fmt(x):
+    if x is None:
+        return "—"
+    if isinstance(x, float):
+        if x == 0:
+            return "0"
+        if abs(x) < 0.01:
+            return f"{x:.6f}"
+        return f"{x:.2f}"
+    return str(x)
+
+
+def ratio(a, b):
+    if a is None or b is None or b == 0:
+        return None
+    return a / b
+
+
+def report(results, skipped, meta):
+    lines = []
+    lines.append(f"shoald vs serf on loopback, one run ({meta['date']}, {meta['machine']}).")
+    lines.append(f"Command: `{meta['command']}`. serf: {meta.get('serf_version', '—')}; "
+                 f"shoald: {meta.get('shoald_version', '—')}.")
+    lines.append("")
+    for s in skipped:
+        lines.append(f"**SKIPPED: {s}**")
+        lines.append("")
+    for n in meta["sizes"]:
+        rs = {r["system"]: r for r in results if r["nodes"] == n}
+        serf, shoal = rs.get("serf"), rs.get("shoald")
+        lines.append(f"### N = {n}")
+        lines.append("")
+        lines.append("| figure | serf | shoald | shoal/serf | target |")
+        lines.append("| --- | --- | --- | --- | --- |")
+        for key, label, target in FIGURES:
+            a = shoal.get(key) if shoal else None
+            b = serf.get(key) if serf else None
+            if a is None and b is None and key.endswith("bytes_per_agent_s") and key != "bytes_per_agent_s":
+                continue
+            lines.append(f"| {label} | {fmt(b)} | {fmt(a)} | {fmt(ratio(a, b))} | {target or '—'} |")
+        for sysname, r in (("serf", serf), ("shoald", shoal)):
+            if r is None:
+                continue
+            for k in ("error", "crash_error", "bytes_skipped"):
+                if r.get(k):
+                    lines.append(f"\n{sysname}: {k.replace('_', ' ')}: {r[k]}")
+            if r.get("join_poll_round_s") is not None:
+                lines.append(f"\n{sysname}: one poll round took {r['join_poll_round_s']} s "
+                             f"during the join, {r.get('crash_poll_round_s', '—')} s after the crash "
+                             f"(the resolution of those times).")
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def version_of(cmd):
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=5, stdin=subprocess.DEVNULL)
+        return (r.stdout or r.stderr).strip().splitlines()[0]
+    except Exception as e:
+        return f"unknown ({e})"
+
+
+def machine():
+    model = "?"
+    try:
+        for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
+            if line.startswith("Model name:"):
+                model = line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return f"{model}, {os.cpu_count()} cores"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--sizes", default="8,32")
+    ap.add_argument("--serf", default=shutil.which("serf") or "serf")
+    ap.add_argument("--shoald", default="build/daemon/shoald")
+    ap.add_argument("--shoalctl", default=None, help="default: shoalctl beside --shoald")
+    ap.add_argument("--out", default="vs_serf")
+    ap.add_argument("--steady", type=float, default=30.0, help="steady window, seconds")
+    ap.add_argument("--timeout", type=float, default=120.0, help="join and crash limit, seconds")
+    ap.add_argument("--port-base", type=int, default=17000)
+    ap.add_argument("--only", choices=["serf", "shoald"], default=None,
+                    help="run one system only (no ratios)")
+    a = ap.parse_args()
+
+    def on_signal(signum, _frame):
+        # finally blocks stop the agents and delete the nftables table
+        raise SystemExit(f"vs_serf: stopped by signal {signum}")
+
+    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        signal.signal(sig, on_signal)
+    sizes = [int(x) for x in a.sizes.split(",") if x]
+    shoalctl = a.shoalctl or os.path.join(os.path.dirname(a.shoald) or ".", "shoalctl")
+    os.makedirs(a.out, exist_ok=True)
+
+    skipped = []
+    run_serf = a.only in (None, "serf")
+    run_shoal = a.only in (None, "shoald")
+    meta = {"date": time.strftime("%Y-%m-%d %H:%M %Z"), "machine": machine(),
+            "command": " ".join(["bench/vs_serf.sh"] + sys.argv[1:]), "sizes": sizes,
+            "steady_s": a.steady}
+    if run_serf:
+        if not (shutil.which(a.serf) or os.access(a.serf, os.X_OK)):
+            skipped.append(f"serf half: no serf binary at '{a.serf}' (Debian package serf)")
+            run_serf = False
+        else:
+            meta["serf_version"] = version_of([a.serf, "version"])
+    if run_shoal:
+        missing = [p for p in (a.shoald, shoalctl) if not os.access(p, os.X_OK)]
+        if missing:
+            skipped.append(f"shoald half: not found: {', '.join(missing)} (build shoald and "
+                           f"shoalctl, or pass --shoald PATH)")
+            run_shoal = False
+        else:
+            meta["shoald_version"] = version_of([a.shoald, "--version"])
+    for s in skipped:
+        log("SKIPPED " + s)
+
+    counters = byte_counters()
+    if not counters.ok:
+        log("bytes skipped: " + counters.reason)
+        skipped.append("bytes per agent-second: " + counters.reason)
+    results = []
+    work = tempfile.mkdtemp(prefix="vs_serf.")
+    try:
+        for n in sizes:
+            serf_base = a.port_base
+            shoal_base = a.port_base + 1000
+            if counters.ok:
+                counters.add(f"serf{n}", serf_base, serf_base + n - 1)
+                counters.add(f"shoald{n}", shoal_base, shoal_base + n - 1)
+            for sysname in ("serf", "shoald"):
+                if (sysname == "serf" and not run_serf) or (sysname == "shoald" and not run_shoal):
+                    continue
+                wd = os.path.join(work, f"{sysname}{n}")
+                os.makedirs(wd)
+                if sysname == "serf":
+                    cl = serf_cluster(n, serf_base, wd, a.serf)
+                else:
+                    cl = shoal_cluster(n, shoal_base, wd, a.shoald, shoalctl)
+                log(f"{sysname} N={n}: starting {n} agents")
+                try:
+                    results.append(run_system(cl, counters, a.steady, a.timeout))
+                except start_failed as e:
+                    skipped.append(f"{sysname} half: its first agent did not start: {e}")
+                    log("SKIPPED " + skipped[-1])
+                    if sysname == "serf":
+                        run_serf = False
+                    else:
+                        run_shoal = False
+    finally:
+        counters.close()
+        shutil.rmtree(work, ignore_errors=True)
+
+    doc = {"meta": meta, "skipped": skipped, "results": results}
+    for n in sizes:
+        rs = {r["system"]: r for r in results if r["nodes"] == n}
+        if "serf" in rs and "shoald" in rs:
+            doc.setdefault("ratios_shoal_over_serf", {})[str(n)] = {
+                k: ratio(rs["shoald"].get(k), rs["serf"].get(k)) for k, _, _ in FIGURES}
+    with open(os.path.join(a.out, "vs_serf.json"), "w") as f:
+        json.dump(doc, f, indent=1)
+    md = report(results, skipped, meta)
+    with open(os.path.join(a.out, "vs_serf.md"), "w") as f:
+        f.write(md)
+    print(md)
+    log(f"wrote {a.out}/vs_serf.json and {a.out}/vs_serf.md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
