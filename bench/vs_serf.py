@@ -16,6 +16,12 @@ measures:
                        (/proc/PID/stat) over a steady window (--steady, 30 s,
                        starting 5 s after convergence), per agent per second.
   rss_kb_per_agent     VmRSS (/proc/PID/status) at the end of the window, mean.
+                       VmRSS counts every resident page of shared libraries in
+                       full in every process; so two more views are reported:
+  pss_kb_per_agent     Pss (/proc/PID/smaps_rollup): shared pages divided among
+                       the processes mapping them (the N agents of a system
+                       share their binary and libraries).
+  anon_kb_per_agent    RssAnon: the agent's own heap and stacks, no file pages.
   bytes_per_agent_s    IP bytes (headers included) of UDP and TCP packets sent
                        from or to the agents' gossip ports, counted by an
                        nftables table of our own on the output hook (every
@@ -197,6 +203,17 @@ def proc_cpu_s(pid):
         fields = f.read().rsplit(")", 1)[1].split()
     # fields[0] is field 3 (state); utime and stime are fields 14 and 15
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def proc_field_kb(path, key):
+    try:
+        with open(path) as f:
+            for line in f:
+                if line.startswith(key):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
 
 
 def proc_rss_kb(pid):
@@ -508,6 +525,10 @@ def run_system(cl, counters, steady_s, timeout_s):
         res["cpu_s_per_agent_s"] = (cpu1 - cpu0) / (n * window)
         res["rss_kb_per_agent"] = sum(rss) / len(rss)
         res["rss_kb_max"] = max(rss)
+        pss = [proc_field_kb(f"/proc/{p}/smaps_rollup", "Pss:") for p in pids]
+        anon = [proc_field_kb(f"/proc/{p}/status", "RssAnon:") for p in pids]
+        res["pss_kb_per_agent"] = sum(pss) / len(pss)
+        res["anon_kb_per_agent"] = sum(anon) / len(anon)
         if b1 is not None:
             udp = (b1["udp"] - b0["udp"]) / (n * window)
             tcp = (b1["tcp"] - b0["tcp"]) / (n * window)
@@ -561,6 +582,8 @@ FIGURES = [
     ("crash_failed_first_s", "crash -> failed at the first agent (s)", None),
     ("cpu_s_per_agent_s", "CPU per agent (CPU-s per agent-s)", "≤ 0.5"),
     ("rss_kb_per_agent", "resident memory per agent (KB, VmRSS)", "≤ 0.25"),
+    ("pss_kb_per_agent", "  proportional (KB, Pss: shared pages split)", None),
+    ("anon_kb_per_agent", "  anonymous (KB, RssAnon: heap and stacks)", None),
     ("bytes_per_agent_s", "bytes per agent-second (UDP+TCP, IP bytes)", "≤ 1.0"),
     ("udp_bytes_per_agent_s", "  of which UDP", None),
     ("tcp_bytes_per_agent_s", "  of which TCP", None),
