@@ -75,12 +75,10 @@ time_point core_impl::next_deadline() const {
 
 void core_impl::wake(lazy_timer& t, duration interval, timer_kind kind) {
   if (t.armed) return;
-  time_point at = t.next;
-  if (at < last_now_ && interval > duration::zero()) {
-    const auto behind = (last_now_ - at).count();
-    const auto step = interval.count();
-    at += duration((behind + step - 1) / step * step);
-  }
+  // Idle for at least an interval: run now (news spreads without waiting for
+  // a phase); otherwise at the next interval, so it never runs more often.
+  (void)interval;
+  const time_point at = std::max(t.next, last_now_);
   t.next = at;
   t.armed = true;
   schedule(at, kind);
