@@ -73,11 +73,10 @@ time_point core_impl::next_deadline() const {
   return timers_.empty() ? time_point::max() : timers_.top().at;
 }
 
-void core_impl::wake(lazy_timer& t, duration interval, timer_kind kind) {
+void core_impl::wake(lazy_timer& t, timer_kind kind) {
   if (t.armed) return;
   // Idle for at least an interval: run now (news spreads without waiting for
   // a phase); otherwise at the next interval, so it never runs more often.
-  (void)interval;
   const time_point at = std::max(t.next, last_now_);
   t.next = at;
   t.armed = true;
@@ -91,8 +90,8 @@ bool core_impl::gossip_pending() const noexcept {
 
 void core_impl::settle() {
   if (!started_) return;
-  if (gossip_pending()) wake(gossip_timer_, cfg_.gossip_interval, timer_kind::gossip);
-  if (!gone_.empty()) wake(maintenance_timer_, maintenance_interval, timer_kind::maintenance);
+  if (gossip_pending()) wake(gossip_timer_, timer_kind::gossip);
+  if (!gone_.empty()) wake(maintenance_timer_, timer_kind::maintenance);
 }
 
 void core_impl::tick(time_point now, outbox& out) {

@@ -260,13 +260,14 @@ class core_impl {
   // ---- timers (core.cpp) ----
   void schedule(time_point at, timer_kind kind, std::uint64_t a = 0, std::string name = {});
   /// A periodic timer that stops while it has nothing to do, so an idle node
-  /// wakes only for its probes. It keeps its phase: re-armed at the first
-  /// point of its old grid (next + k * interval) not before the last time seen.
+  /// wakes only for its probes. `next` is the earliest time it may run again
+  /// (its last run plus its interval); re-armed, it runs then or, if that
+  /// passed, at the last time the core saw.
   struct lazy_timer {
     time_point next{};
     bool armed = false;
   };
-  void wake(lazy_timer& t, duration interval, timer_kind kind);
+  void wake(lazy_timer& t, timer_kind kind);
   bool gossip_pending() const noexcept;
   bool stale(const timer& t) const;
   void drop_stale_timers() const;
