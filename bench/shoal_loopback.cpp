@@ -6,7 +6,8 @@
 //
 // Measures: join convergence (first join until every node sees N alive), CPU
 // and UDP bytes per node-second in a steady window, RSS per node, and how fast
-// the others suspect and then declare dead one node stopped without leaving.
+// the others suspect and then declare dead one node stopped without leaving,
+// and wake-ups of the io thread per node-second (voluntary context switches).
 // Exit 0 on success, 1 when a bounded wait timed out, 2 on bad usage or a
 // start/bind failure.
 #include <sys/resource.h>
@@ -17,6 +18,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <iostream>
@@ -26,6 +28,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <boost/asio/executor_work_guard.hpp>
@@ -122,6 +125,35 @@ double cpu_seconds() {
     return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6;
   };
   return tv(ru.ru_utime) + tv(ru.ru_stime);
+}
+
+/// Context switches of every thread of this process (voluntary, involuntary),
+/// from /proc/self/task/*/status. With one io thread, the voluntary ones are
+/// its wake-ups: a load-independent measure of timer and socket activity.
+std::pair<std::uint64_t, std::uint64_t> context_switches() {
+  std::uint64_t vol = 0, invol = 0;
+  std::error_code ec;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task", ec)) {
+    std::ifstream in(task.path() / "status");
+    std::string line;
+    while (std::getline(in, line)) {
+      std::uint64_t* into = nullptr;
+      std::size_t skip = 0;
+      if (line.rfind("voluntary_ctxt_switches:", 0) == 0) {
+        into = &vol;
+        skip = 24;
+      } else if (line.rfind("nonvoluntary_ctxt_switches:", 0) == 0) {
+        into = &invol;
+        skip = 27;
+      }
+      if (!into) continue;
+      std::istringstream v(line.substr(skip));
+      std::uint64_t k = 0;
+      v >> k;
+      *into += k;
+    }
+  }
+  return {vol, invol};
 }
 
 /// Raises the soft RLIMIT_NOFILE to the hard limit; returns the soft limit in force.
@@ -345,7 +377,7 @@ int main(int argc, char** argv) {
 
   // Memory and the steady window.
   json rss_per_node = nullptr, cpu_per = nullptr, bytes_per = nullptr, window_counts = nullptr;
-  json first_suspect = nullptr, all_removed = nullptr;
+  json first_suspect = nullptr, all_removed = nullptr, wakeups_per = nullptr;
   if (converge_s) {
     const std::uint64_t rss_after = rss_kb();
     rss_per_node =
@@ -355,11 +387,13 @@ int main(int argc, char** argv) {
 
     std::cerr << "steady window of " << opt->window_s << " s\n";
     const traffic t_a = sum_stats(nodes);
+    const auto cs_a = context_switches();
     const double cpu_a = cpu_seconds();
     const auto w0 = clock_type::now();
     std::this_thread::sleep_for(std::chrono::duration<double>(opt->window_s));
     const double cpu_b = cpu_seconds();
     const auto w1 = clock_type::now();
+    const auto cs_b = context_switches();
     const traffic t_b = sum_stats(nodes);
     const double window = seconds_since(w0, w1);
     const double denom = window * static_cast<double>(n);
@@ -367,6 +401,9 @@ int main(int argc, char** argv) {
     bytes_per = static_cast<double>(t_b.bytes_out - t_a.bytes_out) / denom;
     window_counts = delta_json(t_a, t_b);
     window_counts["measured_s"] = window;
+    window_counts["voluntary_ctxt_switches"] = cs_b.first - cs_a.first;
+    window_counts["nonvoluntary_ctxt_switches"] = cs_b.second - cs_a.second;
+    wakeups_per = static_cast<double>(cs_b.first - cs_a.first) / denom;
     std::cerr << "window: cpu " << (cpu_b - cpu_a) << " s, udp bytes "
               << (t_b.bytes_out - t_a.bytes_out) << "\n";
 
@@ -417,6 +454,7 @@ int main(int argc, char** argv) {
   out["rss_per_node_kb"] = rss_per_node;
   out["cpu_s_per_node_s"] = cpu_per;
   out["bytes_per_node_s"] = bytes_per;
+  out["wakeups_per_node_s"] = wakeups_per;
   out["window_counts"] = window_counts;
   out["detect_first_suspect_s"] = first_suspect;
   out["detect_all_removed_s"] = all_removed;

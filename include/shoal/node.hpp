@@ -196,6 +196,7 @@ struct runtime_stats {
   std::uint64_t compressed_in = 0;       ///< compressed packets and frames opened
   std::uint64_t rate_limited = 0;  ///< dropped: over max_packets_per_source_per_second
   std::uint64_t decompress_failed = 0;   ///< compressed, but corrupt or inflating past the bound
+  std::uint64_t udp_too_large = 0;  ///< datagrams over udp_buffer_size + 512 + envelope, dropped
 };
 
 struct node_stats {

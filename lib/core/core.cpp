@@ -49,11 +49,54 @@ void core_impl::schedule(time_point at, timer_kind kind, std::uint64_t a, std::s
   timers_.push(timer{at, timer_order_++, kind, a, std::move(name)});
 }
 
+bool core_impl::stale(const timer& t) const {
+  switch (t.kind) {
+    case timer_kind::probe_timeout:
+      return !probe_.active || probe_.acked || probe_.seq != t.a;
+    case timer_kind::relay_timeout:
+      return !relays_.contains(static_cast<std::uint32_t>(t.a));
+    case timer_kind::suspicion: {
+      const member_entry* e = lookup(t.name);
+      return !e || e->state != member_state::suspect || !e->susp || e->susp->token() != t.a;
+    }
+    default:
+      return false;
+  }
+}
+
+void core_impl::drop_stale_timers() const {
+  while (!timers_.empty() && stale(timers_.top())) timers_.pop();
+}
+
 time_point core_impl::next_deadline() const {
+  drop_stale_timers();
   return timers_.empty() ? time_point::max() : timers_.top().at;
 }
 
+void core_impl::wake(lazy_timer& t, timer_kind kind) {
+  if (t.armed) return;
+  // Idle for at least an interval: run now (news spreads without waiting for
+  // a phase); otherwise at the next interval, so it never runs more often.
+  const time_point at = std::max(t.next, last_now_);
+  t.next = at;
+  t.armed = true;
+  schedule(at, kind);
+}
+
+bool core_impl::gossip_pending() const noexcept {
+  return !system_queue_.empty() || !user_queue_.empty() || !confirm_queue_.empty() ||
+         !side_pings_.empty();
+}
+
+void core_impl::settle() {
+  if (!started_) return;
+  if (gossip_pending()) wake(gossip_timer_, timer_kind::gossip);
+  if (!gone_.empty()) wake(maintenance_timer_, timer_kind::maintenance);
+}
+
 void core_impl::tick(time_point now, outbox& out) {
+  saw(now);
+  settle();
   while (!timers_.empty() && timers_.top().at <= now) {
     timer t = timers_.top();
     timers_.pop();
@@ -95,6 +138,7 @@ void core_impl::tick(time_point now, outbox& out) {
         break;
       }
     }
+    settle();  // a timer's work may have queued gossip due within this tick
   }
 }
 
@@ -267,25 +311,38 @@ core::core(core&&) noexcept = default;
 core& core::operator=(core&&) noexcept = default;
 
 void core::join(time_point now, std::span<const address> seeds, outbox& out) {
+  impl_->saw(now);
   impl_->join(now, seeds, out);
+  impl_->settle();
 }
 void core::adopt_view(time_point now, std::span<const member> view) {
+  impl_->saw(now);
   impl_->adopt_view(now, view);
+  impl_->settle();
 }
 void core::handle_packet(time_point now, const address& from, std::span<const std::uint8_t> data,
                          outbox& out) {
+  impl_->saw(now);
   impl_->handle_packet(now, from, data, out);
+  impl_->settle();
 }
 bytes core::handle_stream(time_point now, const address& from, std::span<const std::uint8_t> data,
                           outbox& out) {
-  return impl_->handle_stream(now, from, data, out);
+  impl_->saw(now);
+  bytes reply = impl_->handle_stream(now, from, data, out);
+  impl_->settle();
+  return reply;
 }
 void core::handle_stream_reply(time_point now, std::uint64_t id, std::span<const std::uint8_t> data,
                                outbox& out) {
+  impl_->saw(now);
   impl_->handle_stream_reply(now, id, data, out);
+  impl_->settle();
 }
 void core::stream_failed(time_point now, std::uint64_t id, outbox& out) {
+  impl_->saw(now);
   impl_->stream_failed(now, id, out);
+  impl_->settle();
 }
 void core::tick(time_point now, outbox& out) {
   impl_->tick(now, out);
@@ -294,22 +351,34 @@ time_point core::next_deadline() const {
   return impl_->next_deadline();
 }
 void core::leave(time_point now, duration timeout, outbox& out) {
+  impl_->saw(now);
   impl_->leave(now, timeout, out);
+  impl_->settle();
 }
 bool core::leave_done(time_point now) const {
   return impl_->leave_done(now);
 }
 std::error_code core::set_tags(time_point now, tag_map tags, outbox& out) {
-  return impl_->set_tags(now, std::move(tags), out);
+  impl_->saw(now);
+  const auto ec = impl_->set_tags(now, std::move(tags), out);
+  impl_->settle();
+  return ec;
 }
 std::error_code core::broadcast(bytes payload) {
-  return impl_->broadcast(std::move(payload));
+  const auto ec = impl_->broadcast(std::move(payload));
+  impl_->settle();
+  return ec;
 }
 std::error_code core::send_to(const std::string& name, bytes payload, outbox& out) {
-  return impl_->send_to(name, std::move(payload), out);
+  const auto ec = impl_->send_to(name, std::move(payload), out);
+  impl_->settle();
+  return ec;
 }
 std::error_code core::force_leave(time_point now, const std::string& name, outbox& out) {
-  return impl_->force_leave(now, name, out);
+  impl_->saw(now);
+  const auto ec = impl_->force_leave(now, name, out);
+  impl_->settle();
+  return ec;
 }
 void core::set_user_state(bytes state) {
   impl_->set_user_state(std::move(state));

@@ -22,6 +22,9 @@
 
 namespace shoal::detail {
 
+/// Reaping the departed: how often, while there are any.
+inline constexpr duration maintenance_interval = std::chrono::seconds(1);
+
 /// A member's tags in one heap block (null when there are none): length-
 /// prefixed keys and values. A std::map costs ~110 bytes per tag; this costs
 /// the bytes themselves plus 8 per tag.
@@ -165,6 +168,13 @@ class core_impl {
   void stream_failed(time_point now, std::uint64_t id, outbox& out);
   void tick(time_point now, outbox& out);
   time_point next_deadline() const;
+  /// Every input with a time calls this first: the latest time the core saw,
+  /// for inputs that have none (broadcast) and for re-arming idle timers.
+  void saw(time_point now) noexcept {
+    if (now > last_now_) last_now_ = now;
+  }
+  /// After every input: arms the timers that only run while they have work.
+  void settle();
   void leave(time_point now, duration timeout, outbox& out);
   bool leave_done(time_point now) const;
   std::error_code set_tags(time_point now, tag_map tags, outbox& out);
@@ -250,6 +260,18 @@ class core_impl {
 
   // ---- timers (core.cpp) ----
   void schedule(time_point at, timer_kind kind, std::uint64_t a = 0, std::string name = {});
+  /// A periodic timer that stops while it has nothing to do, so an idle node
+  /// wakes only for its probes. `next` is the earliest time it may run again
+  /// (its last run plus its interval); re-armed, it runs then or, if that
+  /// passed, at the last time the core saw.
+  struct lazy_timer {
+    time_point next{};
+    bool armed = false;
+  };
+  void wake(lazy_timer& t, timer_kind kind);
+  bool gossip_pending() const noexcept;
+  bool stale(const timer& t) const;
+  void drop_stale_timers() const;
 
   config cfg_;
   rng rng_;
@@ -316,7 +338,12 @@ class core_impl {
   bool quiet_events_ = false;           // adopting a view: the caller knows it already
   std::vector<wire::message> scratch_;  // decode buffer, reused
 
-  std::priority_queue<timer, std::vector<timer>, timer_later> timers_;
+  // mutable: next_deadline() drops timers that became moot (an acked probe's
+  // timeout, an answered relay) so the caller is not woken for nothing.
+  mutable std::priority_queue<timer, std::vector<timer>, timer_later> timers_;
+  lazy_timer gossip_timer_;
+  lazy_timer maintenance_timer_;
+  time_point last_now_{};
   std::uint64_t timer_order_ = 0;
   std::uint64_t next_token_ = 1;
 

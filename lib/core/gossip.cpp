@@ -10,7 +10,6 @@ namespace shoal::detail {
 
 namespace {
 constexpr std::size_t max_pending_streams = 256;
-constexpr duration maintenance_interval = std::chrono::seconds(1);
 
 duration random_below(rng& r, duration d) {
   if (d <= duration::zero()) return duration::zero();
@@ -86,7 +85,7 @@ void core_impl::gossip_targets(time_point now, std::size_t k,
 }
 
 void core_impl::on_gossip_timer(time_point now, outbox& out) {
-  schedule(now + cfg_.gossip_interval, timer_kind::gossip);
+  gossip_timer_ = {now + cfg_.gossip_interval, false};  // settle() re-arms it while needed
   send_confirm_pings(now, out);
   gossip_round(now, out);
 }
@@ -210,7 +209,7 @@ void core_impl::join(time_point now, std::span<const address> seeds, outbox& out
     started_ = true;
     // Random phases, so nodes started together do not probe in lockstep.
     schedule(now + random_below(rng_, cfg_.probe_interval), timer_kind::probe);
-    schedule(now + random_below(rng_, cfg_.gossip_interval), timer_kind::gossip);
+    gossip_timer_ = {now + random_below(rng_, cfg_.gossip_interval), false};
     if (cfg_.push_pull_interval > duration::zero())
       schedule(now + cfg_.push_pull_interval / 2 + random_below(rng_, cfg_.push_pull_interval),
                timer_kind::push_pull);
@@ -218,7 +217,7 @@ void core_impl::join(time_point now, std::span<const address> seeds, outbox& out
       schedule(now + random_below(rng_, cfg_.reconnect_interval) + cfg_.reconnect_interval / 2,
                timer_kind::reconnect);
     schedule(now + cfg_.seed_retry_interval, timer_kind::seed_retry);
-    schedule(now + maintenance_interval, timer_kind::maintenance);
+    maintenance_timer_ = {now + maintenance_interval, false};
     emit(event_type::member_joined, *self_, out);
   }
   for (const auto& s : seeds)
@@ -277,7 +276,7 @@ void core_impl::on_reconnect_timer(time_point now, outbox& out) {
 }
 
 void core_impl::on_maintenance(time_point now, outbox& out) {
-  schedule(now + maintenance_interval, timer_kind::maintenance);
+  maintenance_timer_ = {now + maintenance_interval, false};  // settle() re-arms it while needed
   reap(now, out);
 }
 

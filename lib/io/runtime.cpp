@@ -24,7 +24,13 @@ namespace shoal::io {
 
 namespace {
 
-constexpr std::size_t receive_buffer_size = max_datagram_size;
+/// The largest datagram a peer of ours sends: the core's packet (which it
+/// accepts up to udp_buffer_size + 512) in the largest envelope (header with
+/// a 255-byte label, nonce and tag). The receive buffer is one byte larger,
+/// so a bigger datagram, truncated by the kernel, is still seen as too large.
+std::size_t max_datagram_in(const node_config& cfg) {
+  return cfg.protocol.udp_buffer_size + 512 + 3 + max_label_size + nonce_size + tag_size;
+}
 constexpr std::size_t max_rate_limited_sources = 4096;
 constexpr std::size_t max_send_queue = 4096;    // packets waiting for the socket
 constexpr int max_bind_attempts = 16;           // port 0: UDP's port may be taken on TCP
@@ -74,6 +80,7 @@ runtime_stats runtime_counters::snapshot() const {
   s.compressed_in = compressed_in.load();
   s.decompress_failed = decompress_failed.load();
   s.rate_limited = rate_limited.load();
+  s.udp_too_large = udp_too_large.load();
   return s;
 }
 
@@ -105,7 +112,7 @@ runtime::runtime(node_config cfg, net::io_context& ctx, std::shared_ptr<net::io_
       accept_retry_timer_(strand_),
       seed_timer_(strand_),
       leave_timer_(strand_),
-      receive_buffer_(receive_buffer_size),
+      receive_buffer_(max_datagram_in(cfg_) + 1),
       rate_limiter_(cfg_.max_packets_per_source_per_second, max_rate_limited_sources) {
   keys_ = std::make_shared<const keyring>(cfg_.keys);
 }
@@ -468,6 +475,12 @@ void runtime::on_receive(const error_code& ec, std::size_t n) {
     if (!rate_limiter_.allow(from, std::chrono::steady_clock::now())) {
       bump(counters_.rate_limited);
       warn_limited("udp packets dropped: over max_packets_per_source_per_second", "from=" + from.to_string());
+      if (!closed_) do_receive();
+      return;
+    }
+    if (n >= receive_buffer_.size()) {  // over max_datagram_in(), maybe truncated
+      bump(counters_.udp_too_large);
+      warn_limited("udp datagram dropped: larger than any peer sends", "from=" + from.to_string());
       if (!closed_) do_receive();
       return;
     }

@@ -58,7 +58,7 @@ struct runtime_counters {
       streams_rejected{0}, stream_timeouts{0}, frames_too_large{0}, resolve_failures{0},
       callback_exceptions{0}, label_mismatch{0}, decrypt_failed{0}, plaintext_rejected{0},
       compressed_out{0}, compress_skipped{0}, compressed_in{0}, decompress_failed{0},
-      rate_limited{0};
+      rate_limited{0}, udp_too_large{0};
 
   runtime_stats snapshot() const;
 };

@@ -328,9 +328,15 @@ TEST_CASE("what peers send is bounded", "[io]") {
     net::ip::udp::socket s(ctx, net::ip::udp::v4());
     const std::string junk = "definitely not a shoal packet";
     s.send_to(net::buffer(junk), net::ip::udp::endpoint(tcp_ep.address(), n.port()));
-    std::vector<std::uint8_t> big(9000, 0xab);  // over udp_buffer_size + 512
-    s.send_to(net::buffer(big), net::ip::udp::endpoint(tcp_ep.address(), n.port()));
+    // Over udp_buffer_size + 512: still in the receive buffer, the core drops it.
+    std::vector<std::uint8_t> over(cfg.protocol.udp_buffer_size + 600, 0xab);
+    s.send_to(net::buffer(over), net::ip::udp::endpoint(tcp_ep.address(), n.port()));
     CHECK(wait_until([&] { return n.stats().core.invalid_total() >= 2; }, 5s));
+    // Over any envelope too: truncated by the kernel, counted by the runtime.
+    std::vector<std::uint8_t> big(9000, 0xab);
+    s.send_to(net::buffer(big), net::ip::udp::endpoint(tcp_ep.address(), n.port()));
+    CHECK(wait_until([&] { return n.stats().runtime.udp_too_large == 1; }, 5s));
+    CHECK(n.stats().core.invalid_total() == 2);
   }
   SECTION("a frame over max_push_pull_bytes is refused") {
     net::ip::tcp::socket s(ctx);
