@@ -258,7 +258,16 @@ void agent::shutdown(bool leave, std::shared_ptr<session> s, std::uint64_t id) {
 }
 
 void agent::schedule_save() {
-  if (cfg_.data_dir.empty() || save_pending_ || stopping_) return;
+  if (cfg_.data_dir.empty() || stopping_) return;
+  // The first members learned are written at once: a crash in the next second
+  // must not leave a restart with nobody to rejoin.
+  if (persisted_.members.empty() && node_ && node_->members().size() > 1) {
+    save_timer_.cancel();
+    save_pending_ = false;
+    save_state();
+    return;
+  }
+  if (save_pending_) return;
   save_pending_ = true;
   save_timer_.expires_after(std::chrono::seconds(1));
   save_timer_.async_wait([this](const boost::system::error_code& ec) {

@@ -132,7 +132,8 @@ void session::process() {
         frame_timer_.cancel();
         ++srv_.mutable_stats().frames_too_large;
         error(0, "frame_too_large",
-              "frame length exceeds max_frame_bytes (" + std::to_string(srv_.limits().max_frame_bytes) + ")");
+              "frame length is 0 or exceeds max_frame_bytes (" + std::to_string(srv_.limits().max_frame_bytes) +
+                  ")");
         closing_ = true;
         if (!writing_) close();
         return;
