@@ -418,6 +418,10 @@ std::optional<client> client::connect(const options& opt, reply& out) {
   out = reply{};
   auto conn = connection::open(opt.socket_path, opt.timeout, out.ec, opt.max_frame);
   if (out.ec) return std::nullopt;
+  return handshake(std::move(conn), opt, out);
+}
+
+std::optional<client> client::handshake(connection conn, const options& opt, reply& out) {
   client c(std::move(conn), opt);
   out = c.call("handshake", json{{"version", protocol_version}});
   if (!out.ok()) return std::nullopt;
@@ -472,7 +476,18 @@ bool client::take_stream_frame(const json& f, std::error_code& ec) {
 reply client::exchange(std::string_view cmd, const json& args, client_clock::time_point deadline) {
   reply r;
   const std::uint64_t id = next_id_++;
-  if ((r.ec = conn_.write(encode_request(id, cmd, args), deadline))) return r;
+  if ((r.ec = conn_.write(encode_request(id, cmd, args), deadline))) {
+    // A daemon that refuses a connection (too_many_connections) writes why
+    // and closes: our write can fail before we read it. Read what is left.
+    json f;
+    if (r.ec == client_errc::connection_closed && !conn_.read(f, client_clock::now())) {
+      if (auto e = error_of(f, frame_id(f)); e && e->id == 0) {
+        r.ec.clear();
+        r.error = std::move(e);
+      }
+    }
+    return r;
+  }
   for (;;) {
     json f;
     if ((r.ec = conn_.read(f, deadline))) return r;

@@ -172,6 +172,9 @@ class client {
   /// daemon refused (e.g. too_many_connections, unsupported_version); on
   /// success `out.result` is the handshake result.
   static std::optional<client> connect(const options& opt, reply& out);
+  /// The handshake alone, on a connection opened already (`opt.socket_path`
+  /// is then only used in messages).
+  static std::optional<client> handshake(connection conn, const options& opt, reply& out);
 
   /// Sends {"id", "cmd", "args"} and waits for its reply; stream events that
   /// arrive meanwhile are queued for next_event(). `args` null: omitted.

@@ -419,17 +419,19 @@ int cmd_info(const settings& s) {
   });
 }
 
+/// One `a.b.c  value` row per leaf of nested maps (depth is bounded by the client).
+void flatten(const std::string& prefix, const json& v, std::vector<std::vector<std::string>>& rows) {
+  if (!v.is_object()) {
+    rows.push_back({prefix, scalar_text(v)});
+    return;
+  }
+  for (const auto& [k, e] : v.items()) flatten(prefix.empty() ? clean(k) : prefix + "." + clean(k), e, rows);
+}
+
 int cmd_stats(const settings& s) {
   return mirrored_call(s, "stats", nullptr, [&](const json& res) {
     std::vector<std::vector<std::string>> rows;
-    for (const auto& [group, counters] : res.items()) {
-      if (!counters.is_object()) {
-        rows.push_back({clean(group), scalar_text(counters)});
-        continue;
-      }
-      for (const auto& [k, v] : counters.items())
-        rows.push_back({clean(group) + "." + clean(k), scalar_text(v)});
-    }
+    flatten("", res, rows);
     print_table(rows);
   });
 }

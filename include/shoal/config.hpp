@@ -34,7 +34,10 @@ struct config {
   /// Incarnation this life starts at. A restarted node overtakes its previous
   /// life either because peers tell it its old incarnation (it then refutes
   /// with one more) or, faster, because the runtime passes a persisted or
-  /// clock-derived value here. Default 0.
+  /// clock-derived value here. Default 0. Peers ignore any claim that moves a
+  /// member's incarnation more than 2^32 past what they hold (a forgery
+  /// defence, docs/security.md), so a clock-derived value must count seconds
+  /// or milliseconds, not anything finer.
   std::uint64_t initial_incarnation = 0;
 
   // ---- failure detection (SWIM) ----

@@ -124,6 +124,9 @@ struct core_stats {
   std::uint64_t members_rejected = 0;   ///< over max_members or invalid fields
   std::uint64_t digest_mismatches = 0;  ///< acks carrying a view digest != ours
   std::uint64_t digest_syncs = 0;       ///< push-pulls started because digests differed
+  /// Claims ignored for raising a member's incarnation (this node's included)
+  /// more than 2^32 at once: forged (docs/security.md).
+  std::uint64_t claims_out_of_reach = 0;
   // decode failures by reason
   std::uint64_t invalid_truncated = 0, invalid_magic = 0, invalid_version = 0, invalid_flags = 0,
                 invalid_malformed = 0, invalid_too_large = 0, invalid_unknown_type = 0,

@@ -190,6 +190,7 @@ class core_impl {
   const member_entry* lookup(const std::string& name) const;
   member snapshot(const member_entry& e) const;
   std::size_t live_count() const noexcept { return live_count_; }
+  verdict judge_claim(const member_entry* e, claim c, std::uint64_t inc);
   void on_alive(time_point now, const wire::alive& m, hand h, outbox& out);
   void on_suspect(time_point now, const wire::suspect& m, outbox& out);
   void on_dead(time_point now, const wire::dead& m, outbox& out);

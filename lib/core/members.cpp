@@ -2,6 +2,7 @@
 // left) goes through detail::judge() and then set_state(), which keeps the
 // counters, the digest, the probe list and the list of the departed in step.
 #include <algorithm>
+#include <limits>
 
 #include <spdlog/spdlog.h>
 
@@ -146,8 +147,16 @@ void core_impl::probe_list_remove(member_entry& e) {
 
 // ---- claims ----
 
+verdict core_impl::judge_claim(const member_entry* e, claim c, std::uint64_t inc) {
+  if (e && !within_reach(e->incarnation, inc)) ++stats_.claims_out_of_reach;
+  return judge(e ? std::optional(e->state) : std::nullopt, e ? e->incarnation : 0, c, inc);
+}
+
 void core_impl::refute(time_point now, std::uint64_t claimed, outbox& out) {
-  const std::uint64_t inc = std::max(self_->incarnation, claimed) + 1;
+  // Claims reach at most max_incarnation_step past ours, so this cannot wrap
+  // unless this node itself started near 2^64; it then stays at the top.
+  const std::uint64_t top = std::max(self_->incarnation, claimed);
+  const std::uint64_t inc = top == std::numeric_limits<std::uint64_t>::max() ? top : top + 1;
   set_state(*self_, member_state::alive, inc, now);
   ++stats_.refutations;
   awareness_.apply(1);
@@ -157,6 +166,10 @@ void core_impl::refute(time_point now, std::uint64_t claimed, outbox& out) {
 
 void core_impl::on_accused(time_point now, std::uint64_t claimed, outbox& out) {
   if (leaving_ || claimed < self_->incarnation) return;
+  if (!within_reach(self_->incarnation, claimed)) {  // forged: everyone else ignores it too
+    ++stats_.claims_out_of_reach;
+    return;
+  }
   if (benched(now)) {
     ++stats_.refutations_withheld;
     return;
@@ -192,6 +205,10 @@ bool core_impl::benched(time_point now) {
 void core_impl::on_alive(time_point now, const wire::alive& m, hand h, outbox& out) {
   if (m.node == *self_->name) {
     if (leaving_) return;
+    if (!within_reach(self_->incarnation, m.incarnation)) {
+      ++stats_.claims_out_of_reach;
+      return;
+    }
     if (m.incarnation > self_->incarnation ||
         (m.incarnation == self_->incarnation && m.addr != self_->addr))
       refute(now, m.incarnation, out);
@@ -202,8 +219,7 @@ void core_impl::on_alive(time_point now, const wire::alive& m, hand h, outbox& o
     return;
   }
   member_entry* e = lookup(m.node);
-  const verdict v = judge(e ? std::optional(e->state) : std::nullopt, e ? e->incarnation : 0,
-                          claim::alive, m.incarnation);
+  const verdict v = judge_claim(e, claim::alive, m.incarnation);
   if (v != verdict::apply) {
     if (e && h == hand::own_word && e->up() && e->addr == m.addr) confirm(*e, out);
     return;
@@ -256,8 +272,7 @@ void core_impl::on_suspect(time_point now, const wire::suspect& m, outbox& out) 
     return;
   }
   member_entry* e = lookup(m.node);
-  const verdict v = judge(e ? std::optional(e->state) : std::nullopt, e ? e->incarnation : 0,
-                          claim::suspect, m.incarnation);
+  const verdict v = judge_claim(e, claim::suspect, m.incarnation);
   if (v == verdict::ignore) return;
   if (v == verdict::confirm) {
     if (e->susp && e->susp->incarnation() == m.incarnation && e->susp->confirm(m.from)) {
@@ -301,8 +316,7 @@ void core_impl::on_dead(time_point now, const wire::dead& m, outbox& out) {
     return;
   }
   member_entry* e = lookup(m.node);
-  if (judge(e ? std::optional(e->state) : std::nullopt, e ? e->incarnation : 0, claim::dead,
-            m.incarnation) != verdict::apply)
+  if (judge_claim(e, claim::dead, m.incarnation) != verdict::apply)
     return;
   if (e->up()) ++stats_.deaths;
   mark_down(now, *e, member_state::dead, m.incarnation, out);
@@ -315,8 +329,7 @@ void core_impl::on_left(time_point now, const wire::left& m, outbox& out) {
     return;
   }
   member_entry* e = lookup(m.node);
-  if (judge(e ? std::optional(e->state) : std::nullopt, e ? e->incarnation : 0, claim::left,
-            m.incarnation) != verdict::apply)
+  if (judge_claim(e, claim::left, m.incarnation) != verdict::apply)
     return;
   mark_down(now, *e, member_state::left, m.incarnation, out);
   queue_broadcast(m.node, m);

@@ -11,6 +11,20 @@ namespace shoal::detail {
 
 enum class claim : std::uint8_t { alive, suspect, dead, left };
 
+/// The most a claim may raise the incarnation held for a known member. Only a
+/// member raises its own incarnation: by one per refutation or tag update, or
+/// to a persisted value after a restart. A claim further ahead is forged (or
+/// from a runtime misusing initial_incarnation): accepting one at 2^64 - 1
+/// would leave its victim no higher incarnation to refute with, out of the
+/// cluster for good. Such claims are ignored by everyone, the member included.
+inline constexpr std::uint64_t max_incarnation_step = std::uint64_t{1} << 32;
+
+/// False when claim incarnation j is more than max_incarnation_step above i.
+constexpr bool within_reach(std::uint64_t i, std::uint64_t j) noexcept {
+  return j <= i || j - i <= max_incarnation_step;
+}
+
+
 enum class verdict : std::uint8_t {
   ignore,   ///< stale or meaningless: drop it
   apply,    ///< take the new state and incarnation
@@ -26,9 +40,11 @@ enum class verdict : std::uint8_t {
 ///              explains a death at the same incarnation; force-leave is
 ///              exactly that claim, made by an operator).
 ///   left(i):   everything only at j > i.
+/// Any claim about a known member with j > i + max_incarnation_step is ignored.
 constexpr verdict judge(std::optional<member_state> current, std::uint64_t i, claim c,
                         std::uint64_t j) noexcept {
   if (!current) return c == claim::alive ? verdict::apply : verdict::ignore;
+  if (!within_reach(i, j)) return verdict::ignore;
   switch (*current) {
     case member_state::alive:
       if (c == claim::alive) return j > i ? verdict::apply : verdict::ignore;

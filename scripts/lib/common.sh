@@ -9,6 +9,9 @@ SHOAL_BUILD_PACKAGES=(
   libsodium-dev zlib1g-dev libcli11-dev libtomlplusplus-dev nlohmann-json3-dev
 )
 
+# What the fuzz stage of scripts/test adds: clang and libFuzzer.
+SHOAL_FUZZ_PACKAGES=(clang libfuzzer-14-dev libclang-rt-14-dev)
+
 # ensure_packages PKG...: installs what is missing with apt-get (as root),
 # running `apt-get update` only when something is missing. A no-op otherwise.
 ensure_packages() {
@@ -32,10 +35,27 @@ ensure_packages() {
   "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null
 }
 
-# configure_and_build BUILD_DIR [CMAKE ARGS...]
-configure_and_build() {
+# configure BUILD_DIR [CMAKE ARGS...]: RelWithDebInfo, warnings as errors,
+# ccache when it is installed.
+configure() {
   local dir="$1"
   shift
-  cmake -S "$SHOAL_ROOT" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSHOAL_WERROR=ON "$@"
-  cmake --build "$dir" -j2
+  local launcher=()
+  command -v ccache >/dev/null 2>&1 && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+  cmake -S "$SHOAL_ROOT" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSHOAL_WERROR=ON \
+    "${launcher[@]}" "$@"
+}
+
+# build_targets BUILD_DIR [TARGET...]: builds the targets (default: all), -j2.
+build_targets() {
+  local dir="$1"
+  shift
+  local targets=()
+  [ $# -gt 0 ] && targets=(--target "$@")
+  cmake --build "$dir" -j2 "${targets[@]}"
+}
+
+# configure_and_build BUILD_DIR [CMAKE ARGS...]
+configure_and_build() {
+  configure "$@" && build_targets "$1"
 }

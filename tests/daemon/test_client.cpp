@@ -91,7 +91,7 @@ class fake_daemon {
       } catch (...) {
         failed_ = true;
       }
-      ::close(fd);
+      if (p.fd >= 0) ::close(p.fd);
     });
   }
   ~fake_daemon() {
@@ -219,6 +219,29 @@ TEST_CASE("client: a connection-level error with id 0 is the daemon's refusal",
   REQUIRE(r.error);
   CHECK(r.error->code == "too_many_connections");
   CHECK(r.error->id == 0);
+}
+
+TEST_CASE("client: the refusal is read even when the daemon closed before our handshake",
+          "[daemon][client]") {
+  std::atomic<bool> closed{false};
+  fake_daemon d([&](peer& p) {
+    p.write({{"id", 0}, {"error", {{"code", "too_many_connections"}, {"message", "64 clients"}}}});
+    ::close(p.fd);
+    p.fd = -1;  // closed here, not by fake_daemon
+    closed = true;
+  });
+  std::error_code ec;
+  auto conn = connection::open(d.path(), 5s, ec);
+  REQUIRE_FALSE(ec);
+  const auto end = client_clock::now() + 10s;
+  while (!closed && client_clock::now() < end) std::this_thread::sleep_for(1ms);
+  REQUIRE(closed);
+  reply r;
+  auto c = client::handshake(std::move(conn), opts(d.path()), r);
+  CHECK_FALSE(c);
+  INFO(r.ec.message());
+  REQUIRE(r.error);
+  CHECK(r.error->code == "too_many_connections");
 }
 
 TEST_CASE("client: stream events interleaved with replies are queued in order",

@@ -116,3 +116,29 @@ TEST_CASE("shoalctl: join, keys on an encrypted cluster, force-leave", "[daemon]
   CHECK(fl.status == 0);
   CHECK(wait_until([&] { return status_of(a.socket(), "b") == "left"; }, 10s));
 }
+
+TEST_CASE("shoalctl sees what --config sets; flags win; SIGHUP reloads the tags", "[daemon][ctl]") {
+  scratch_dir dir;
+  const auto conf = dir / "shoald.toml";
+  const auto write_conf = [&](const std::string& tags) {
+    std::ofstream(conf) << "label = \"green\"\n[tags]\n" << tags;
+  };
+  write_conf("role = \"db\"\nzone = \"a\"\n");
+  daemon_proc d(daemon_spec{"c", free_port(), dir.path(), {}, {"--config", conf.string()}});
+  REQUIRE(wait_serving(d));
+  auto info = parse_json(ctl(d.socket(), {"info", "--format", "json"}).out);
+  CHECK(info["label"] == "green");
+  CHECK(info["name"] == "c");  // the flag, over the file's (absent) name
+  auto m = parse_json(ctl(d.socket(), {"member", "c", "--format", "json"}).out);
+  CHECK(m["tags"] == json{{"role", "db"}, {"zone", "a"}});
+
+  write_conf("role = \"cache\"\n");
+  d.proc().signal(SIGHUP);
+  CHECK(wait_until(
+      [&] {
+        const auto r = ctl(d.socket(), {"member", "c", "--format", "json"}, 10s);
+        return r.status == 0 && parse_json(r.out)["tags"] == json{{"role", "cache"}};
+      },
+      20s));
+  CHECK(d.proc().running());
+}

@@ -15,6 +15,8 @@ foreach(f include/shoal/version.hpp include/shoal/core.hpp include/shoal/node.hp
 endforeach()
 execute_process(COMMAND ${CMAKE_COMMAND} -S "${CONSUMER_SRC}" -B "${WORK_DIR}/build"
     -DCMAKE_PREFIX_PATH=${prefix} -DCMAKE_CXX_COMPILER=${CMAKE_CXX_COMPILER}
+    # a sanitizer build installs instrumented libraries: link their runtime
+    "-DCMAKE_CXX_FLAGS=${CONSUMER_CXX_FLAGS}"
   RESULT_VARIABLE rc)
 if(rc)
   message(FATAL_ERROR "configuring the consumer failed: ${rc}")

@@ -3,6 +3,8 @@
 // iff i > j; {Suspect Ml, inc=i} overrides {Suspect, j} iff i > j and
 // {Alive, j} iff i >= j; {Confirm (dead), inc=i} overrides everything at i
 // or newer. A graceful leave is a confirmed departure.
+#include <limits>
+
 #include <catch2/catch.hpp>
 
 #include "core/rules.hpp"
@@ -27,6 +29,8 @@ TEST_CASE("precedence rules follow the SWIM paper", "[unit]") {
   const auto A = claim::alive, S = claim::suspect, D = claim::dead, L = claim::left;
   const auto apply = verdict::apply, ignore = verdict::ignore, conf = verdict::confirm;
   const std::optional<member_state> unknown;
+  const std::uint64_t step = shoal::detail::max_incarnation_step;
+  const std::uint64_t max = std::numeric_limits<std::uint64_t>::max();
   const row rows[] = {
       // unknown member: only an alive claim carries enough to add it
       {unknown, 0, A, 0, apply},
@@ -70,6 +74,21 @@ TEST_CASE("precedence rules follow the SWIM paper", "[unit]") {
       {left, 3, D, 3, ignore},
       {left, 3, L, 3, ignore},
       {left, 3, L, 4, apply},
+      // no claim moves a known member more than max_incarnation_step at once
+      // (a forged 2^64 - 1 would leave nothing to refute with); a new member
+      // may start anywhere
+      {alive, 3, A, 3 + step, apply},
+      {alive, 3, A, 4 + step, ignore},
+      {alive, 3, S, 3 + step, apply},
+      {alive, 3, S, 4 + step, ignore},
+      {alive, 3, D, max, ignore},
+      {suspect, 3, A, 4 + step, ignore},
+      {suspect, 3, D, max, ignore},
+      {dead, 3, A, 4 + step, ignore},
+      {dead, 3, L, max, ignore},
+      {left, 3, A, max, ignore},
+      {alive, max - 1, A, max, apply},
+      {unknown, 0, A, max, apply},
   };
   for (const auto& r : rows) {
     CAPTURE(r.current ? static_cast<int>(*r.current) : -1, r.i, static_cast<int>(r.c), r.j);
