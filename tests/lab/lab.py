@@ -38,6 +38,7 @@ import traceback
 SKIP = 77
 POLL_S = 0.25          # between two looks at the views
 CTL_TIMEOUT_S = 5.0    # one shoalctl call
+SOCK_PARENT = "/tmp"   # not $TMPDIR: a Unix socket path has at most 107 bytes
 SCENARIOS = ["converge", "crash", "loss", "partition", "oneway", "pause", "rolling"]
 
 
@@ -151,7 +152,7 @@ class Net:
     def loss(self, i, direction, permille):
         """Drops `permille`/1000 of the IPv4 packets host i receives from (in)
         or sends to (out) the lab subnet, at random. A counting rule before it
-        lets drop_rate() report what was really dropped."""
+        lets counters() tell what share was really dropped."""
         chain, field = ("in", "saddr") if direction == "in" else ("out", "daddr")
         net = f"{self.subnet}.0/24"
         self._rule(i, chain, f"ip {field} {net} counter comment \"seen\"")
@@ -213,7 +214,7 @@ def remove_leftovers(prefix):
         parts = line.split()
         if len(parts) == 3 and parts[0] == "table" and parts[2].startswith(table):
             run(["nft", "delete", "table", parts[1], parts[2]], check=False)
-    for d in glob.glob(os.path.join(tempfile.gettempdir(), prefix + "*")):
+    for d in glob.glob(os.path.join(SOCK_PARENT, prefix + "*")):
         shutil.rmtree(d, ignore_errors=True)
     return names
 
@@ -840,7 +841,7 @@ def main():
         shutil.rmtree(args.work_dir, ignore_errors=True)
         os.makedirs(args.work_dir)
         lab = Lab(args)
-        lab.sock_dir = tempfile.mkdtemp(prefix=args.prefix)
+        lab.sock_dir = tempfile.mkdtemp(prefix=args.prefix, dir=SOCK_PARENT)
         lab.net.create()
         lab.hosts = [Host(lab, i) for i in range(1, args.hosts + 1)]
         log(f"{args.hosts} hosts on {args.subnet}.0/24, preset {args.preset}, logs in {args.work_dir}")
