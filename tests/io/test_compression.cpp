@@ -118,6 +118,25 @@ TEST_CASE("compression: bad and oversized streams do not inflate", "[io]") {
 
 // ---- the envelope ----
 
+// Found by fuzz_sealed_packet (2026-11-25 CI run): a 20-byte plain envelope
+// with the compressed flag whose body inflates to more bytes than arrived.
+// That is legal (the target wrongly assumed opening never grows a packet);
+// what must hold is the inflation bound and that the result is flagged.
+TEST_CASE("compression: an envelope may inflate past its own size, never past the bound",
+          "[io]") {
+  const bytes in{0x01, 0x04, 0x53, 0x0c, 0x0c, 0x0c, 0x0c, 0x26, 0x0c, 0x0c,
+                 0x0c, 0x0c, 0x0c, 0x0c, 0x0c, 0x0c, 0x0c, 0x0c, 0x0c, 0x01};
+  const auto r = open_packet(in, "", keyring{}, false);
+  REQUIRE(r.status == open_status::ok);
+  CHECK(r.compressed);
+  CHECK(r.plain.size() > in.size());
+  CHECK(r.plain.size() <= shoal::io::max_datagram_size);
+  // A bound below the inflated size refuses it instead.
+  const auto small = open_packet(in, "", keyring{}, false, in.size());
+  CHECK(small.status == open_status::decompress_failed);
+  CHECK(small.plain.empty());
+}
+
 TEST_CASE("compression: the envelope's flag, with and without label and key", "[io]") {
   const bytes p = gossip_packet();
   const auto z = *deflate_below(p, p.size());
