@@ -380,7 +380,7 @@ TEST_CASE("client: a silent, closing or broken daemon is a clear error, never a 
   }
 }
 
-TEST_CASE("client: json and msgpack convert both ways; bad shapes are refused", "[daemon][client]") {
+TEST_CASE("client: json and msgpack convert both ways, bad shapes are refused", "[daemon][client]") {
   const json v = {{"a", 1}, {"b", -2}, {"c", "x"}, {"d", {1, 2, 3}}, {"e", {{"f", true}}},
                   {"g", nullptr}, {"h", 1.5}};
   const auto f = encode_frame(v);

@@ -117,7 +117,7 @@ TEST_CASE("shoalctl: join, keys on an encrypted cluster, force-leave", "[daemon]
   CHECK(wait_until([&] { return status_of(a.socket(), "b") == "left"; }, 10s));
 }
 
-TEST_CASE("shoalctl sees what --config sets; flags win; SIGHUP reloads the tags", "[daemon][ctl]") {
+TEST_CASE("shoalctl sees what --config sets, flags win, SIGHUP reloads the tags", "[daemon][ctl]") {
   scratch_dir dir;
   const auto conf = dir / "shoald.toml";
   const auto write_conf = [&](const std::string& tags) {

@@ -249,7 +249,7 @@ TEST_CASE("protocol: streams: reply first, filters, several per connection, stop
   CHECK_FALSE(on.contains(joined_id));
 }
 
-TEST_CASE("protocol: too_many_connections (id 0), then closed; others still served",
+TEST_CASE("protocol: too_many_connections (id 0), then closed, others still served",
           "[daemon][protocol]") {
   lone_daemon d({"--max-connections", "2"});
   session a(d.socket()), b(d.socket());

@@ -37,7 +37,7 @@ TEST_CASE("source_rate_limiter: a window per source, a bounded table", "[io][lim
   for (int i = 0; i < 100; ++i) CHECK(off.allow(a, t0));
 }
 
-TEST_CASE("a flood from one source is dropped and counted; the cluster is unaffected", "[io][limits]") {
+TEST_CASE("a flood from one source is dropped and counted, the cluster is unaffected", "[io][limits]") {
   auto nodes = start_cluster("rl", 3, [](shoal::node_config& nc) { nc.max_packets_per_source_per_second = 50; });
   require_mesh(nodes, 3);
   net::io_context ctx;

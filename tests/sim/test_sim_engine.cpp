@@ -272,7 +272,7 @@ TEST_CASE("loss drops its share, per node, per link and globally", "[sim]") {
   }
 }
 
-TEST_CASE("the same seed drops the same packets; another seed others", "[sim]") {
+TEST_CASE("the same seed drops the same packets, another seed others", "[sim]") {
   auto run = [](std::uint64_t seed) {
     simulator sim(engine_opts(seed));
     sim.add_nodes(2);

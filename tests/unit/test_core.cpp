@@ -375,7 +375,7 @@ TEST_CASE("an adopted view is shown at once, quietly, and probed like any other"
   REQUIRE(net.wait_until([&] { return net.everyone_sees("n1", member_state::dead); }, 120s));
 }
 
-TEST_CASE("bad input is logged at most once per 10 s; membership changes at info", "[unit]") {
+TEST_CASE("bad input is logged at most once per 10 s, membership changes at info", "[unit]") {
   std::ostringstream text;
   auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(text);
   auto logger = std::make_shared<spdlog::logger>("test", sink);

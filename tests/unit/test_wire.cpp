@@ -909,7 +909,7 @@ TEST_CASE("errc: the shoal category names every code", "[unit]") {
   CHECK_FALSE(cat.message(12345).empty());
 }
 
-TEST_CASE("wire: encoded messages tell their type; the builder counts by type", "[unit]") {
+TEST_CASE("wire: encoded messages tell their type, the builder counts by type", "[unit]") {
   std::array<std::uint64_t, shoal::message_type_count> counts{};
   bytes out;
   wire::packet_builder b(out, counts);
