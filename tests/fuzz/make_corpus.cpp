@@ -70,8 +70,10 @@ class writer {
   void reset(const std::string& target) {
     const fs::path dir = root_ / target;
     fs::create_directories(dir);
+    // Regenerated files go; reproducers of past findings (regress-*) stay.
     for (const auto& f : fs::directory_iterator(dir))
-      if (f.is_regular_file()) fs::remove(f.path());
+      if (f.is_regular_file() && !f.path().filename().string().starts_with("regress-"))
+        fs::remove(f.path());
   }
   void write(const std::string& target, const std::string& name, const bytes& data) {
     std::ofstream f(root_ / target / name, std::ios::binary);
