@@ -11,6 +11,8 @@
 #include <fstream>
 #include <functional>
 #include <sstream>
+#include <stdexcept>
+#include <string>
 #include <thread>
 
 #include <catch2/catch.hpp>
@@ -39,6 +41,16 @@ int listen_at(const fs::path& p) {
   return fd;
 }
 
+// The fake daemon's script runs on a thread of its own, and Catch's assertion
+// macros are not thread-safe (ThreadSanitizer reports them), so the script
+// throws instead; fake_daemon records the first failure and the test checks
+// script_failed() on its own thread after join().
+#define PEER_EXPECT(...) peer_expect(static_cast<bool>(__VA_ARGS__), #__VA_ARGS__, __LINE__)
+
+void peer_expect(bool ok, const char* what, int line) {
+  if (!ok) throw std::runtime_error("fake daemon, line " + std::to_string(line) + ": " + what);
+}
+
 /// The daemon's side of one connection, blocking.
 struct peer {
   int fd;
@@ -60,18 +72,18 @@ struct peer {
     if (p.empty()) return nullptr;
     auto oh = msgpack::unpack(reinterpret_cast<const char*>(p.data()), p.size());
     json j;
-    REQUIRE(to_json(oh.get(), j));
+    PEER_EXPECT(to_json(oh.get(), j));
     return j;
   }
   void write_bytes(const std::vector<std::uint8_t>& b) {
-    REQUIRE(::write(fd, b.data(), b.size()) == static_cast<ssize_t>(b.size()));
+    PEER_EXPECT(::write(fd, b.data(), b.size()) == static_cast<ssize_t>(b.size()));
   }
   void write(const json& v) { write_bytes(encode_frame(v)); }
   /// Reads the handshake and answers it.
   void accept_handshake() {
     const auto h = read();
-    REQUIRE(h["cmd"] == "handshake");
-    REQUIRE(h["args"]["version"] == 1);
+    PEER_EXPECT(h["cmd"] == "handshake");
+    PEER_EXPECT(h["args"]["version"] == 1);
     write({{"id", h["id"]},
            {"result", {{"version", 1}, {"daemon", "0.1.0"}, {"min_version", 1}, {"max_version", 1}}}});
   }
@@ -88,7 +100,11 @@ class fake_daemon {
       peer p{fd};
       try {
         script(p);
+      } catch (const std::exception& e) {
+        failure_ = e.what();
+        failed_ = true;
       } catch (...) {
+        failure_ = "unknown exception";
         failed_ = true;
       }
       if (p.fd >= 0) ::close(p.fd);
@@ -102,7 +118,11 @@ class fake_daemon {
     fs::remove_all(path_.parent_path(), ec);
   }
   std::string path() const { return path_.string(); }
-  bool script_failed() const { return failed_; }
+  /// After join(): whether the script failed; the reason is UNSCOPED_INFO'd.
+  bool script_failed() const {
+    if (failed_) UNSCOPED_INFO(failure_);
+    return failed_;
+  }
   void join() { thread_.join(), thread_ = std::thread([] {}); }
 
  private:
@@ -110,6 +130,7 @@ class fake_daemon {
   int listener_;
   std::thread thread_;
   std::atomic<bool> failed_{false};
+  std::string failure_;  // written before failed_, read after join()
 };
 
 client::options opts(const std::string& path, std::chrono::milliseconds t = 5s) {
@@ -186,11 +207,11 @@ TEST_CASE("client: errors are replies and the connection lives on", "[daemon][cl
   fake_daemon d([](peer& p) {
     p.accept_handshake();
     auto q = p.read();
-    CHECK(q["cmd"] == "frobnicate");
+    PEER_EXPECT(q["cmd"] == "frobnicate");
     p.write({{"id", q["id"]}, {"error", {{"code", "unknown_command"}, {"message", "no frobnicate"}}}});
     q = p.read();
-    CHECK(q["cmd"] == "member");
-    CHECK(q["args"]["name"] == "n1");
+    PEER_EXPECT(q["cmd"] == "member");
+    PEER_EXPECT(q["args"]["name"] == "n1");
     p.write({{"id", q["id"]}, {"result", {{"name", "n1"}}}, {"later_key", 7}});
   });
   reply r;
@@ -249,8 +270,8 @@ TEST_CASE("client: stream events interleaved with replies are queued in order",
   fake_daemon d([](peer& p) {
     p.accept_handshake();
     auto q = p.read();
-    REQUIRE(q["cmd"] == "stream");
-    CHECK(q["args"]["types"] == json{"joined", "failed"});
+    PEER_EXPECT(q["cmd"] == "stream");
+    PEER_EXPECT(q["args"]["types"] == json{"joined", "failed"});
     const auto sid = q["id"];
     p.write({{"id", sid}, {"result", json::object()}});
     const auto ev = [&](const char* type, const char* name) {
@@ -259,13 +280,13 @@ TEST_CASE("client: stream events interleaved with replies are queued in order",
     };
     ev("joined", "a");
     q = p.read();  // a call while events flow
-    REQUIRE(q["cmd"] == "info");
+    PEER_EXPECT(q["cmd"] == "info");
     ev("joined", "b");
     p.write({{"id", q["id"]}, {"result", {{"name", "x"}}}});
     ev("failed", "a");
     q = p.read();
-    REQUIRE(q["cmd"] == "stop");
-    CHECK(q["args"]["stream"] == sid);
+    PEER_EXPECT(q["cmd"] == "stop");
+    PEER_EXPECT(q["args"]["stream"] == sid);
     ev("failed", "b");  // before the stop's reply: not delivered after stop
     p.write({{"id", q["id"]}, {"result", json::object()}});
   });
