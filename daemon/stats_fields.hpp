@@ -77,8 +77,6 @@ void for_each_counter(const runtime_stats& s, F&& f) {
   f("decompress_failed", s.decompress_failed);
   f("rate_limited", s.rate_limited);
   f("udp_too_large", s.udp_too_large);
-  f("rate_limited", s.rate_limited);
-  f("udp_too_large", s.udp_too_large);
 }
 
 /// Messages by type and direction ("in"/"out"), for every wire type.
