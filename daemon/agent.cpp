@@ -11,8 +11,9 @@
 
 #include <csignal>
 #include <cstring>
-#include <set>
 #include <regex>
+#include <set>
+#include <tuple>
 
 #include <boost/asio/post.hpp>
 #include <spdlog/sinks/stdout_sinks.h>
@@ -112,30 +113,24 @@ void agent::load_persisted() {
 }
 
 std::string agent::start_node() {
-  auto nc = node_config::preset(cfg_.preset);
-  if (!nc) return "preset: unknown preset";
-  nc->protocol.name = cfg_.name;
-  nc->protocol.tags = cfg_.tags;
-  nc->protocol.logger = log_;
+  // The preset, with the name, tags, addresses, label, seeds and limits configured.
+  node_config nc = node_config_of(cfg_);
+  nc.protocol.logger = log_;
   // One more than the last life's: its claims about us are refuted at once.
-  if (persisted_.name == cfg_.name) nc->protocol.initial_incarnation = persisted_.incarnation + 1;
-  nc->bind = *address::parse(cfg_.bind);
-  if (!cfg_.advertise.empty()) nc->protocol.advertise = *address::parse(cfg_.advertise);
-  nc->label = cfg_.label;
-  nc->seeds = cfg_.join;
+  if (persisted_.name == cfg_.name) nc.protocol.initial_incarnation = persisted_.incarnation + 1;
   for (const auto& m : persisted_.members)
-    if (m.name != cfg_.name && std::find(nc->seeds.begin(), nc->seeds.end(), m.addr) == nc->seeds.end())
-      nc->seeds.push_back(m.addr);
+    if (m.name != cfg_.name && std::find(nc.seeds.begin(), nc.seeds.end(), m.addr) == nc.seeds.end())
+      nc.seeds.push_back(m.addr);
   const std::string kpath = keyring_path();
   if (!kpath.empty()) {
     std::vector<encryption_key> keys;
     std::string msg;
     const auto st = load_file(kpath, max_keyring_file_bytes, decode_keyring, keys, msg);
     if (st == load_status::corrupt) log_->error("keyring unusable, starting without encryption: {}", msg);
-    if (st == load_status::ok) nc->keys = keys;
+    if (st == load_status::ok) nc.keys = keys;
   }
   try {
-    node_ = std::make_unique<node>(*nc);
+    node_ = std::make_unique<node>(nc);
   } catch (const std::exception& e) {
     return std::string("config: ") + e.what();
   }
@@ -150,7 +145,12 @@ std::string agent::start_node() {
   });
   if (auto ec = node_->start()) return "start: " + ec.message() + " (bind " + cfg_.bind + ")";
   log_->info("shoald started: name={} bind={} port={} preset={} seeds={} encrypted={}", cfg_.name, cfg_.bind,
-             node_->port(), cfg_.preset, nc->seeds.size(), !nc->keys.empty());
+             node_->port(), cfg_.preset, nc.seeds.size(), !nc.keys.empty());
+  log_->info("limits: max_name_length={} max_tag_bytes={} max_members={} max_push_pull_bytes={} udp_buffer_size={} "
+             "max_tcp_sessions={} max_packets_per_source_per_second={}",
+             nc.protocol.max_name_length, nc.protocol.max_tag_bytes, nc.protocol.max_members,
+             nc.protocol.max_push_pull_bytes, nc.protocol.udp_buffer_size, nc.max_tcp_sessions,
+             nc.max_packets_per_source_per_second);
   return {};
 }
 
@@ -210,6 +210,11 @@ void agent::reload() {
   }
   log_->set_level(spdlog::level::from_str(fresh->log_level));
   cfg_.log_level = fresh->log_level;
+  auto limits = [](const daemon_config& c) {
+    return std::tie(c.max_name_length, c.max_tag_bytes, c.max_members, c.max_push_pull_bytes, c.udp_buffer_size,
+                    c.max_tcp_sessions, c.max_packets_per_source_per_second);
+  };
+  if (limits(*fresh) != limits(cfg_)) log_->warn("SIGHUP: protocol limits changed; they apply at the next start");
   if (fresh->tags != cfg_.tags) {
     if (auto ec = node_->set_tags(fresh->tags)) {
       log_->error("SIGHUP: tags not applied: {}", ec.message());

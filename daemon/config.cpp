@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <fstream>
 #include <sstream>
+#include <type_traits>
 
 #include <CLI/CLI.hpp>
 #include <toml++/toml.h>
@@ -49,9 +50,60 @@ std::optional<std::pair<std::string, std::string>> parse_tag(const std::string& 
   return std::make_pair(kv.substr(0, eq), kv.substr(eq + 1));
 }
 
+node_config node_config_of(const daemon_config& c) {
+  node_config nc = node_config::preset(c.preset).value_or(node_config{});
+  config& p = nc.protocol;
+  p.name = c.name;
+  p.tags = c.tags;
+  if (c.max_name_length) p.max_name_length = *c.max_name_length;
+  if (c.max_tag_bytes) p.max_tag_bytes = *c.max_tag_bytes;
+  if (c.max_members) p.max_members = *c.max_members;
+  if (c.max_push_pull_bytes) p.max_push_pull_bytes = *c.max_push_pull_bytes;
+  if (c.udp_buffer_size) p.udp_buffer_size = *c.udp_buffer_size;
+  if (c.max_tcp_sessions) nc.max_tcp_sessions = *c.max_tcp_sessions;
+  if (c.max_packets_per_source_per_second)  // validate() keeps it within 32 bits
+    nc.max_packets_per_source_per_second = static_cast<std::uint32_t>(*c.max_packets_per_source_per_second);
+  if (auto a = address::parse(c.bind)) nc.bind = *a;
+  if (auto a = address::parse(c.advertise)) p.advertise = *a;
+  nc.label = c.label;
+  nc.seeds = c.join;
+  return nc;
+}
+
 std::optional<std::string> validate(const daemon_config& c) {
   auto bad = [](const char* field, const std::string& why) { return std::string(field) + ": " + why; };
-  if (c.name.empty() || c.name.size() > 128) return bad("name", "must be 1..128 bytes");
+  // The protocol's limits first: the name and the tags are checked against them.
+  // Each range lies within what shoal::config::validate() and shoal::node accept.
+  struct limit_range {
+    const char* field;
+    const std::optional<std::size_t>& value;
+    std::size_t min, max;
+  };
+  const limit_range limits[] = {
+      {"max_name_length", c.max_name_length, 1, 1024},
+      {"max_tag_bytes", c.max_tag_bytes, 0, 64000},  // with a name and a header in 65000
+      {"max_members", c.max_members, 2, 1u << 20},
+      {"max_push_pull_bytes", c.max_push_pull_bytes, 4096, 256u << 20},
+      // 576: the core's 512-byte user messages (key rotation uses them) and their headers.
+      {"udp_buffer_size", c.udp_buffer_size, 576, 65000},
+      {"max_tcp_sessions", c.max_tcp_sessions, 1, 4096},
+      {"max_packets_per_source_per_second", c.max_packets_per_source_per_second, 0, 1'000'000},
+  };
+  for (const auto& l : limits)
+    if (l.value && (*l.value < l.min || *l.value > l.max))
+      return bad(l.field, "must be " + std::to_string(l.min) + ".." + std::to_string(l.max) + ", got " +
+                              std::to_string(*l.value));
+  const node_config nc = node_config_of(c);
+  const config& p = nc.protocol;
+  // An alive message (name, tags, address, header) must fit one packet.
+  if (p.max_tag_bytes + p.max_name_length + 128 > p.udp_buffer_size) {
+    const char* blamed = c.udp_buffer_size ? "udp_buffer_size" : c.max_tag_bytes ? "max_tag_bytes" : "max_name_length";
+    return bad(blamed, "max_tag_bytes (" + std::to_string(p.max_tag_bytes) + ") + max_name_length (" +
+                           std::to_string(p.max_name_length) + ") + 128 must not exceed udp_buffer_size (" +
+                           std::to_string(p.udp_buffer_size) + ")");
+  }
+  if (c.name.empty() || c.name.size() > p.max_name_length)
+    return bad("name", "must be 1.." + std::to_string(p.max_name_length) + " bytes (max_name_length)");
   if (!address::parse(c.bind)) return bad("bind", "expected IP:PORT (e.g. 0.0.0.0:7946 or [::]:7946), got '" + c.bind + "'");
   if (!c.advertise.empty() && !address::parse(c.advertise))
     return bad("advertise", "expected IP:PORT, got '" + c.advertise + "'");
@@ -79,7 +131,12 @@ std::optional<std::string> validate(const daemon_config& c) {
     if (k.empty()) return bad("tags", "empty tag key");
     tag_bytes += k.size() + v.size();
   }
-  if (tag_bytes > 512) return bad("tags", "more than 512 bytes of keys and values");
+  if (tag_bytes > p.max_tag_bytes)
+    return bad("tags", "more than " + std::to_string(p.max_tag_bytes) + " bytes of keys and values (max_tag_bytes)");
+  // What the node itself checks at start, so that nothing valid here fails there.
+  config probe = p;
+  if (probe.advertise.port() == 0) probe.advertise = address::v4({127, 0, 0, 1}, 1);  // bound port, at start
+  if (auto err = probe.validate()) return *err;
   return std::nullopt;
 }
 
@@ -102,6 +159,10 @@ std::optional<std::string> apply_toml(daemon_config& c, std::string_view text, c
   auto count = [&](const std::string& key, const toml::node& n, std::size_t& out) {
     auto v = n.value<std::int64_t>();
     if (v && *v >= 0) out = static_cast<std::size_t>(*v); else fail(key, "expected a non-negative integer");
+    return v && *v >= 0;
+  };
+  auto limit = [&](const std::string& key, const toml::node& n, std::optional<std::size_t>& out) {
+    if (std::size_t v = 0; count(key, n, v)) out = v;
   };
   auto seconds = [&](const std::string& key, const toml::node& n, double& out) {
     if (auto v = n.value<double>()) out = *v; else fail(key, "expected a number of seconds");
@@ -145,6 +206,13 @@ std::optional<std::string> apply_toml(daemon_config& c, std::string_view text, c
     else if (key == "max_streams_per_connection") count(key, n, c.max_streams_per_connection);
     else if (key == "frame_timeout") seconds(key, n, c.frame_timeout_s);
     else if (key == "keys_timeout") seconds(key, n, c.keys_timeout_s);
+    else if (key == "max_name_length") limit(key, n, c.max_name_length);
+    else if (key == "max_tag_bytes") limit(key, n, c.max_tag_bytes);
+    else if (key == "max_members") limit(key, n, c.max_members);
+    else if (key == "max_push_pull_bytes") limit(key, n, c.max_push_pull_bytes);
+    else if (key == "udp_buffer_size") limit(key, n, c.udp_buffer_size);
+    else if (key == "max_tcp_sessions") limit(key, n, c.max_tcp_sessions);
+    else if (key == "max_packets_per_source_per_second") limit(key, n, c.max_packets_per_source_per_second);
     else fail(key, "unknown field");
   }
   return err;
@@ -160,6 +228,8 @@ std::optional<daemon_config> load_config(int argc, char** argv, int& exit_code) 
   std::vector<std::string> join, tags;
   double leave_timeout = 0, frame_timeout = 0, keys_timeout = 0;
   std::size_t max_connections = 0, max_frame_bytes = 0, stream_backlog = 0, max_streams = 0;
+  std::size_t max_name_length = 0, max_tag_bytes = 0, max_members = 0, max_push_pull_bytes = 0, udp_buffer_size = 0,
+              max_tcp_sessions = 0, max_packets_per_source = 0;
 
   auto* o_config = app.add_option("--config", config_file, "TOML configuration file")->envname("SHOAL_CONFIG");
   struct opt {
@@ -167,8 +237,13 @@ std::optional<daemon_config> load_config(int argc, char** argv, int& exit_code) 
     std::function<void(daemon_config&)> apply;
   };
   std::vector<opt> opts;
+  const CLI::Validator non_negative(
+      [](std::string& v) { return v.find('-') == std::string::npos ? "" : "expected a non-negative integer"; },
+      "");
   auto add = [&](const char* flag, auto& var, const char* env, const char* help, auto apply) {
     auto* o = app.add_option(flag, var, help)->envname(env);
+    // A negative count would wrap around to a huge one: refuse it as typed.
+    if constexpr (std::is_unsigned_v<std::remove_reference_t<decltype(var)>>) o->check(non_negative);
     opts.push_back({o, apply});
     return o;
   };
@@ -208,6 +283,28 @@ std::optional<daemon_config> load_config(int argc, char** argv, int& exit_code) 
       [&](daemon_config& c) { c.frame_timeout_s = frame_timeout; });
   add("--keys-timeout", keys_timeout, "SHOAL_KEYS_TIMEOUT", "seconds to collect key answers (default 5)",
       [&](daemon_config& c) { c.keys_timeout_s = keys_timeout; });
+
+  add("--max-name-length", max_name_length, "SHOAL_MAX_NAME_LENGTH",
+      "longest member name in bytes, 1..1024 (default 128); longer names from peers are dropped",
+      [&](daemon_config& c) { c.max_name_length = max_name_length; });
+  add("--max-tag-bytes", max_tag_bytes, "SHOAL_MAX_TAG_BYTES",
+      "bytes of one member's tag keys and values, 0..64000 (default 512); larger tags from peers are dropped",
+      [&](daemon_config& c) { c.max_tag_bytes = max_tag_bytes; });
+  add("--max-members", max_members, "SHOAL_MAX_MEMBERS",
+      "members tracked, 2..1048576 (default 65536); new ones beyond are ignored (members_rejected)",
+      [&](daemon_config& c) { c.max_members = max_members; });
+  add("--max-push-pull-bytes", max_push_pull_bytes, "SHOAL_MAX_PUSH_PULL_BYTES",
+      "largest push-pull state sent or accepted, 4096..268435456 (default 16777216; frames_too_large)",
+      [&](daemon_config& c) { c.max_push_pull_bytes = max_push_pull_bytes; });
+  add("--udp-buffer-size", udp_buffer_size, "SHOAL_UDP_BUFFER_SIZE",
+      "largest UDP packet built, bytes, 576..65000 (default 1400); bounds datagrams read (udp_too_large)",
+      [&](daemon_config& c) { c.udp_buffer_size = udp_buffer_size; });
+  add("--max-tcp-sessions", max_tcp_sessions, "SHOAL_MAX_TCP_SESSIONS",
+      "TCP exchanges with peers at once, each direction, 1..4096 (default 64; tcp_rejected)",
+      [&](daemon_config& c) { c.max_tcp_sessions = max_tcp_sessions; });
+  add("--max-packets-per-source-per-second", max_packets_per_source, "SHOAL_MAX_PACKETS_PER_SOURCE_PER_SECOND",
+      "UDP packets read per second from one IP:PORT, 0..1000000, 0 no limit (default 1000; rate_limited)",
+      [&](daemon_config& c) { c.max_packets_per_source_per_second = max_packets_per_source; });
 
   try {
     app.parse(argc, argv);

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include <shoal/member.hpp>
+#include <shoal/node.hpp>
 
 namespace shoal::daemon {
 
@@ -38,6 +39,16 @@ struct daemon_config {
   std::size_t max_streams_per_connection = 16;
   double frame_timeout_s = 10.0;       ///< a started frame must complete within this
   double keys_timeout_s = 5.0;         ///< wait for cluster-wide key operations
+
+  // Limits of the gossip protocol (shoal::config, shoal::node_config). Unset:
+  // the preset's value (the same in every preset, shown here). Read at start.
+  std::optional<std::size_t> max_name_length;      ///< 128: bytes of a member name
+  std::optional<std::size_t> max_tag_bytes;        ///< 512: keys + values of one member's tags
+  std::optional<std::size_t> max_members;          ///< 65536: members tracked
+  std::optional<std::size_t> max_push_pull_bytes;  ///< 16 MiB: one push-pull state
+  std::optional<std::size_t> udp_buffer_size;      ///< 1400: largest packet built; bounds those read
+  std::optional<std::size_t> max_tcp_sessions;     ///< 64: TCP exchanges at once, each direction
+  std::optional<std::size_t> max_packets_per_source_per_second;  ///< 1000 (0: no limit)
 };
 
 /// Builds the configuration from argv (CLI11 flags), the environment and the
@@ -51,6 +62,10 @@ std::optional<std::string> apply_toml(daemon_config& base, std::string_view toml
 
 /// Checks ranges and formats of every field; the message names the field.
 std::optional<std::string> validate(const daemon_config& c);
+
+/// The node shoald runs: the preset, with the name, tags, label, addresses,
+/// seeds and limits of `c` over it. `c` must be valid (validate()).
+node_config node_config_of(const daemon_config& c);
 
 /// "k=v" -> (k, v); nullopt without '=' or with an empty key.
 std::optional<std::pair<std::string, std::string>> parse_tag(const std::string& kv);

@@ -7,6 +7,9 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <set>
+
+#include <shoal/node.hpp>
 
 #include "config.hpp"
 #include "persist.hpp"
@@ -29,6 +32,27 @@ fs::path temp_dir(const char* name) {
   fs::remove_all(d);
   fs::create_directories(d);
   return d;
+}
+
+/// The field validate() names for a config named "n" changed by `mutate`; "" when valid.
+template <class F>
+std::string field_of(F mutate) {
+  daemon_config c;
+  c.name = "n";
+  mutate(c);
+  auto e = validate(c);
+  return e ? e->substr(0, e->find(':')) : std::string();
+}
+
+/// The seven protocol limits shoald configures are equal in both.
+void same_limits(const shoal::node_config& got, const shoal::node_config& want) {
+  CHECK(got.protocol.max_name_length == want.protocol.max_name_length);
+  CHECK(got.protocol.max_tag_bytes == want.protocol.max_tag_bytes);
+  CHECK(got.protocol.max_members == want.protocol.max_members);
+  CHECK(got.protocol.max_push_pull_bytes == want.protocol.max_push_pull_bytes);
+  CHECK(got.protocol.udp_buffer_size == want.protocol.udp_buffer_size);
+  CHECK(got.max_tcp_sessions == want.max_tcp_sessions);
+  CHECK(got.max_packets_per_source_per_second == want.max_packets_per_source_per_second);
 }
 
 }  // namespace
@@ -69,13 +93,6 @@ role = "web"
 }
 
 TEST_CASE("config: validation names the offending field", "[unit][daemon]") {
-  auto field_of = [](auto mutate) {
-    daemon_config c;
-    c.name = "n";
-    mutate(c);
-    auto e = validate(c);
-    return e ? e->substr(0, e->find(':')) : std::string();
-  };
   CHECK(field_of([](daemon_config&) {}).empty());
   CHECK(field_of([](daemon_config& c) { c.bind = "nope"; }) == "bind");
   CHECK(field_of([](daemon_config& c) { c.advertise = "1.2.3.4"; }) == "advertise");
@@ -119,6 +136,233 @@ TEST_CASE("config: flags win over the environment, which wins over the file", "[
   CHECK_FALSE(load({"--socket-mode", "999"}, code));
   CHECK(code == 2);
   fs::remove_all(dir);
+}
+
+TEST_CASE("config: protocol limits from TOML, environment and flags, unset keeps the preset's",
+          "[unit][daemon][limits]") {
+  daemon_config c;
+  c.name = "n";
+  for (const char* preset : {"lan", "wan", "local"}) {
+    c.preset = preset;
+    const auto want = *shoal::node_config::preset(preset);
+    const auto got = node_config_of(c);
+    same_limits(got, want);
+    CHECK(got.protocol.probe_interval == want.protocol.probe_interval);  // the preset still decides
+  }
+
+  REQUIRE_FALSE(apply_toml(c, R"(
+preset = "wan"
+max_name_length = 64
+max_tag_bytes = 1024
+max_members = 300
+max_push_pull_bytes = 8192
+udp_buffer_size = 1500
+max_tcp_sessions = 3
+max_packets_per_source_per_second = 0
+)", "t.toml"));
+  CHECK(c.max_name_length == 64u);
+  CHECK(c.max_packets_per_source_per_second == 0u);
+  REQUIRE_FALSE(validate(c));
+  const auto nc = node_config_of(c);
+  CHECK(nc.protocol.max_name_length == 64);
+  CHECK(nc.protocol.max_tag_bytes == 1024);
+  CHECK(nc.protocol.max_members == 300);
+  CHECK(nc.protocol.max_push_pull_bytes == 8192);
+  CHECK(nc.protocol.udp_buffer_size == 1500);
+  CHECK(nc.max_tcp_sessions == 3);
+  CHECK(nc.max_packets_per_source_per_second == 0);  // 0: no limit, as node_config means it
+  CHECK(nc.protocol.probe_interval == shoal::config::wan().probe_interval);
+
+  auto err = apply_toml(c, "max_members = -1\n", "t.toml");
+  REQUIRE(err);
+  CHECK(err->find("max_members") != std::string::npos);
+  err = apply_toml(c, "udp_buffer_size = \"big\"\n", "t.toml");
+  REQUIRE(err);
+  CHECK(err->find("udp_buffer_size") != std::string::npos);
+
+  // File < environment < flags, each field on its own.
+  const auto dir = temp_dir("limits");
+  const auto file = dir / "c.toml";
+  std::ofstream(file) << "name = \"n\"\nmax_members = 100\nmax_tcp_sessions = 5\nudp_buffer_size = 1000\n";
+  ::setenv("SHOAL_MAX_MEMBERS", "200", 1);
+  ::setenv("SHOAL_MAX_PACKETS_PER_SOURCE_PER_SECOND", "50", 1);
+  ::setenv("SHOAL_MAX_TAG_BYTES", "300", 1);
+  int code = -1;
+  auto l = load({"--config", file.string(), "--max-tag-bytes", "100", "--max-name-length", "32",
+                 "--max-push-pull-bytes", "65536"},
+                code);
+  ::unsetenv("SHOAL_MAX_MEMBERS");
+  ::unsetenv("SHOAL_MAX_PACKETS_PER_SOURCE_PER_SECOND");
+  ::unsetenv("SHOAL_MAX_TAG_BYTES");
+  REQUIRE(l);
+  CHECK(l->max_members == 200u);                        // env over file
+  CHECK(l->max_tcp_sessions == 5u);                     // file
+  CHECK(l->udp_buffer_size == 1000u);                   // file
+  CHECK(l->max_packets_per_source_per_second == 50u);   // env
+  CHECK(l->max_tag_bytes == 100u);                      // flag over env
+  CHECK(l->max_name_length == 32u);                     // flag
+  CHECK(l->max_push_pull_bytes == 65536u);              // flag
+  const auto lnc = node_config_of(*l);
+  CHECK(lnc.protocol.max_members == 200);
+  CHECK(lnc.max_packets_per_source_per_second == 50);
+  fs::remove_all(dir);
+
+  code = -1;
+  CHECK_FALSE(load({"--name", "n", "--max-members", "1"}, code));
+  CHECK(code == 2);
+  code = -1;
+  CHECK_FALSE(load({"--name", "n", "--max-tcp-sessions", "-3"}, code));
+  CHECK(code == 2);
+  code = -1;
+  CHECK_FALSE(load({"--name", "n", "--udp-buffer-size", "many"}, code));
+  CHECK(code == 2);
+}
+
+TEST_CASE("config: out-of-range protocol limits are refused, naming the field", "[unit][daemon][limits]") {
+  // Each range, just inside and just outside.
+  struct range {
+    const char* field;
+    std::optional<std::size_t> daemon_config::*member;
+    std::size_t min, max;
+  };
+  const range ranges[] = {
+      {"max_name_length", &daemon_config::max_name_length, 1, 1024},
+      {"max_tag_bytes", &daemon_config::max_tag_bytes, 0, 64000},
+      {"max_members", &daemon_config::max_members, 2, 1u << 20},
+      {"max_push_pull_bytes", &daemon_config::max_push_pull_bytes, 4096, 256u << 20},
+      {"udp_buffer_size", &daemon_config::udp_buffer_size, 576, 65000},
+      {"max_tcp_sessions", &daemon_config::max_tcp_sessions, 1, 4096},
+      {"max_packets_per_source_per_second", &daemon_config::max_packets_per_source_per_second, 0, 1'000'000},
+  };
+  // An alive message must fit a packet at every extreme: the largest packet,
+  // small tags (the field under test overrides either).
+  auto roomy = [](daemon_config& c) {
+    c.udp_buffer_size = 65000;
+    c.max_tag_bytes = 100;
+  };
+  for (const auto& r : ranges) {
+    INFO(r.field);
+    CHECK(field_of([&](daemon_config& c) { roomy(c); c.*r.member = r.min; }).empty());
+    CHECK(field_of([&](daemon_config& c) { roomy(c); c.*r.member = r.max; }).empty());
+    if (r.min > 0) CHECK(field_of([&](daemon_config& c) { roomy(c); c.*r.member = r.min - 1; }) == r.field);
+    CHECK(field_of([&](daemon_config& c) { roomy(c); c.*r.member = r.max + 1; }) == r.field);
+  }
+  auto e = validate([] {
+    daemon_config c;
+    c.name = "n";
+    c.max_members = 1;
+    return c;
+  }());
+  REQUIRE(e);
+  CHECK(e->find("2..1048576") != std::string::npos);  // says what it accepts
+
+  // An alive message (name, tags, header) must fit udp_buffer_size: the field
+  // the operator set is blamed.
+  CHECK(field_of([](daemon_config& c) { c.udp_buffer_size = 700; }) == "udp_buffer_size");  // 512 + 128 + 128
+  CHECK(field_of([](daemon_config& c) { c.udp_buffer_size = 768; }).empty());
+  CHECK(field_of([](daemon_config& c) { c.max_tag_bytes = 1200; }) == "max_tag_bytes");
+  CHECK(field_of([](daemon_config& c) { c.max_name_length = 800; }) == "max_name_length");
+  CHECK(field_of([](daemon_config& c) { c.max_tag_bytes = 100; c.udp_buffer_size = 600; }).empty());
+
+  // The name and the tags are held to the configured limits, not the defaults.
+  CHECK(field_of([](daemon_config& c) { c.max_name_length = 4; c.name = "abcde"; }) == "name");
+  CHECK(field_of([](daemon_config& c) { c.max_name_length = 4; c.name = "abcd"; }).empty());
+  CHECK(field_of([](daemon_config& c) { c.name = std::string(200, 'x'); }) == "name");
+  CHECK(field_of([](daemon_config& c) { c.max_name_length = 200; c.name = std::string(200, 'x'); }).empty());
+  CHECK(field_of([](daemon_config& c) { c.max_tag_bytes = 10; c.tags["k"] = "0123456789"; }) == "tags");
+  CHECK(field_of([](daemon_config& c) { c.max_tag_bytes = 0; c.tags["k"] = ""; }) == "tags");
+  CHECK(field_of([](daemon_config& c) {
+          c.max_tag_bytes = 2000;
+          c.udp_buffer_size = 2400;
+          c.tags["k"] = std::string(1500, 'v');
+        }).empty());
+}
+
+TEST_CASE("config: whatever shoald accepts, shoal::node accepts too", "[unit][daemon][limits]") {
+  // The extremes of every range, alone and together, and the tightest packet.
+  std::vector<daemon_config> accepted;
+  auto add = [&](auto mutate) {
+    daemon_config c;
+    c.name = "n";
+    c.bind = "127.0.0.1:0";
+    mutate(c);
+    INFO("config " << accepted.size());
+    REQUIRE_FALSE(validate(c));
+    accepted.push_back(c);
+  };
+  add([](daemon_config&) {});
+  add([](daemon_config& c) {
+    c.max_name_length = 1;
+    c.max_tag_bytes = 0;
+    c.max_members = 2;
+    c.max_push_pull_bytes = 4096;
+    c.udp_buffer_size = 576;
+    c.max_tcp_sessions = 1;
+    c.max_packets_per_source_per_second = 0;
+    c.tags.clear();
+  });
+  add([](daemon_config& c) {
+    c.max_name_length = 1024;
+    c.max_tag_bytes = 65000 - 1024 - 128;
+    c.max_members = 1u << 20;
+    c.max_push_pull_bytes = 256u << 20;
+    c.udp_buffer_size = 65000;
+    c.max_tcp_sessions = 4096;
+    c.max_packets_per_source_per_second = 1'000'000;
+    c.name = std::string(1024, 'n');
+  });
+  add([](daemon_config& c) {
+    c.max_tag_bytes = 200;
+    c.max_name_length = 248;
+    c.udp_buffer_size = 576;  // exactly full
+    c.name = std::string(248, 'n');
+    c.tags["k"] = std::string(199, 'v');
+  });
+  for (const auto& c : accepted) {
+    INFO("name length " << c.name.size());
+    CHECK_NOTHROW(shoal::node(node_config_of(c)));
+  }
+}
+
+TEST_CASE("config: shoald.example.toml parses, and each commented field is valid and a default",
+          "[unit][daemon][limits]") {
+  std::ifstream in(SHOALD_EXAMPLE_TOML);
+  REQUIRE(in);
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  auto parse = [&](std::size_t uncomment, daemon_config& c) {
+    std::string text;
+    for (std::size_t i = 0; i < lines.size(); ++i) text += (i == uncomment ? lines[i].substr(2) : lines[i]) + "\n";
+    c.name = "n";
+    return apply_toml(c, text, "shoald.example.toml");
+  };
+  daemon_config plain;
+  REQUIRE_FALSE(parse(lines.size(), plain));
+  REQUIRE_FALSE(validate(plain));
+  const auto defaults = node_config_of(plain);
+  // Each "# key = value" uncommented where it stands, as an operator would.
+  int fields = 0, limits = 0;
+  for (std::size_t i = 0; i < lines.size(); ++i) {
+    const std::string& line = lines[i];
+    if (line.rfind("# ", 0) != 0 || line.find(" = ") == std::string::npos) continue;
+    const std::string key = line.substr(2, line.find(' ', 2) - 2);
+    if (key.find_first_not_of("abcdefghijklmnopqrstuvwxyz_") != std::string::npos) continue;  // prose
+    INFO(line);
+    daemon_config c;
+    REQUIRE_FALSE(parse(i, c));
+    CHECK_FALSE(validate(c));
+    ++fields;
+    if (key == "role") CHECK(c.tags.at("role") == "web");
+    static const std::set<std::string> protocol_limits = {
+        "max_name_length", "max_tag_bytes", "max_members", "max_push_pull_bytes", "udp_buffer_size",
+        "max_tcp_sessions", "max_packets_per_source_per_second"};
+    if (!protocol_limits.count(key)) continue;
+    ++limits;
+    const auto nc = node_config_of(c);
+    same_limits(nc, defaults);
+  }
+  CHECK(fields >= 20);
+  CHECK(limits == 7);  // every protocol limit is documented with its default
 }
 
 TEST_CASE("persist: state and keyring round-trip, atomically written", "[unit][daemon]") {
