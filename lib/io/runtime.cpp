@@ -386,8 +386,10 @@ void invoke_guarded(const log_sink& log, runtime_counters& counters, const char*
 
 void runtime::deliver_events(std::vector<event>& events) {
   if (events.empty()) return;
+  // The core already logs each membership change at info; here at debug, as
+  // delivered to subscribers.
   for (const auto& e : events)
-    log_.log(spdlog::level::info, "{} member={} addr={} inc={} state={}", to_string(e.type),
+    log_.log(spdlog::level::debug, "deliver {} member={} addr={} inc={} state={}", to_string(e.type),
              e.who.name, e.who.addr.to_string(), e.who.incarnation, to_string(e.who.state));
   std::vector<std::shared_ptr<node::event_handler>> handlers;
   {
