@@ -157,7 +157,10 @@ std::optional<std::string> apply_toml(daemon_config& c, std::string_view text, c
     if (auto v = n.value<std::string>()) out = *v; else fail(key, "expected a string");
   };
   auto count = [&](const std::string& key, const toml::node& n, std::size_t& out) {
-    auto v = n.value<std::int64_t>();
+    // Integers only: value<int64_t>() would also convert a float, with
+    // undefined behaviour when it is out of range (found by fuzz_config).
+    std::optional<std::int64_t> v;
+    if (const auto* i = n.as_integer()) v = i->get();
     if (v && *v >= 0) out = static_cast<std::size_t>(*v); else fail(key, "expected a non-negative integer");
     return v && *v >= 0;
   };

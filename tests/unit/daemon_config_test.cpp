@@ -92,6 +92,25 @@ role = "web"
   CHECK(err->find("tags.x") != std::string::npos);
 }
 
+// Found by fuzz_config (tests/fuzz/corpus/config/regress-float-count): a float
+// where a count belongs was converted to an integer, undefined behaviour when
+// out of range (UBSan reports it in the sanitizer build). Counts take integers
+// only, and the error names the field.
+TEST_CASE("config: a count given as a float is refused, however large", "[unit][daemon]") {
+  for (const char* text : {"udp_buffer_size = 1111111111111111111111111111111111111119e6\n",
+                           "max_connections = 1e91\n", "stream_backlog = 16.0\n",
+                           "max_members = -1e300\n", "max_frame_bytes = inf\n",
+                           "max_tcp_sessions = nan\n"}) {
+    CAPTURE(text);
+    daemon_config c;
+    const auto err = apply_toml(c, text, "t.toml");
+    REQUIRE(err);
+    const std::string key(text, std::string_view(text).find(' '));
+    CHECK(err->find(key) != std::string::npos);
+    CHECK(err->find("integer") != std::string::npos);
+  }
+}
+
 TEST_CASE("config: validation names the offending field", "[unit][daemon]") {
   CHECK(field_of([](daemon_config&) {}).empty());
   CHECK(field_of([](daemon_config& c) { c.bind = "nope"; }) == "bind");
