@@ -2,7 +2,7 @@
 """Side-by-side of shoald and HashiCorp Serf on loopback, in one run.
 
     bench/vs_serf.sh [--sizes 8,32] [--shoald PATH] [--shoalctl PATH]
-                     [--serf PATH] [--out DIR] [--steady 30]
+                     [--serf PATH] [--out DIR] [--steady 30] [--crashes 5]
 
 (bench/vs_serf.sh installs serf, nftables and python3, then runs this file.)
 
@@ -27,16 +27,27 @@ measures:
                        nftables table of our own on the output hook (every
                        loopback packet passes it once), over the same window,
                        per agent per second. Needs root; skipped otherwise.
-  crash_failed_all_s   from `kill -9` of agent N-1 until every other agent
-                       lists it as failed (crash_failed_first_s: the first).
+  crash_failed_all_s   after the steady window, K agents (--crashes, 5; fewer
+                       than N-1, agent 0 never) are killed with `kill -9` one
+                       after another: N-1, then N-2, ..., each once the one
+                       before is listed as failed by every live agent (victims
+                       are not restarted, so crash k happens in a cluster of
+                       N-k+1). Per crash: the time from the kill until every
+                       live agent lists the victim as failed; the figure is the
+                       median over the K crashes (min, max and every value are
+                       in the output too): when a member next probes the victim
+                       is chance, and one crash is too few to compare on.
+  crash_failed_first_s the same, until the first live agent lists it as failed.
 Nothing polls the agents during the steady window. During the join and the
-crash, agents are polled in rounds: serf through its RPC protocol (msgpack on
+crashes, agents are polled in rounds: serf through its RPC protocol (msgpack on
 TCP, one open connection per agent), shoald through `shoalctl members --format
 json`; poll_round_s in the output is the mean time one round took, the time
-resolution of those two figures.
+resolution of those figures (crash_poll_round_s: the largest over the crashes).
 
-Output: OUT/vs_serf.json and OUT/vs_serf.md (a table per N with the ratio
-shoal/serf per figure). A missing serf or shoald, or one that does not start,
+Output: OUT/vs_serf.json (every figure, and per crash its victim, times and
+poll round under crash_runs) and OUT/vs_serf.md (a table per N with the ratio
+shoal/serf per figure, the crash rows being medians, and a line per system
+with the per-crash values). A missing serf or shoald, or one that does not start,
 skips that half with the reason printed and recorded.
 """
 
@@ -46,6 +57,7 @@ import os
 import shutil
 import signal
 import socket
+import statistics
 import struct
 import subprocess
 import sys
@@ -476,7 +488,73 @@ class start_failed(Exception):
     pass
 
 
-def run_system(cl, counters, steady_s, timeout_s):
+def spread(values):
+    """(median, min, max) of `values`, or Nones when a value is missing (a
+    crash not seen everywhere in time: leaving it out would bias the median)."""
+    if not values or any(v is None for v in values):
+        return None, None, None
+    return round(statistics.median(values), 3), min(values), max(values)
+
+
+def run_crashes(cl, res, crashes, timeout_s):
+    """Kills agents N-1, N-2, ... (`crashes` of them, never agent 0) with
+    kill -9, one at a time: each victim is killed once the previous one is
+    listed as failed by every agent still alive. Records per crash the time
+    until every live agent, and the first one, lists the victim as failed;
+    res gets the median, min and max of both over the crashes."""
+    n = cl.n
+    res["crashes_requested"] = crashes
+    if crashes > n - 2:
+        # Agent 0 is never a victim, and one more agent stays alive so that
+        # "failed everywhere" still means more than agent 0.
+        crashes = max(n - 2, 0)
+        res["crashes_clamped"] = (f"--crashes {res['crashes_requested']} clamped to {crashes} "
+                                  f"at N={n} (it must be below N-1)")
+        log(f"{cl.name} N={n}: {res['crashes_clamped']}")
+    res["crashes"] = crashes
+    runs = []
+    res["crash_runs"] = runs
+    live = list(range(n))
+    for k in range(crashes):
+        victim = n - 1 - k
+        vname = cl.node(victim)
+        live.remove(victim)
+        t_kill = time.monotonic()
+        cl.procs[victim].kill()
+        cl.procs[victim].wait()
+        if isinstance(cl, serf_cluster) and cl.rpc[victim] is not None:
+            cl.rpc[victim].close()
+            cl.rpc[victim] = None
+        when, round_s = poll_until(cl, live, lambda i, m, v=vname: m.get(v) == "failed", t_kill,
+                                   timeout_s)
+        run = {"victim": vname, "live_agents": len(live),
+               "failed_all_s": round(max(when.values()), 3) if len(when) == len(live) else None,
+               "failed_first_s": round(min(when.values()), 3) if when else None,
+               "poll_round_s": round(round_s, 3)}
+        runs.append(run)
+        log(f"{cl.name} N={n}: crash {k + 1}/{crashes} ({vname}) -> failed everywhere "
+            f"{run['failed_all_s']} s (first {run['failed_first_s']} s)")
+        dead = [i for i in live if cl.exited(i)]
+        if dead:
+            res["crash_error"] = (f"agents exited during crash {k + 1} ({vname}): "
+                                  f"{[cl.node(i) for i in dead]}: {cl.log_tail(dead[0])}")
+            break
+        if run["failed_all_s"] is None:
+            # The next victim would be killed while this one is still pending
+            # somewhere: stop the series here.
+            res["crash_error"] = (f"crash {k + 1}: {len(when)} of {len(live)} agents saw {vname} "
+                                  f"failed within {timeout_s:.0f} s; no further crashes")
+            break
+    for key, field in (("crash_failed_all_s", "failed_all_s"),
+                       ("crash_failed_first_s", "failed_first_s")):
+        values = [r[field] for r in runs]
+        if len(runs) < crashes:  # the series stopped early: no median
+            values.append(None)
+        res[key], res[key + "_min"], res[key + "_max"] = spread(values)
+    res["crash_poll_round_s"] = max((r["poll_round_s"] for r in runs), default=None)
+
+
+def run_system(cl, counters, steady_s, crashes, timeout_s):
     """Measures one system at one size; raises start_failed when its first
     agent does not come up (the binary is missing features or broken)."""
     n = cl.n
@@ -541,28 +619,9 @@ def run_system(cl, counters, steady_s, timeout_s):
         log(f"{cl.name} N={n}: cpu {res['cpu_s_per_agent_s']:.5f} s/agent-s, "
             f"rss {res['rss_kb_per_agent']:.0f} KB/agent, bytes {res['bytes_per_agent_s']}")
 
-        # ---- crash: kill -9 the last agent ----
-        victim = n - 1
-        vname = cl.node(victim)
-        others = list(range(n - 1))
-        t_kill = time.monotonic()
-        cl.procs[victim].kill()
-        cl.procs[victim].wait()
-        if isinstance(cl, serf_cluster) and cl.rpc[victim] is not None:
-            cl.rpc[victim].close()
-            cl.rpc[victim] = None
-        when, round_s = poll_until(cl, others, lambda i, m: m.get(vname) == "failed", t_kill,
-                                   timeout_s)
-        res["crash_poll_round_s"] = round(round_s, 3)
-        if len(when) < len(others):
-            res["crash_failed_all_s"] = None
-            res["crash_error"] = (f"{len(when)} of {len(others)} agents saw {vname} failed "
-                                  f"within {timeout_s:.0f} s")
-        else:
-            res["crash_failed_all_s"] = round(max(when.values()), 3)
-        res["crash_failed_first_s"] = round(min(when.values()), 3) if when else None
-        log(f"{cl.name} N={n}: crash -> failed everywhere {res['crash_failed_all_s']} s "
-            f"(first {res['crash_failed_first_s']} s)")
+        # ---- crashes: kill -9 agents N-1, N-2, ... one after another ----
+        # After the steady window, so the crashes change none of its figures.
+        run_crashes(cl, res, crashes, timeout_s)
     except start_failed:
         raise
     except Exception as e:  # a failure mid-run is reported, not fatal
@@ -608,6 +667,19 @@ def ratio(a, b):
     return a / b
 
 
+def crash_line(r):
+    """The per-crash values of one system, in kill order."""
+    runs = r["crash_runs"]
+    parts = [f"{len(runs)} crashes, killed in turn: {', '.join(x['victim'] for x in runs)}"]
+    for field, what in (("failed_all_s", "failed everywhere"),
+                        ("failed_first_s", "failed at the first agent")):
+        each = ", ".join(fmt(x[field]) for x in runs)
+        key = "crash_" + field
+        parts.append(f"{what} {each} s (median {fmt(r.get(key))}, min..max "
+                     f"{fmt(r.get(key + '_min'))}..{fmt(r.get(key + '_max'))})")
+    return "; ".join(parts) + "."
+
+
 def report(results, skipped, meta):
     lines = []
     lines.append(f"shoald vs serf on loopback, one run ({meta['date']}, {meta['machine']}).")
@@ -624,22 +696,28 @@ def report(results, skipped, meta):
         lines.append("")
         lines.append("| figure | serf | shoald | shoal/serf | target |")
         lines.append("| --- | --- | --- | --- | --- |")
+        crashes = max((r.get("crashes", 0) for r in (serf, shoal) if r), default=0)
         for key, label, target in FIGURES:
             a = shoal.get(key) if shoal else None
             b = serf.get(key) if serf else None
             if a is None and b is None and key.endswith("bytes_per_agent_s") and key != "bytes_per_agent_s":
                 continue
+            if key.startswith("crash_"):
+                label = label.replace(" (s)", f" (s, median of {crashes})")
             lines.append(f"| {label} | {fmt(b)} | {fmt(a)} | {fmt(ratio(a, b))} | {target or '—'} |")
         for sysname, r in (("serf", serf), ("shoald", shoal)):
             if r is None:
                 continue
-            for k in ("error", "crash_error", "bytes_skipped"):
+            for k in ("error", "crash_error", "crashes_clamped", "bytes_skipped"):
                 if r.get(k):
                     lines.append(f"\n{sysname}: {k.replace('_', ' ')}: {r[k]}")
+            if r.get("crash_runs"):
+                lines.append(f"\n{sysname}: {crash_line(r)}")
             if r.get("join_poll_round_s") is not None:
                 lines.append(f"\n{sysname}: one poll round took {r['join_poll_round_s']} s "
-                             f"during the join, {r.get('crash_poll_round_s', '—')} s after the crash "
-                             f"(the resolution of those times).")
+                             f"during the join, at most {r.get('crash_poll_round_s') or '—'} s after "
+                             f"a crash (the largest over the crashes; the resolution of those "
+                             f"times).")
         lines.append("")
     return "\n".join(lines) + "\n"
 
@@ -671,11 +749,16 @@ def main():
     ap.add_argument("--shoalctl", default=None, help="default: shoalctl beside --shoald")
     ap.add_argument("--out", default="vs_serf")
     ap.add_argument("--steady", type=float, default=30.0, help="steady window, seconds")
-    ap.add_argument("--timeout", type=float, default=120.0, help="join and crash limit, seconds")
+    ap.add_argument("--crashes", type=int, default=5,
+                    help="agents killed one after another (N-1, N-2, ...); below N-1")
+    ap.add_argument("--timeout", type=float, default=120.0,
+                    help="limit for the join and for each crash, seconds")
     ap.add_argument("--port-base", type=int, default=17000)
     ap.add_argument("--only", choices=["serf", "shoald"], default=None,
                     help="run one system only (no ratios)")
     a = ap.parse_args()
+    if a.crashes < 1:
+        ap.error("--crashes must be at least 1")
 
     def on_signal(signum, _frame):
         # finally blocks stop the agents and delete the nftables table
@@ -692,7 +775,7 @@ def main():
     run_shoal = a.only in (None, "shoald")
     meta = {"date": time.strftime("%Y-%m-%d %H:%M %Z"), "machine": machine(),
             "command": " ".join(["bench/vs_serf.sh"] + sys.argv[1:]), "sizes": sizes,
-            "steady_s": a.steady}
+            "steady_s": a.steady, "crashes": a.crashes}
     if run_serf:
         if not (shutil.which(a.serf) or os.access(a.serf, os.X_OK)):
             skipped.append(f"serf half: no serf binary at '{a.serf}' (Debian package serf)")
@@ -734,7 +817,7 @@ def main():
                     cl = shoal_cluster(n, shoal_base, wd, a.shoald, shoalctl)
                 log(f"{sysname} N={n}: starting {n} agents")
                 try:
-                    results.append(run_system(cl, counters, a.steady, a.timeout))
+                    results.append(run_system(cl, counters, a.steady, a.crashes, a.timeout))
                 except start_failed as e:
                     skipped.append(f"{sysname} half: its first agent did not start: {e}")
                     log("SKIPPED " + skipped[-1])

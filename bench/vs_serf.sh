@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # shoald vs HashiCorp Serf on loopback, N = 8 and 32, in one run: join
-# convergence, crash -> failed everywhere, CPU and resident memory per agent,
+# convergence, crash -> failed everywhere (median over --crashes kills, one
+# after another, default 5), CPU and resident memory per agent,
 # bytes per agent-second (nftables counters, root only), and shoal/serf ratios.
 # Installs what it needs (serf, nftables, python3), then runs bench/vs_serf.py
 # (see its header for what is measured and how).
 #   bench/vs_serf.sh [--build DIR] [--sizes 8,32] [--shoald PATH] [--shoalctl PATH]
-#                    [--out DIR] [--steady SECONDS] [--only serf|shoald]
+#                    [--out DIR] [--steady SECONDS] [--crashes K] [--only serf|shoald]
 # --build DIR (default: build) sets the default --shoald DIR/daemon/shoald.
 # A missing serf or shoald skips that half and says so in the output.
 set -euo pipefail
