@@ -5,7 +5,7 @@
 //   shoal-loopback --nodes N [--preset lan|wan|local] [--window S] [--threads T] --json
 //
 // Measures: join convergence (first join until every node sees N alive), CPU
-// and UDP bytes per node-second in a steady window, RSS per node, and how fast
+// and bytes sent (UDP and TCP) per node-second in a steady window, RSS per node, and how fast
 // the others suspect and then declare dead one node stopped without leaving,
 // and wake-ups of the io thread per node-second (voluntary context switches).
 // Exit 0 on success, 1 when a bounded wait timed out, 2 on bad usage or a
@@ -185,7 +185,8 @@ std::size_t alive_count(const shoal::node& n) {
 }
 
 struct traffic {
-  std::uint64_t bytes_out = 0, packets_out = 0;
+  std::uint64_t bytes_out = 0, packets_out = 0;  ///< socket bytes sent, UDP + TCP
+  std::uint64_t udp_bytes_out = 0, tcp_bytes_out = 0;
   std::uint64_t push_pulls = 0, streams_ok = 0, streams_failed = 0, tcp_accepted = 0;
   std::uint64_t udp_send_dropped = 0, udp_send_errors = 0, suspicions = 0, deaths = 0;
 };
@@ -194,8 +195,10 @@ traffic sum_stats(const std::vector<std::unique_ptr<shoal::node>>& nodes) {
   traffic t;
   for (const auto& n : nodes) {
     const auto s = n->stats();
-    t.bytes_out += s.core.bytes_out;
-    t.packets_out += s.core.packets_out;
+    t.udp_bytes_out += s.runtime.udp_bytes_out;
+    t.tcp_bytes_out += s.runtime.tcp_bytes_out;
+    t.bytes_out += s.runtime.udp_bytes_out + s.runtime.tcp_bytes_out;
+    t.packets_out += s.runtime.udp_packets_out;
     t.push_pulls += s.core.push_pulls;
     t.streams_ok += s.runtime.streams_ok;
     t.streams_failed += s.runtime.streams_failed;
@@ -209,7 +212,8 @@ traffic sum_stats(const std::vector<std::unique_ptr<shoal::node>>& nodes) {
 }
 
 json delta_json(const traffic& a, const traffic& b) {
-  return json{{"udp_bytes_out", b.bytes_out - a.bytes_out},
+  return json{{"udp_bytes_out", b.udp_bytes_out - a.udp_bytes_out},
+              {"tcp_bytes_out", b.tcp_bytes_out - a.tcp_bytes_out},
               {"udp_packets_out", b.packets_out - a.packets_out},
               {"push_pulls", b.push_pulls - a.push_pulls},
               {"streams_ok", b.streams_ok - a.streams_ok},
@@ -256,8 +260,8 @@ int main(int argc, char** argv) {
   out["window_s"] = opt->window_s;
   out["threads"] = opt->threads;
   out["bytes_per_node_s_counts"] =
-      "core_stats.bytes_out: UDP payload bytes only (the node "
-      "exposes no stream byte counter)";
+      "runtime_stats.udp_bytes_out + tcp_bytes_out: bytes handed to the sockets "
+      "(UDP payloads and TCP stream bytes, after compression), without IP/UDP/TCP headers";
 
   const std::uint64_t rss_before = rss_kb();
 
@@ -405,7 +409,8 @@ int main(int argc, char** argv) {
     window_counts["nonvoluntary_ctxt_switches"] = cs_b.second - cs_a.second;
     wakeups_per = static_cast<double>(cs_b.first - cs_a.first) / denom;
     std::cerr << "window: cpu " << (cpu_b - cpu_a) << " s, udp bytes "
-              << (t_b.bytes_out - t_a.bytes_out) << "\n";
+              << (t_b.udp_bytes_out - t_a.udp_bytes_out) << ", tcp bytes "
+              << (t_b.tcp_bytes_out - t_a.tcp_bytes_out) << "\n";
 
     // Stop one node abruptly and watch the others.
     const std::uint64_t false_before = det.false_suspicions.load();
