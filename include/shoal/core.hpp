@@ -117,6 +117,14 @@ struct core_stats {
   std::uint64_t acks_in = 0, nacks_in = 0;
   std::uint64_t suspicions = 0, refutations = 0, deaths = 0;
   std::uint64_t refutations_withheld = 0;  ///< accusations left standing while benched
+  /// handle_unreachable() calls: datagrams the network refused (ICMP port
+  /// unreachable), counted whether or not they matched anything.
+  std::uint64_t unreachable_reports = 0;
+  /// Refusals of our own probes and relayed pings to a live member, each of
+  /// which made this node accuse it (config::refusal_suspicion_timeout).
+  std::uint64_t refusals = 0;
+  /// Members this node declared dead after the short refusal timeout.
+  std::uint64_t refusal_deaths = 0;
   std::uint64_t self_benched = 0;          ///< times this node judged itself unhealthy
   std::uint64_t streams_started = 0, streams_failed = 0, push_pulls = 0;
   std::uint64_t reconnects = 0;  ///< dead members that answered a ping and were synced with
@@ -178,6 +186,13 @@ class core {
 
   /// Our stream request `id` failed (connect, write, read or deadline).
   void stream_failed(time_point now, std::uint64_t id, outbox& out);
+
+  /// A datagram this node sent to `to` was refused: the host answered that
+  /// nothing listens on that port (ICMP port unreachable, or the simulator's
+  /// model of it). If it was our probe or a ping we relay, the target is
+  /// accused at once with the refusal noted (config::refusal_suspicion_timeout;
+  /// ignored when that is 0). Unmatched reports are only counted.
+  void handle_unreachable(time_point now, const address& to, outbox& out);
 
   /// Runs every timer due at `now`.
   void tick(time_point now, outbox& out);

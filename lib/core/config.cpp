@@ -13,6 +13,7 @@ config config::wan() {
   c.probe_interval = std::chrono::seconds(5);
   c.probe_timeout = std::chrono::seconds(3);
   c.suspicion_mult = 6;
+  c.refusal_suspicion_timeout = std::chrono::seconds(10);
   c.gossip_interval = std::chrono::milliseconds(500);
   c.gossip_nodes = 4;
   c.gossip_to_the_dead_time = std::chrono::seconds(60);
@@ -26,6 +27,7 @@ config config::local() {
   c.probe_interval = std::chrono::milliseconds(500);
   c.probe_timeout = std::chrono::milliseconds(200);
   c.suspicion_mult = 3;
+  c.refusal_suspicion_timeout = std::chrono::seconds(1);
   c.gossip_interval = std::chrono::milliseconds(100);
   c.gossip_to_the_dead_time = std::chrono::seconds(15);
   c.push_pull_interval = std::chrono::seconds(15);
@@ -56,6 +58,9 @@ std::optional<std::string> config::validate() const {
     return field("suspicion_mult", "must be in 1..100");
   if (suspicion_max_timeout_mult < 1 || suspicion_max_timeout_mult > 100)
     return field("suspicion_max_timeout_mult", "must be in 1..100");
+  if (refusal_suspicion_timeout < duration::zero() ||
+      refusal_suspicion_timeout > std::chrono::hours(1))
+    return field("refusal_suspicion_timeout", "must be in 0..1h");
   if (awareness_max_multiplier < 1 || awareness_max_multiplier > 64)
     return field("awareness_max_multiplier", "must be in 1..64");
   if (unhealthy_refute_limit < 0 || unhealthy_refute_limit > 100)

@@ -133,6 +133,7 @@ void core_impl::tick(time_point now, outbox& out) {
           schedule(due, timer_kind::suspicion, t.a, std::move(t.name));  // moved later
           break;
         }
+        if (e->susp->refusal_due()) ++stats_.refusal_deaths;
         wire::dead d{e->incarnation, t.name, *self_->name};
         on_dead(now, d, out);
         break;
@@ -342,6 +343,11 @@ void core::handle_stream_reply(time_point now, std::uint64_t id, std::span<const
 void core::stream_failed(time_point now, std::uint64_t id, outbox& out) {
   impl_->saw(now);
   impl_->stream_failed(now, id, out);
+  impl_->settle();
+}
+void core::handle_unreachable(time_point now, const address& to, outbox& out) {
+  impl_->saw(now);
+  impl_->on_unreachable(now, to, out);
   impl_->settle();
 }
 void core::tick(time_point now, outbox& out) {

@@ -166,6 +166,7 @@ class core_impl {
   void handle_stream_reply(time_point now, std::uint64_t id, std::span<const std::uint8_t> data,
                            outbox& out);
   void stream_failed(time_point now, std::uint64_t id, outbox& out);
+  void on_unreachable(time_point now, const address& to, outbox& out);
   void tick(time_point now, outbox& out);
   time_point next_deadline() const;
   /// Every input with a time calls this first: the latest time the core saw,
@@ -232,7 +233,9 @@ class core_impl {
   void check_digest(time_point now, const address& peer, std::uint64_t theirs, outbox& out);
   void on_nack(const wire::nack& m);
   void on_relay_timeout(std::uint64_t seq, outbox& out);
-  void start_suspicion(time_point now, member_entry& e, std::uint64_t inc, const std::string& from);
+  void start_suspicion(time_point now, member_entry& e, std::uint64_t inc, const std::string& from,
+                       bool refused);
+  void accuse_refused(time_point now, member_entry& e, outbox& out);
 
   // ---- gossip.cpp: dissemination, anti-entropy, join, leave, healing ----
   void queue_broadcast(const std::string& key, const wire::message& m, bool marks_leave = false);
@@ -295,6 +298,7 @@ class core_impl {
     std::uint64_t incarnation = 0;
     bool active = false;
     bool acked = false;
+    bool indirect_sent = false;
     int indirect_expected = 0;
     int nacks = 0;
   } probe_;
@@ -308,6 +312,8 @@ class core_impl {
     address origin;
     std::uint32_t origin_seq;
     bool want_nack;
+    address target_addr;
+    std::string target;
   };
   std::unordered_map<std::uint32_t, relay> relays_;
 

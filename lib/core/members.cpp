@@ -275,26 +275,28 @@ void core_impl::on_suspect(time_point now, const wire::suspect& m, outbox& out) 
   const verdict v = judge_claim(e, claim::suspect, m.incarnation);
   if (v == verdict::ignore) return;
   if (v == verdict::confirm) {
-    if (e->susp && e->susp->incarnation() == m.incarnation && e->susp->confirm(m.from)) {
+    if (e->susp && e->susp->incarnation() == m.incarnation && e->susp->confirm(m.from, m.refused)) {
       schedule(e->susp->deadline(), timer_kind::suspicion, e->susp->token(), m.node);
       queue_broadcast(m.node, m);  // let others count this accuser too
     }
     return;
   }
   set_state(*e, member_state::suspect, m.incarnation, now);
-  start_suspicion(now, *e, m.incarnation, m.from);
+  start_suspicion(now, *e, m.incarnation, m.from, m.refused);
   ++stats_.suspicions;
   if (e->confirmed) emit(event_type::member_suspected, *e, out);
   queue_broadcast(m.node, m);
 }
 
 void core_impl::start_suspicion(time_point now, member_entry& e, std::uint64_t inc,
-                                const std::string& from) {
+                                const std::string& from, bool refused) {
   const std::size_t n = live_count_;
   const int k = suspicion_k(cfg_.suspicion_mult, n);
   const duration min = suspicion_min(cfg_.suspicion_mult, n, cfg_.probe_interval);
   const duration max = min * cfg_.suspicion_max_timeout_mult;
-  e.susp = std::make_unique<suspicion>(next_token_++, inc, now, min, max, k, from);
+  // The first accuser and the k others Lifeguard waits for.
+  e.susp = std::make_unique<suspicion>(next_token_++, inc, now, min, max, k,
+                                       cfg_.refusal_suspicion_timeout, k + 1, from, refused);
   schedule(e.susp->deadline(), timer_kind::suspicion, e.susp->token(), *e.name);
 }
 

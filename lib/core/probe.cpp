@@ -19,7 +19,7 @@ void core_impl::on_probe_timer(time_point now, outbox& out) {
     probe_pos_ = 0;
   }
   member_entry& t = *probe_list_[probe_pos_++];
-  probe_ = probe_state{++next_seq_, *t.name, t.incarnation, true, false, 0, 0};
+  probe_ = probe_state{++next_seq_, *t.name, t.incarnation, true, false, false, 0, 0};
   ++stats_.probes;
   const wire::ping p{probe_.seq, *t.name, *self_->name, self_->addr};
   if (t.state == member_state::suspect) {
@@ -50,9 +50,10 @@ void core_impl::finish_probe(time_point now, outbox& out) {
 }
 
 void core_impl::on_probe_timeout(time_point, std::uint64_t seq, outbox& out) {
-  if (!probe_.active || probe_.acked || probe_.seq != seq) return;
+  if (!probe_.active || probe_.acked || probe_.seq != seq || probe_.indirect_sent) return;
   member_entry* target = lookup(probe_.target);
   if (!target) return;
+  probe_.indirect_sent = true;
   // k distinct random live peers other than the target.
   std::vector<member_entry*> peers;
   const auto want = static_cast<std::size_t>(cfg_.indirect_checks);
@@ -90,7 +91,7 @@ void core_impl::on_indirect_ping(time_point now, const address& from, const wire
   constexpr std::size_t max_relays = 1024;
   if (relays_.size() >= max_relays) return;
   const std::uint32_t seq = ++next_seq_;
-  relays_.emplace(seq, relay{from, m.seq, m.want_nack});
+  relays_.emplace(seq, relay{from, m.seq, m.want_nack, m.target_addr, m.target});
   send(m.target_addr, wire::ping{seq, m.target, *self_->name, self_->addr}, out);
   schedule(now + cfg_.probe_timeout, timer_kind::relay_timeout, seq);
 }
@@ -152,6 +153,45 @@ void core_impl::check_digest(time_point now, const address& peer, std::uint64_t 
   digest_mismatch_streak_ = 0;
   ++stats_.digest_syncs;
   start_stream(peer, stream_kind::push_pull, encode_state(false), out);
+}
+
+void core_impl::on_unreachable(time_point now, const address& to, outbox& out) {
+  ++stats_.unreachable_reports;
+  if (cfg_.refusal_suspicion_timeout <= duration::zero() || !started_ || leaving_) return;
+  // Only refusals of pings we have outstanding count: our probe, and pings
+  // we relay for others. Anything else (gossip to a dead member) is noise.
+  if (probe_.active && !probe_.acked) {
+    member_entry* e = lookup(probe_.target);
+    if (e && e->up() && e->addr == to && e->incarnation == probe_.incarnation) {
+      ++stats_.refusals;
+      const std::uint32_t seq = probe_.seq;
+      accuse_refused(now, *e, out);
+      // Ask the indirect probers now rather than at probe_timeout: their
+      // refusals are the confirmations the short timeout waits for.
+      on_probe_timeout(now, seq, out);
+    }
+  }
+  for (auto it = relays_.begin(); it != relays_.end();) {
+    if (it->second.target_addr != to) {
+      ++it;
+      continue;
+    }
+    // A nack at once: we are working, the target is not.
+    if (it->second.want_nack) send(it->second.origin, wire::nack{it->second.origin_seq}, out);
+    const std::string target = std::move(it->second.target);
+    it = relays_.erase(it);
+    if (member_entry* e = lookup(target); e && e->up() && e->addr == to) {
+      ++stats_.refusals;
+      accuse_refused(now, *e, out);
+    }
+  }
+}
+
+void core_impl::accuse_refused(time_point now, member_entry& e, outbox& out) {
+  if (benched_) return;  // a node that judged its own network broken accuses nobody
+  wire::suspect s{e.incarnation, *e.name, *self_->name};
+  s.refused = true;
+  on_suspect(now, s, out);
 }
 
 void core_impl::on_nack(const wire::nack& m) {

@@ -115,10 +115,11 @@ struct encoder {
     pk.pack_uint32(m.seq);
   }
   void operator()(const suspect& m) const {
-    pack_head(pk, msg_type::suspect, 3);
+    pack_head(pk, msg_type::suspect, m.refused ? 4 : 3);
     pk.pack_uint64(m.incarnation);
     pack_str(pk, m.node);
     pack_str(pk, m.from);
+    if (m.refused) pack_bool(pk, true);
   }
   void operator()(const alive& m) const {
     pack_head(pk, msg_type::alive, 5);
@@ -525,7 +526,14 @@ class decoder {
     if (fields < field_count<T>) return errc::malformed;
     auto& m = std::get<T>(out.emplace_back(std::in_place_type<T>));
     errc e = read(m);
-    if (e == errc::ok) e = r_.skip_objects(fields - field_count<T>, field_depth);
+    std::size_t optional = 0;
+    if constexpr (std::is_same_v<T, suspect>) {
+      if (e == errc::ok && fields > field_count<T>) {
+        e = r_.read_bool(m.refused);
+        optional = 1;
+      }
+    }
+    if (e == errc::ok) e = r_.skip_objects(fields - field_count<T> - optional, field_depth);
     if (e != errc::ok) out.pop_back();
     return e;
   }

@@ -20,7 +20,8 @@
 //     2 indirect_ping [2, seq, target, target_addr, source, source_addr, want_nack]
 //     3 ack           [3, seq, digest]
 //     4 nack          [4, seq]
-//     5 suspect       [5, incarnation, node, from]
+//     5 suspect       [5, incarnation, node, from, refused (bool, optional:
+//                      sent only when true)]
 //     6 alive         [6, incarnation, node, addr, tags, protocol]
 //     7 dead          [7, incarnation, node, from]
 //     8 left          [8, incarnation, node]

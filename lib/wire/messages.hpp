@@ -66,6 +66,10 @@ struct suspect {
   std::uint64_t incarnation = 0;
   std::string node;
   std::string from;
+  /// `from` pinged `node` and its host answered that nothing listens on the
+  /// port (ICMP port unreachable): first-hand evidence the process is gone.
+  /// On the wire only when true (an optional fourth field).
+  bool refused = false;
   friend bool operator==(const suspect&, const suspect&) = default;
 };
 

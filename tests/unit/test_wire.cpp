@@ -940,3 +940,49 @@ TEST_CASE("wire: encoded messages tell their type, the builder counts by type", 
   b2.finish();
   CHECK(counts[0] == 1);
 }
+
+TEST_CASE("wire: a suspect carries the refused flag only when set", "[unit]") {
+  const wire::message plain = wire::suspect{9, "node-a", "node-b"};
+  wire::suspect flagged{9, "node-a", "node-b"};
+  flagged.refused = true;
+  const wire::message refused = flagged;
+  const bytes p = wire::encode_packet({&plain, 1});
+  const bytes r = wire::encode_packet({&refused, 1});
+  // A plain suspicion keeps the three-field form older peers send; the flag
+  // adds one msgpack bool (and the array header stays one byte).
+  CHECK(r.size() == p.size() + 1);
+  const auto dp = decode(p);
+  const auto dr = decode(r);
+  REQUIRE_FALSE(dp.ec);
+  REQUIRE_FALSE(dr.ec);
+  REQUIRE(dp.msgs.size() == 1);
+  REQUIRE(dr.msgs.size() == 1);
+  CHECK_FALSE(std::get<wire::suspect>(dp.msgs[0]).refused);
+  CHECK(std::get<wire::suspect>(dr.msgs[0]) == flagged);
+
+  SECTION("a fourth field that is not a bool is malformed") {
+    const auto d = decode(packet(1, packed([](raw_packer& pk) {
+                                   pk.pack_array(5);
+                                   pk.pack_uint8(5);
+                                   pk.pack_uint8(1);
+                                   str(pk, "a");
+                                   str(pk, "b");
+                                   pk.pack_uint8(1);
+                                 })));
+    CHECK(d.ec == shoal::errc::malformed);
+  }
+  SECTION("fields after the flag are skipped") {
+    const auto d = decode(packet(1, packed([](raw_packer& pk) {
+                                   pk.pack_array(6);
+                                   pk.pack_uint8(5);
+                                   pk.pack_uint8(1);
+                                   str(pk, "a");
+                                   str(pk, "b");
+                                   pk.pack_true();
+                                   str(pk, "future");
+                                 })));
+    REQUIRE_FALSE(d.ec);
+    REQUIRE(d.msgs.size() == 1);
+    CHECK(std::get<wire::suspect>(d.msgs[0]).refused);
+  }
+}
