@@ -30,6 +30,7 @@ struct mini_net {
     shoal::time_point at;
     shoal::address from, to;
     shoal::bytes data;
+    bool refusal = false;  ///< an ICMP port unreachable for `from`'s datagram to `to`
   };
 
   shoal::time_point now{};
@@ -37,6 +38,11 @@ struct mini_net {
   std::deque<in_flight> wire;
   shoal::duration latency = 1ms;
   std::function<bool(const shoal::address&, const shoal::address&)> drop = nullptr;
+  /// Hosts of down nodes answer datagrams with port unreachable (process
+  /// gone, host up); otherwise they are silent.
+  bool down_hosts_refuse = false;
+  /// A forged refusal for a datagram that was delivered (from, to).
+  std::function<bool(const shoal::address&, const shoal::address&)> forge_refusal = nullptr;
 
   shoal::config make_config(int i) const {
     auto c = shoal::config::lan();
@@ -61,7 +67,8 @@ struct mini_net {
     const auto self = n.core->local_member().addr;
     for (auto& e : out.events) n.events.push_back(e);
     for (auto& m : out.user_messages) n.user_messages.push_back(m);
-    for (auto& p : out.packets) wire.push_back({now + latency, self, p.to, std::move(p.data)});
+    for (auto& p : out.packets)
+      wire.push_back({now + latency, self, p.to, std::move(p.data), false});
     auto streams = std::move(out.streams);
     out.clear();
     for (auto& s : streams) {
@@ -105,9 +112,22 @@ struct mini_net {
       while (!wire.empty() && wire.front().at <= now) {
         auto f = std::move(wire.front());
         wire.pop_front();
+        if (f.refusal) {
+          const int s = index_of(f.from);
+          if (s < 0 || !nodes[static_cast<std::size_t>(s)].up) continue;
+          shoal::outbox out;
+          nodes[static_cast<std::size_t>(s)].core->handle_unreachable(now, f.to, out);
+          drain(s, out);
+          continue;
+        }
         const int j = index_of(f.to);
-        if (j < 0 || !nodes[static_cast<std::size_t>(j)].up) continue;
         if (drop && drop(f.from, f.to)) continue;
+        if (j < 0 || !nodes[static_cast<std::size_t>(j)].up) {
+          if (down_hosts_refuse) wire.push_back({now + latency, f.from, f.to, {}, true});
+          continue;
+        }
+        if (forge_refusal && forge_refusal(f.from, f.to))
+          wire.push_back({now + latency, f.from, f.to, {}, true});
         shoal::outbox out;
         nodes[static_cast<std::size_t>(j)].core->handle_packet(now, f.from, f.data, out);
         drain(j, out);

@@ -50,17 +50,52 @@ TEST_CASE("suspicion k is mult - 2, capped by members that can confirm", "[unit]
 
 TEST_CASE("a suspicion counts each accuser once", "[unit]") {
   const shoal::time_point t0{};
-  suspicion s(1, 7, t0, 2s, 30s, 3, "a");
+  suspicion s(1, 7, t0, 2s, 30s, 3, 1s, 4, "a", false);
   CHECK(s.deadline() == t0 + 30s);
-  CHECK(s.confirm("b"));
-  CHECK_FALSE(s.confirm("b"));
-  CHECK_FALSE(s.confirm("a"));
+  CHECK(s.confirm("b", false));
+  CHECK_FALSE(s.confirm("b", false));
+  CHECK_FALSE(s.confirm("a", false));
   CHECK(s.confirmations() == 1);
   CHECK(s.deadline() == t0 + 16s);
-  CHECK(s.confirm("c"));
-  CHECK(s.confirm("d"));
+  CHECK(s.confirm("c", false));
+  CHECK(s.confirm("d", false));
   CHECK(s.deadline() == t0 + 2s);
-  CHECK_FALSE(s.confirm("e"));  // already at min
+  CHECK_FALSE(s.confirm("e", false));  // already at min
+  CHECK(s.refusals() == 0);
+}
+
+TEST_CASE("a suspicion takes the refusal timeout once enough accusers saw the port refused",
+          "[unit]") {
+  const shoal::time_point t0{};
+  SECTION("the first accuser counts; each refuser once; a plain accusation is no refusal") {
+    suspicion s(1, 7, t0, 8s, 48s, 2, 2s, 3, "a", true);
+    CHECK(s.refusals() == 1);
+    CHECK(s.deadline() == t0 + 48s);
+    CHECK(s.confirm("b", false));
+    CHECK(s.refusals() == 1);
+    CHECK(s.confirm("b", true));  // b now also saw it refused
+    CHECK_FALSE(s.confirm("b", true));
+    CHECK(s.refusals() == 2);
+    CHECK_FALSE(s.refusal_due());
+    CHECK(s.deadline() > t0 + 8s);
+    CHECK(s.confirm("c", true));
+    CHECK(s.refusal_due());
+    CHECK(s.deadline() == t0 + 2s);
+    CHECK_FALSE(s.confirm("d", true));  // nothing left to count
+  }
+  SECTION("a refusal timeout longer than the Lifeguard deadline changes nothing") {
+    suspicion s(1, 7, t0, 1s, 6s, 1, 10s, 1, "a", true);
+    CHECK(s.refusal_due());
+    CHECK(s.deadline() == t0 + 6s);
+  }
+  SECTION("with the refusal timeout 0 refusals are not counted") {
+    suspicion s(1, 7, t0, 8s, 48s, 2, 0s, 3, "a", true);
+    CHECK(s.confirm("b", true));
+    CHECK(s.confirm("c", true));
+    CHECK(s.refusals() == 0);
+    CHECK_FALSE(s.refusal_due());
+    CHECK(s.deadline() == t0 + 8s);
+  }
 }
 
 TEST_CASE("push-pull interval grows with log2 n past 32 members", "[unit]") {

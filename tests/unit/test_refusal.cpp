@@ -1,0 +1,139 @@
+// The refusal fast path (config::refusal_suspicion_timeout): a ping answered
+// by ICMP port unreachable. Here on mini_net's virtual clock; the simulator
+// and the real runtime have their own tests.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+
+#include "core/formulas.hpp"
+#include "mini_net.hpp"
+
+using namespace std::chrono_literals;
+using shoal::member_state;
+using test::addr_of;
+using test::mini_net;
+
+namespace {
+
+constexpr int nodes = 10;
+
+mini_net cluster_of(std::uint64_t seed, shoal::duration refusal_timeout) {
+  mini_net net;
+  for (int i = 0; i < nodes; ++i) {
+    auto c = net.make_config(i);
+    c.refusal_suspicion_timeout = refusal_timeout;
+    net.add(std::move(c), seed * 1000 + static_cast<std::uint64_t>(i));
+  }
+  net.join(0, {});
+  for (int i = 1; i < nodes; ++i) net.join(i, {addr_of(0)});
+  return net;
+}
+
+std::uint64_t total(const mini_net& net, std::uint64_t shoal::core_stats::*field) {
+  std::uint64_t sum = 0;
+  for (const auto& n : net.nodes) sum += n.core->stats().*field;
+  return sum;
+}
+
+bool anyone_saw_failed(const mini_net& net, const std::string& name) {
+  for (const auto& n : net.nodes)
+    for (const auto& e : n.events)
+      if (e.type == shoal::event_type::member_failed && e.who.name == name) return true;
+  return false;
+}
+
+/// The Lifeguard minimum a suspicion waits when nothing is refused.
+shoal::duration lifeguard_min(const mini_net& net) {
+  const auto& c = net.nodes[0].core->cfg();
+  return shoal::detail::suspicion_min(c.suspicion_mult, nodes, c.probe_interval);
+}
+
+}  // namespace
+
+TEST_CASE("refusal: a process gone from a live host is failed before the Lifeguard minimum",
+          "[unit]") {
+  for (std::uint64_t seed : {31u, 32u, 33u}) {
+    CAPTURE(seed);
+    auto net = cluster_of(seed, 1s);
+    net.down_hosts_refuse = true;
+    REQUIRE(net.wait_until([&] { return net.full_mesh(); }, 30s));
+    const auto crashed_at = net.now;
+    net.nodes[4].up = false;
+    REQUIRE(net.wait_until([&] { return net.everyone_sees("n4", member_state::dead); }, 60s, 10ms));
+    const auto took = net.now - crashed_at;
+    CAPTURE(std::chrono::duration<double>(took).count());
+    // Someone probes n4 within a protocol period or so; the refusals of the
+    // prober and its indirect probers then end the suspicion after 1 s.
+    CHECK(took < lifeguard_min(net));
+    CHECK(total(net, &shoal::core_stats::refusals) >= 3);
+    CHECK(total(net, &shoal::core_stats::refusal_deaths) >= 1);
+    for (std::size_t i = 0; i < net.nodes.size(); ++i)
+      if (i != 4) CHECK(net.state_at(static_cast<int>(i), "n4") == member_state::dead);
+  }
+}
+
+TEST_CASE("refusal: with the timeout 0 a refusal is only counted", "[unit]") {
+  auto net = cluster_of(41, 0s);
+  net.down_hosts_refuse = true;
+  REQUIRE(net.wait_until([&] { return net.full_mesh(); }, 30s));
+  const auto crashed_at = net.now;
+  net.nodes[4].up = false;
+  REQUIRE(net.wait_until([&] { return net.everyone_sees("n4", member_state::dead); }, 120s, 10ms));
+  CHECK(net.now - crashed_at >= lifeguard_min(net));
+  CHECK(total(net, &shoal::core_stats::unreachable_reports) > 0);
+  CHECK(total(net, &shoal::core_stats::refusals) == 0);
+  CHECK(total(net, &shoal::core_stats::refusal_deaths) == 0);
+}
+
+TEST_CASE("refusal: refusals seen by fewer than suspicion_mult - 1 members do not shorten the "
+          "suspicion",
+          "[unit]") {
+  // n2 is mute (nothing it sends arrives, so it cannot refute) and only one
+  // or two observers get refusals for it (a REJECT rule or forged ICMP on
+  // their paths): the ordinary Lifeguard timeout must apply.
+  for (int refusing : {1, 2}) {
+    CAPTURE(refusing);
+    auto net = cluster_of(51 + static_cast<std::uint64_t>(refusing), 2s);
+    REQUIRE(net.wait_until([&] { return net.full_mesh(); }, 30s));
+    net.drop = [](const shoal::address& from, const shoal::address&) {
+      return from == addr_of(2);
+    };
+    net.forge_refusal = [&](const shoal::address& from, const shoal::address& to) {
+      if (to != addr_of(2)) return false;
+      for (int i = 0; i < refusing; ++i)
+        if (from == addr_of(i == 2 ? 9 : i)) return true;
+      return false;
+    };
+    const auto muted_at = net.now;
+    REQUIRE(net.wait_until([&] { return anyone_saw_failed(net, "n2"); }, 120s, 10ms));
+    CHECK(total(net, &shoal::core_stats::refusals) > 0);
+    CHECK(net.now - muted_at >= lifeguard_min(net));
+    CHECK(total(net, &shoal::core_stats::refusal_deaths) == 0);
+  }
+}
+
+TEST_CASE("refusal: a member falsely failed by forged refusals comes back alive", "[unit]") {
+  // Enough forged observers do get a live member declared dead (the risk
+  // config.hpp documents); it hears of it, refutes and is alive again.
+  auto net = cluster_of(61, 2s);
+  REQUIRE(net.wait_until([&] { return net.full_mesh(); }, 30s));
+  net.forge_refusal = [](const shoal::address&, const shoal::address& to) {
+    return to == addr_of(2);
+  };
+  REQUIRE(net.wait_until([&] { return anyone_saw_failed(net, "n2"); }, 120s));
+  net.forge_refusal = nullptr;
+  REQUIRE(net.wait_until([&] { return net.everyone_sees("n2", member_state::alive); }, 60s));
+}
+
+TEST_CASE("refusal: an unmatched or stale report changes nothing", "[unit]") {
+  auto net = cluster_of(71, 2s);
+  REQUIRE(net.wait_until([&] { return net.full_mesh(); }, 30s));
+  const auto digest = net.nodes[0].core->digest();
+  shoal::outbox out;
+  // An address nobody has, and a member's address while no ping to it is out.
+  net.nodes[0].core->handle_unreachable(net.now, shoal::address::v4({192, 0, 2, 9}, 1), out);
+  CHECK(out.empty());
+  CHECK(net.nodes[0].core->stats().unreachable_reports == 1);
+  CHECK(net.nodes[0].core->stats().refusals == 0);
+  CHECK(net.nodes[0].core->digest() == digest);
+}
