@@ -129,6 +129,10 @@ std::string agent::start_node() {
     if (st == load_status::corrupt) log_->error("keyring unusable, starting without encryption: {}", msg);
     if (st == load_status::ok) nc.keys = keys;
   }
+  // ICMP is not authenticated: an encrypted cluster trusts refusals only
+  // when the operator says so.
+  if (!cfg_.refusal_suspicion_timeout_s && !nc.keys.empty())
+    nc.protocol.refusal_suspicion_timeout = duration::zero();
   try {
     node_ = std::make_unique<node>(nc);
   } catch (const std::exception& e) {
@@ -147,10 +151,11 @@ std::string agent::start_node() {
   log_->info("shoald started: name={} bind={} port={} preset={} seeds={} encrypted={}", cfg_.name, cfg_.bind,
              node_->port(), cfg_.preset, nc.seeds.size(), !nc.keys.empty());
   log_->info("limits: max_name_length={} max_tag_bytes={} max_members={} max_push_pull_bytes={} udp_buffer_size={} "
-             "max_tcp_sessions={} max_packets_per_source_per_second={}",
+             "max_tcp_sessions={} max_packets_per_source_per_second={} refusal_suspicion_timeout={}s",
              nc.protocol.max_name_length, nc.protocol.max_tag_bytes, nc.protocol.max_members,
              nc.protocol.max_push_pull_bytes, nc.protocol.udp_buffer_size, nc.max_tcp_sessions,
-             nc.max_packets_per_source_per_second);
+             nc.max_packets_per_source_per_second,
+             std::chrono::duration<double>(nc.protocol.refusal_suspicion_timeout).count());
   return {};
 }
 

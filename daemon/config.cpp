@@ -63,6 +63,9 @@ node_config node_config_of(const daemon_config& c) {
   if (c.max_tcp_sessions) nc.max_tcp_sessions = *c.max_tcp_sessions;
   if (c.max_packets_per_source_per_second)  // validate() keeps it within 32 bits
     nc.max_packets_per_source_per_second = static_cast<std::uint32_t>(*c.max_packets_per_source_per_second);
+  if (c.refusal_suspicion_timeout_s)  // validate() keeps it within 0..3600
+    p.refusal_suspicion_timeout = std::chrono::duration_cast<duration>(
+        std::chrono::duration<double>(*c.refusal_suspicion_timeout_s));
   if (auto a = address::parse(c.bind)) nc.bind = *a;
   if (auto a = address::parse(c.advertise)) p.advertise = *a;
   nc.label = c.label;
@@ -126,6 +129,9 @@ std::optional<std::string> validate(const daemon_config& c) {
     return bad("max_streams_per_connection", "must be 1..1024");
   if (!(c.frame_timeout_s > 0 && c.frame_timeout_s <= 3600)) return bad("frame_timeout", "must be in (0, 3600] seconds");
   if (!(c.keys_timeout_s > 0 && c.keys_timeout_s <= 300)) return bad("keys_timeout", "must be in (0, 300] seconds");
+  if (c.refusal_suspicion_timeout_s &&
+      !(*c.refusal_suspicion_timeout_s >= 0 && *c.refusal_suspicion_timeout_s <= 3600))
+    return bad("refusal_suspicion_timeout", "must be in [0, 3600] seconds (0 disables)");
   std::size_t tag_bytes = 0;
   for (const auto& [k, v] : c.tags) {
     if (k.empty()) return bad("tags", "empty tag key");
@@ -216,6 +222,10 @@ std::optional<std::string> apply_toml(daemon_config& c, std::string_view text, c
     else if (key == "udp_buffer_size") limit(key, n, c.udp_buffer_size);
     else if (key == "max_tcp_sessions") limit(key, n, c.max_tcp_sessions);
     else if (key == "max_packets_per_source_per_second") limit(key, n, c.max_packets_per_source_per_second);
+    else if (key == "refusal_suspicion_timeout") {
+      if (auto v = n.value<double>()) c.refusal_suspicion_timeout_s = *v;
+      else fail(key, "expected a number of seconds");
+    }
     else fail(key, "unknown field");
   }
   return err;
@@ -229,7 +239,7 @@ std::optional<daemon_config> load_config(int argc, char** argv, int& exit_code) 
   std::string config_file, name, bind, advertise, socket, socket_mode, socket_group, data_dir, preset, label,
       keyring_file, metrics_bind, log_level;
   std::vector<std::string> join, tags;
-  double leave_timeout = 0, frame_timeout = 0, keys_timeout = 0;
+  double leave_timeout = 0, frame_timeout = 0, keys_timeout = 0, refusal_timeout = 0;
   std::size_t max_connections = 0, max_frame_bytes = 0, stream_backlog = 0, max_streams = 0;
   std::size_t max_name_length = 0, max_tag_bytes = 0, max_members = 0, max_push_pull_bytes = 0, udp_buffer_size = 0,
               max_tcp_sessions = 0, max_packets_per_source = 0;
@@ -286,6 +296,11 @@ std::optional<daemon_config> load_config(int argc, char** argv, int& exit_code) 
       [&](daemon_config& c) { c.frame_timeout_s = frame_timeout; });
   add("--keys-timeout", keys_timeout, "SHOAL_KEYS_TIMEOUT", "seconds to collect key answers (default 5)",
       [&](daemon_config& c) { c.keys_timeout_s = keys_timeout; });
+
+  add("--refusal-suspicion-timeout", refusal_timeout, "SHOAL_REFUSAL_SUSPICION_TIMEOUT",
+      "seconds a suspicion lasts once enough members saw the node's port refused (ICMP port "
+      "unreachable), 0..3600, 0 disables (default: lan 2, wan 10, local 1; 0 with a keyring)",
+      [&](daemon_config& c) { c.refusal_suspicion_timeout_s = refusal_timeout; });
 
   add("--max-name-length", max_name_length, "SHOAL_MAX_NAME_LENGTH",
       "longest member name in bytes, 1..1024 (default 128); longer names from peers are dropped",

@@ -49,6 +49,10 @@ struct daemon_config {
   std::optional<std::size_t> udp_buffer_size;      ///< 1400: largest packet built; bounds those read
   std::optional<std::size_t> max_tcp_sessions;     ///< 64: TCP exchanges at once, each direction
   std::optional<std::size_t> max_packets_per_source_per_second;  ///< 1000 (0: no limit)
+
+  /// shoal::config::refusal_suspicion_timeout in seconds (0 disables). Unset:
+  /// the preset's value without a keyring, 0 with one (ICMP is unauthenticated).
+  std::optional<double> refusal_suspicion_timeout_s;
 };
 
 /// Builds the configuration from argv (CLI11 flags), the environment and the

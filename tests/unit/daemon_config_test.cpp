@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -443,4 +444,25 @@ TEST_CASE("persist: a corrupt file is reported and moved aside", "[unit][daemon]
   CHECK(load_file(path, 1000, decode_keyring, keys, msg) == load_status::corrupt);
   CHECK(keys.empty());
   fs::remove_all(dir);
+}
+
+TEST_CASE("config: refusal_suspicion_timeout in seconds, checked, unset keeps the preset", "[unit][daemon]") {
+  daemon_config c;
+  c.name = "n";
+  CHECK(node_config_of(c).protocol.refusal_suspicion_timeout == shoal::config::lan().refusal_suspicion_timeout);
+  c.preset = "wan";
+  CHECK(node_config_of(c).protocol.refusal_suspicion_timeout == shoal::config::wan().refusal_suspicion_timeout);
+  REQUIRE_FALSE(apply_toml(c, "refusal_suspicion_timeout = 0.5\n", "t"));
+  CHECK_FALSE(validate(c));
+  CHECK(node_config_of(c).protocol.refusal_suspicion_timeout == std::chrono::milliseconds(500));
+  REQUIRE_FALSE(apply_toml(c, "refusal_suspicion_timeout = 0\n", "t"));
+  CHECK(node_config_of(c).protocol.refusal_suspicion_timeout == shoal::duration::zero());
+  const auto e = apply_toml(c, "refusal_suspicion_timeout = \"2s\"\n", "t");
+  REQUIRE(e);
+  CHECK(e->find("refusal_suspicion_timeout") != std::string::npos);
+  CHECK(field_of([](daemon_config& d) { d.refusal_suspicion_timeout_s = -1.0; }) == "refusal_suspicion_timeout");
+  CHECK(field_of([](daemon_config& d) { d.refusal_suspicion_timeout_s = 3601.0; }) == "refusal_suspicion_timeout");
+  CHECK(field_of([](daemon_config& d) { d.refusal_suspicion_timeout_s = std::nan(""); }) ==
+        "refusal_suspicion_timeout");
+  CHECK(field_of([](daemon_config& d) { d.refusal_suspicion_timeout_s = 3600.0; }).empty());
 }
