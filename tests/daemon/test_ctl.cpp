@@ -57,6 +57,8 @@ TEST_CASE("shoalctl: join, keys on an encrypted cluster, force-leave", "[daemon]
   daemon_proc b(daemon_spec{"b", free_port(), dir.path(), {}, {"--keyring-file", dir / "b.keys"}});
   REQUIRE(wait_serving(a));
   REQUIRE(wait_serving(b));
+  // With a keyring and the field unset, ICMP refusals are not trusted.
+  CHECK(wait_until([&] { return a.proc().log().find("refusal_suspicion_timeout=0s") != std::string::npos; }, 10s));
 
   const auto j = ctl(b.socket(), {"join", a.spec().addr(), "--format", "json"});
   INFO(j.out << j.err);
@@ -126,6 +128,10 @@ TEST_CASE("shoalctl sees what --config sets, flags win, SIGHUP reloads the tags"
   write_conf("role = \"db\"\nzone = \"a\"\n");
   daemon_proc d(daemon_spec{"c", free_port(), dir.path(), {}, {"--config", conf.string()}});
   REQUIRE(wait_serving(d));
+  // No keyring: the preset's refusal timeout (daemon tests run the local preset or lan).
+  CHECK(wait_until([&] { return d.proc().log().find("refusal_suspicion_timeout=0s") == std::string::npos &&
+                                d.proc().log().find("refusal_suspicion_timeout=") != std::string::npos; },
+                   10s));
   auto info = parse_json(ctl(d.socket(), {"info", "--format", "json"}).out);
   CHECK(info["label"] == "green");
   CHECK(info["name"] == "c");  // the flag, over the file's (absent) name
