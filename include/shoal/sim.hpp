@@ -21,6 +21,14 @@
 // them (TCP retransmits) but partitions and crashes do (stream_failed after
 // network_config::stream_fail_after).
 //
+// The host of a crashed or departed node is down (silence: what is sent to it
+// is lost) unless network_config::crashed_hosts_refuse or crash(n, true) says
+// it is up: then its kernel refuses what reaches it, as Linux does for a port
+// nothing listens on. A datagram draws an ICMP port unreachable that crosses
+// the link back like any packet (latency, loss, partitions) and reaches the
+// sender's core as handle_unreachable(); a stream connect draws a RST and
+// fails after that round trip.
+//
 // Randomness: one seed. Per-node core seeds, network draws and the scenario
 // generator all derive from it with splitmix64/xoshiro256** (never a std::
 // distribution, whose output differs between standard libraries).
@@ -156,6 +164,20 @@ struct network_config {
   /// runs out of tries or outlasts stream_deadline fails. A node losing 80% of
   /// its packets then cannot answer a TCP fallback ping either.
   bool streams_feel_loss = false;
+  /// Whether the host of a crashed or departed (left) node is up. false
+  /// (default): the host is down, or drops silently; everything sent to the
+  /// node is lost, and streams to it fail after stream_fail_after. true: only
+  /// the process is gone and the host's kernel answers for it. Each datagram
+  /// that reaches it (past loss and partitions, as any packet) draws an ICMP
+  /// port unreachable back to its sender, which crosses the link back like a
+  /// packet of its own (a one-way delay later, lost with that link's loss,
+  /// never across a partition or block) and reaches the sender's core, if
+  /// the same life of it still runs, as core::handle_unreachable(now, to).
+  /// A stream connect to it draws a RST and fails (stream_failed) after that
+  /// round trip. Running nodes never refuse, paused ones neither (SIGSTOP
+  /// keeps the socket: their inputs queue), nor do idle ones. crash(n,
+  /// host_up) overrides this per node.
+  bool crashed_hosts_refuse = false;
 
   /// 1 ms +- 0.5 ms.
   static network_config lan() { return {}; }
@@ -224,6 +246,12 @@ struct node_metrics {
   /// packets it sent that found no running core where they arrived (unknown
   /// address, idle, crashed or departed node)
   std::uint64_t dropped_down = 0;
+  /// of those, the ones whose host refused them (process gone, host up:
+  /// network_config::crashed_hosts_refuse); each drew an ICMP port
+  /// unreachable back, which may still be lost on the way
+  std::uint64_t refused = 0;
+  /// ICMP port unreachable answers handed to its cores (handle_unreachable)
+  std::uint64_t unreachable_received = 0;
   /// Membership events its cores emitted, by event_type.
   std::array<std::uint64_t, 7> events{};
   std::uint64_t view_changes() const noexcept;
@@ -384,8 +412,18 @@ class simulator {
   /// n^2 members). Their seeds for a later restart are the first `seeds`.
   std::vector<node_id> start_converged(std::size_t n, std::size_t seeds = 3);
   /// The node's process dies: its core is gone, its queued inputs lost,
-  /// packets to it dropped, streams to it fail.
+  /// packets to it dropped (refused when its host stays up:
+  /// network_config::crashed_hosts_refuse), streams to it fail.
   void crash(node_id n);
+  /// crash(n) with the host's fate given for this node rather than by
+  /// network_config::crashed_hosts_refuse: host_up true, its kernel refuses
+  /// what reaches it (ICMP port unreachable, RST); false, silence. On a node
+  /// already crashed or left it only changes that (the host goes down or
+  /// comes back up); a restart forgets it.
+  void crash(node_id n, bool host_up);
+  /// True when what reaches n now is refused: its process is gone (crashed or
+  /// left) and its host is up.
+  bool refuses(node_id n) const;
   /// A new process with the same name and address: a new core with a fresh
   /// seed and `incarnation` (default 0) that joins through `seeds` (default:
   /// the seeds of its previous join). A running node crashes first.

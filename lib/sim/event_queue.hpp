@@ -13,7 +13,7 @@ namespace shoal::sim::detail {
 
 enum class ev_kind : std::uint8_t {
   tick,             // node: core.tick if aux == the node's tick generation
-  packet,           // node <- from: UDP packet, payload slot
+  packet,           // node <- from: UDP packet, payload slot, life = from's
   stream_in,        // node <- from: stream request id aux, payload slot, life = requester's
   stream_reply,     // node <- from: reply to request aux, payload slot, life = node's
   stream_fail,      // node: request aux failed (unusable link), life
@@ -21,6 +21,7 @@ enum class ev_kind : std::uint8_t {
   action,           // user callback, payload = callback slot
   resume,           // node: end of a pause, aux = pause generation
   leave_deadline,   // node: stop leaving, life
+  unreachable,      // node <- from: ICMP port unreachable for what node sent to from, life = node's
 };
 
 /// 40 bytes; payload and callbacks live in side tables indexed by `slot`.

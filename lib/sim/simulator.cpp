@@ -106,6 +106,7 @@ struct node_state {
   std::int64_t last_up = never;   // joined, restarted, resumed, slowness changed
   std::int64_t last_net = never;  // a partition or block involving it changed
   std::uint32_t crash_track = no_track;
+  std::optional<bool> host_up;  // crash(n, host_up); none: network_config says
   std::vector<node_id> seeds;
   std::vector<ev> deferred;  // inputs that arrived while paused
   std::vector<std::uint64_t> pending_streams;
@@ -113,6 +114,9 @@ struct node_state {
   static constexpr std::uint32_t no_track = ~std::uint32_t{0};
   bool has_core() const noexcept {
     return c.has_value() && (status == node_status::running || status == node_status::leaving);
+  }
+  bool process_gone() const noexcept {
+    return status == node_status::crashed || status == node_status::left;
   }
 };
 
@@ -238,6 +242,7 @@ class sim_impl {
     const std::uint64_t seed = derive_seed(opts_.seed, 1, (std::uint64_t{id} << 16) | n.life);
     n.c.emplace(std::move(cfg), seed);
     n.status = node_status::running;
+    n.host_up.reset();
     n.paused = false;
     n.last_up = now_;
     n.tick_pending = false;
@@ -279,9 +284,11 @@ class sim_impl {
     ++n.pause_gen;
   }
 
-  void crash(node_id id) {
+  void crash(node_id id, std::optional<bool> host_up = std::nullopt) {
     node_state& n = node(id);
+    if (n.process_gone() && host_up) n.host_up = host_up;  // the host goes down or comes up
     if (n.status != node_status::running && n.status != node_status::leaving) return;
+    n.host_up = host_up;
     if (n.status == node_status::running) --running_;
     const bool was_leaving = n.status == node_status::leaving;
     n.status = node_status::crashed;
@@ -377,6 +384,12 @@ class sim_impl {
     if (n.has_core()) schedule_tick(id, false);
   }
 
+  // Its process is gone and its host is up: the kernel refuses what arrives.
+  bool refuses(node_id id) const noexcept {
+    const node_state& n = nodes_[id];
+    return n.process_gone() && !n.paused && n.host_up.value_or(opts_.net.crashed_hosts_refuse);
+  }
+
   // ---- network ----
   std::int64_t delay() {
     const std::int64_t lat = opts_.net.latency.count();
@@ -409,8 +422,24 @@ class sim_impl {
     e.kind = ev_kind::packet;
     e.node = to;
     e.from = from;
+    e.life = nodes_[from].life;
     e.slot = store(std::move(data));
     queue_.push(e);
+  }
+
+  // The host of `host`, whose process is gone, answers a datagram from `to`
+  // (sent by to's life `life`) with ICMP port unreachable, which crosses the
+  // link back as a packet would.
+  void send_unreachable(node_id host, node_id to, std::uint16_t life) {
+    ++metrics_[to].refused;
+    if (net_.blocked(host, to) || net_rng_.chance(net_.drop_probability(host, to))) return;
+    ev u;
+    u.t = now_ + delay() + nodes_[to].slow;
+    u.kind = ev_kind::unreachable;
+    u.node = to;
+    u.from = host;
+    u.life = life;
+    queue_.push(u);
   }
 
   bool usable(node_id a, node_id b) const noexcept {
@@ -444,6 +473,17 @@ class sim_impl {
     if (opts_.net.streams_feel_loss) {
       // SYN, SYN-ACK, then the request; the reply pays its own way later.
       const std::int64_t syn = retransmit_delay(from, to, handshake_rto);
+      if (refuses(to) && usable(from, to)) {
+        // Nothing listens: the host answers the SYN with a RST (a lost RST
+        // costs a SYN retransmission, hence the same backoff).
+        const std::int64_t rst = syn < 0 ? -1 : retransmit_delay(to, from, handshake_rto);
+        e.t = now_ + (rst < 0 ? opts_.net.stream_fail_after.count()
+                              : syn + rst + delay() + delay() + n.slow);
+        e.kind = ev_kind::stream_fail;
+        e.node = from;
+        queue_.push(e);
+        return;
+      }
       const std::int64_t syn_ack = syn < 0 ? -1 : retransmit_delay(to, from, handshake_rto);
       const std::int64_t req = syn_ack < 0 ? -1 : retransmit_delay(from, to, data_rto);
       if (req < 0) {  // connect or write gave up
@@ -572,6 +612,9 @@ class sim_impl {
         if (n.status == node_status::leaving && n.life == e.life) finish_leave(e.node);
         return;
       }
+      case ev_kind::unreachable:
+        on_unreachable(e);
+        return;
     }
   }
 
@@ -600,6 +643,7 @@ class sim_impl {
     node_state& n = nodes_[e.node];
     if (!n.has_core()) {
       ++metrics_[e.from].dropped_down;
+      if (refuses(e.node)) send_unreachable(e.node, e.from, e.life);
       release(e.slot);
       return;
     }
@@ -610,6 +654,35 @@ class sim_impl {
     n.c->handle_packet(now(), nodes_[e.from].addr, data, o);
     release(e.slot);
     after_call(e.node, o);
+  }
+
+  // An ICMP port unreachable reaches the sender of the refused datagram.
+  void on_unreachable(const ev& e) {
+    if (defer(e)) return;
+    node_state& n = nodes_[e.node];
+    if (!n.has_core() || n.life != e.life) return;  // the socket it was for is gone
+    ++metrics_[e.node].unreachable_received;
+    outbox& o = acquire();
+    n.c->handle_unreachable(now(), nodes_[e.from].addr, o);
+    after_call(e.node, o);
+  }
+
+  // The host of `target` (process gone) answers a stream's data with a RST.
+  // Under streams_feel_loss a lost RST costs a retransmission of the data,
+  // which draws another; when all are lost the stream deadline fails it.
+  void reset_stream(node_id target, node_id requester, std::uint64_t id, std::uint16_t life) {
+    std::int64_t extra = 0;
+    if (opts_.net.streams_feel_loss) {
+      extra = retransmit_delay(target, requester, data_rto);
+      if (extra < 0) return;
+    }
+    ev f;
+    f.t = now_ + delay() + extra + nodes_[requester].slow;
+    f.kind = ev_kind::stream_fail;
+    f.node = requester;
+    f.aux = id;
+    f.life = life;
+    queue_.push(f);
   }
 
   void fail_stream_later(node_id requester, std::uint64_t id, std::uint16_t life) {
@@ -627,7 +700,10 @@ class sim_impl {
     node_state& t = nodes_[e.node];
     if (!t.has_core() || !usable(e.from, e.node)) {
       release(e.slot);
-      fail_stream_later(e.from, e.aux, e.life);
+      if (!t.has_core() && refuses(e.node) && usable(e.from, e.node))
+        reset_stream(e.node, e.from, e.aux, e.life);
+      else
+        fail_stream_later(e.from, e.aux, e.life);
       return;
     }
     std::span<const std::uint8_t> data = payloads_[e.slot];
@@ -1016,6 +1092,13 @@ std::vector<node_id> simulator::start_converged(std::size_t n, std::size_t seeds
 
 void simulator::crash(node_id n) {
   impl_->crash(n);
+}
+void simulator::crash(node_id n, bool host_up) {
+  impl_->crash(n, host_up);
+}
+bool simulator::refuses(node_id n) const {
+  impl_->node(n);
+  return impl_->refuses(n);
 }
 void simulator::restart(node_id n, std::span<const node_id> seeds,
                         std::optional<std::uint64_t> incarnation) {
