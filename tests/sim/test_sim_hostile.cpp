@@ -8,7 +8,6 @@
 // and what the cluster sends back to it is dropped. Each test loops over
 // seeds 1..8 (SHOAL_SIM_SEEDS=K for more); CAPTURE prints a failing seed.
 #include <cstdint>
-#include <cstdlib>
 #include <limits>
 #include <string>
 #include <vector>
@@ -16,6 +15,7 @@
 #include <catch2/catch.hpp>
 #include <shoal/sim.hpp>
 
+#include "sim_seeds.hpp"
 #include "wire/codec.hpp"
 
 using namespace std::chrono_literals;
@@ -26,13 +26,7 @@ namespace wire = shoal::wire;
 
 namespace {
 
-const std::vector<std::uint64_t> seeds = [] {
-  std::uint64_t k = 8;
-  if (const char* env = std::getenv("SHOAL_SIM_SEEDS")) k = std::strtoull(env, nullptr, 10);
-  std::vector<std::uint64_t> v;
-  for (std::uint64_t s = 1; s <= std::max<std::uint64_t>(k, 1); ++s) v.push_back(s);
-  return v;
-}();
+const std::vector<std::uint64_t>& seeds = sim_seeds();
 
 constexpr std::uint64_t max_inc = std::numeric_limits<std::uint64_t>::max();
 

@@ -4,12 +4,13 @@
 // failure, and a failing seed replays exactly.
 #include <algorithm>
 #include <cstdint>
-#include <cstdlib>
 #include <string>
 #include <vector>
 
 #include <catch2/catch.hpp>
 #include <shoal/sim.hpp>
+
+#include "sim_seeds.hpp"
 
 using namespace std::chrono_literals;
 using shoal::event_type;
@@ -19,13 +20,7 @@ using shoal::sim::simulator;
 
 namespace {
 
-const std::vector<std::uint64_t> seeds = [] {
-  std::uint64_t k = 8;
-  if (const char* env = std::getenv("SHOAL_SIM_SEEDS")) k = std::strtoull(env, nullptr, 10);
-  std::vector<std::uint64_t> v;
-  for (std::uint64_t s = 1; s <= std::max<std::uint64_t>(k, 1); ++s) v.push_back(s);
-  return v;
-}();
+const std::vector<std::uint64_t>& seeds = sim_seeds();
 
 shoal::sim::options opts(std::uint64_t seed) {
   shoal::sim::options o;
