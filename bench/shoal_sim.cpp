@@ -2,7 +2,7 @@
 //
 //   shoal-sim --scenario NAME --nodes N --seed S [--loss P] [--crashes K]
 //             [--duration S] [--preset lan|wan|local] [--setup-timeout S]
-//             [--quiet] [--json]
+//             [--quiet] [--json] [--refuse]
 //
 // Progress goes to stderr (at most once per wall second: simulated seconds of
 // the scenario's phase done / its nominal length); the result is one
@@ -33,6 +33,14 @@
 //                           10 s; detect_first_s (first suspicion by anyone),
 //                           first_dead_s, detect_all_s (the last node's death
 //                           declaration): mean and p99 over the crashes.
+//                           With --refuse the crashed processes' hosts stay
+//                           up and refuse what reaches them (ICMP port
+//                           unreachable, RST: network_config::
+//                           crashed_hosts_refuse); the output then adds
+//                           refuse: true and refusal_deaths (core_stats, summed
+//                           over the nodes running at the end). Without it
+//                           the hosts go silent, and the output is unchanged.
+//                           --refuse works in restart and churn too.
 //   loss            (300 s) uniform loss P (default 0.1) on every packet.
 //   slow            (300 s) 1% of the nodes (>= 1) handle every input 2 s late;
 //                           they are not counted as falsely accused.
@@ -97,6 +105,7 @@ struct args {
   bool json_out = false;
   bool quiet = false;
   bool streams_feel_loss = false;
+  bool refuse = false;
   std::string start;  // join | converged; empty: per scenario
 };
 
@@ -109,7 +118,11 @@ struct args {
                "[--duration SECONDS]\n"
                "                 [--preset lan|wan|local] [--setup-timeout SECONDS] [--quiet] "
                "[--json]\n"
-               "                 [--start join|converged] [--streams-feel-loss]\n",
+               "                 [--start join|converged] [--streams-feel-loss] [--refuse]\n"
+               "  --refuse  crashed and departed nodes' hosts stay up and refuse what reaches\n"
+               "            them (ICMP port unreachable, TCP RST) instead of going silent;\n"
+               "            for crash (also restart, churn); adds refuse and refusal_deaths\n"
+               "            to the output\n",
                why.c_str());
   std::exit(2);
 }
@@ -145,6 +158,8 @@ args parse(int argc, char** argv) {
         a.quiet = true;
       else if (f == "--streams-feel-loss")
         a.streams_feel_loss = true;
+      else if (f == "--refuse")
+        a.refuse = true;
       else if (f == "--start")
         a.start = value(i);
       else if (f == "--help" || f == "-h")
@@ -162,6 +177,8 @@ args parse(int argc, char** argv) {
   if (a.start.empty()) a.start = a.scenario == "bootstrap" ? "join" : "converged";
   if (a.start != "join" && a.start != "converged") usage("bad --start");
   if (a.scenario == "bootstrap" && a.start != "join") usage("bootstrap measures the join");
+  if (a.refuse && a.scenario != "crash" && a.scenario != "restart" && a.scenario != "churn")
+    usage("--refuse needs a scenario that crashes nodes (crash, restart, churn)");
   return a;
 }
 
@@ -266,6 +283,7 @@ class runner {
     }
     // A node that loses 80% of its packets loses its TCP too.
     o.net.streams_feel_loss = a.streams_feel_loss || a.scenario == "lossy-minority";
+    o.net.crashed_hosts_refuse = a.refuse;
     return o;
   }
 
@@ -632,6 +650,13 @@ class runner {
     out_["view_changes_per_node"] = static_cast<double>(view_changes() - views_at_mark_) /
                                     static_cast<double>(std::max<std::size_t>(live_at_mark_, 1));
     out_["tick_anomalies"] = sim_.tick_anomalies();
+    if (a_.refuse) {
+      out_["refuse"] = true;
+      std::uint64_t refusal_deaths = 0;
+      for (node_id i : sim_.live_nodes())
+        refusal_deaths += sim_.node_core(i).stats().refusal_deaths;
+      out_["refusal_deaths"] = refusal_deaths;
+    }
   }
 
   void print() {
