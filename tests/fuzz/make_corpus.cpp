@@ -225,6 +225,9 @@ int main(int argc, char** argv) {
   out.write("push_pull", "big-state", encode(big));
   // The wire decoder reads stream bodies too.
   out.write("wire_packet", "stream-join-request", join_request);
+  wire::suspect refused{3, "n3", "n1"};
+  refused.refused = true;  // the optional fourth field (a ping answered by port unreachable)
+  out.write("wire_packet", "suspect-refused", encode(refused));
   out.write("wire_packet", "stream-push-pull", encode(pp));
   out.write("wire_packet", "stream-big-state", encode(big));
 
