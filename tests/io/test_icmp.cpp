@@ -7,6 +7,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/udp.hpp>
+#include <boost/asio/ip/v6_only.hpp>
 #include <catch2/catch.hpp>
 
 #ifdef __linux__
@@ -206,6 +207,19 @@ bool loopback_v6() {
   return !ec;
 }
 
+/// Like the dual-stack test in test_node.cpp: true when [::] binds dual-stack.
+bool dual_stack() {
+  namespace net = boost::asio;
+  net::io_context ctx;
+  net::ip::udp::socket probe(ctx);
+  boost::system::error_code ec;
+  probe.open(net::ip::udp::v6(), ec);
+  if (!ec) probe.set_option(net::ip::v6_only(false), ec);
+  if (!ec) probe.bind({net::ip::make_address("::"), 0}, ec);
+  if (ec) WARN("skipped: cannot bind [::] dual-stack: " << ec.message());
+  return !ec;
+}
+
 }  // namespace
 
 TEST_CASE("a crashed node's refused pings end its suspicion early", "[io]") {
@@ -232,6 +246,33 @@ TEST_CASE("refused pings over ::1 end a suspicion early too", "[io]") {
   CHECK(o.refusals > 0);
   CHECK(o.refusal_deaths >= 1);
   CHECK(o.udp_receive_errors == 0);
+}
+
+TEST_CASE("a dual-stack node reads the refusals of an IPv4 peer", "[io]") {
+  if (!dual_stack()) return;
+  auto nodes = iotest::start_cluster("icmpd", 3, [](shoal::node_config& nc) {
+    nc.protocol.refusal_suspicion_timeout = 1s;
+    if (nc.protocol.name != "icmpd0") return;
+    nc.bind = *shoal::address::parse("[::]:0");
+    nc.protocol.advertise = *shoal::address::parse("127.0.0.1:0");
+  });
+  iotest::require_mesh(nodes, 3);
+  nodes[2]->stop();
+  // Queued only with IP_RECVERR, read back as IPV6_RECVERR about a mapped
+  // address: a refusal counts only if that became the member's IPv4 address
+  // (icmpd0 probes icmpd2, or relays icmpd1's probe of it).
+  const shoal::node& dual = *nodes[0];
+  const bool refused = iotest::wait_until([&] { return dual.stats().core.refusals > 0; }, 20s);
+  const auto s = dual.stats();
+  INFO("icmp_unreachable_in=" << s.runtime.icmp_unreachable_in
+                              << " unreachable_reports=" << s.core.unreachable_reports);
+  CHECK(refused);
+  CHECK(s.runtime.icmp_unreachable_in > 0);
+  CHECK(s.runtime.udp_receive_errors == 0);
+  node_list survivors;
+  for (std::size_t i = 0; i < 2; ++i) survivors.push_back(std::move(nodes[i]));
+  CHECK(iotest::wait_until(
+      [&] { return iotest::everyone_sees(survivors, "icmpd2", member_state::dead); }, 40s));
 }
 
 #endif  // __linux__
