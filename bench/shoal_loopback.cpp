@@ -2,7 +2,8 @@
 // shared io_context, measured on real sockets. One JSON object on stdout,
 // progress on stderr.
 //
-//   shoal-loopback --nodes N [--preset lan|wan|local] [--window S] [--threads T] --json
+//   shoal-loopback --nodes N [--preset lan|wan|local] [--window S] [--threads T]
+//                  [--refusal-timeout S] --json
 //
 // Measures: join convergence (first join until every node sees N alive), CPU
 // and bytes sent (UDP and TCP) per node-second in a steady window, RSS per node, and how fast
@@ -51,12 +52,13 @@ struct options {
   std::string preset = "lan";
   double window_s = 30.0;
   std::size_t threads = 1;
+  std::optional<double> refusal_timeout_s;  ///< protocol.refusal_suspicion_timeout (0: off)
   bool json_out = false;
 };
 
 void usage() {
   std::cerr << "usage: shoal-loopback --nodes N [--preset lan|wan|local] [--window S (30)]\n"
-               "                      [--threads T (1)] --json\n";
+               "                      [--threads T (1)] [--refusal-timeout S (preset's)] --json\n";
 }
 
 std::optional<options> parse_args(int argc, char** argv) {
@@ -85,6 +87,10 @@ std::optional<options> parse_args(int argc, char** argv) {
         auto v = value();
         if (!v) return std::nullopt;
         o.threads = static_cast<std::size_t>(std::stoul(*v));
+      } else if (a == "--refusal-timeout") {
+        auto v = value();
+        if (!v) return std::nullopt;
+        o.refusal_timeout_s = std::stod(*v);
       } else if (a == "--json") {
         o.json_out = true;
       } else {
@@ -95,6 +101,8 @@ std::optional<options> parse_args(int argc, char** argv) {
     }
   }
   if (o.nodes < 2 || o.threads < 1 || !(o.window_s > 0.0) || !o.json_out) return std::nullopt;
+  if (o.refusal_timeout_s && !(*o.refusal_timeout_s >= 0.0 && *o.refusal_timeout_s <= 3600.0))
+    return std::nullopt;
   return o;
 }
 
@@ -189,6 +197,7 @@ struct traffic {
   std::uint64_t udp_bytes_out = 0, tcp_bytes_out = 0;
   std::uint64_t push_pulls = 0, streams_ok = 0, streams_failed = 0, tcp_accepted = 0;
   std::uint64_t udp_send_dropped = 0, udp_send_errors = 0, suspicions = 0, deaths = 0;
+  std::uint64_t icmp_unreachable_in = 0, refusals = 0, refusal_deaths = 0;
 };
 
 traffic sum_stats(const std::vector<std::unique_ptr<shoal::node>>& nodes) {
@@ -207,6 +216,9 @@ traffic sum_stats(const std::vector<std::unique_ptr<shoal::node>>& nodes) {
     t.udp_send_errors += s.runtime.udp_send_errors;
     t.suspicions += s.core.suspicions;
     t.deaths += s.core.deaths;
+    t.icmp_unreachable_in += s.runtime.icmp_unreachable_in;
+    t.refusals += s.core.refusals;
+    t.refusal_deaths += s.core.refusal_deaths;
   }
   return t;
 }
@@ -242,11 +254,14 @@ int main(int argc, char** argv) {
     usage();
     return 2;
   }
-  const auto base = shoal::node_config::preset(opt->preset);
+  auto base = shoal::node_config::preset(opt->preset);
   if (!base) {
     std::cerr << "unknown preset '" << opt->preset << "'\n";
     return 2;
   }
+  if (opt->refusal_timeout_s)
+    base->protocol.refusal_suspicion_timeout = std::chrono::duration_cast<shoal::duration>(
+        std::chrono::duration<double>(*opt->refusal_timeout_s));
   const std::size_t n = opt->nodes;
   const std::uint64_t fd_limit = raise_fd_limit();
   std::cerr << "nodes=" << n << " preset=" << opt->preset << " window=" << opt->window_s
@@ -259,6 +274,8 @@ int main(int argc, char** argv) {
   out["preset"] = opt->preset;
   out["window_s"] = opt->window_s;
   out["threads"] = opt->threads;
+  out["refusal_suspicion_timeout_s"] =
+      std::chrono::duration<double>(base->protocol.refusal_suspicion_timeout).count();
   out["bytes_per_node_s_counts"] =
       "runtime_stats.udp_bytes_out + tcp_bytes_out: bytes handed to the sockets "
       "(UDP payloads and TCP stream bytes, after compression), without IP/UDP/TCP headers";
@@ -455,6 +472,11 @@ int main(int argc, char** argv) {
     }
     // Other members suspected while detecting (should be 0: only the victim failed).
     out["false_suspicions_during_detection"] = det.other_suspicions.load();
+    // The refused-ping path (ICMP port unreachable), summed over the nodes.
+    const traffic t_d = sum_stats(nodes);
+    out["detection_counts"] = json{{"icmp_unreachable_in", t_d.icmp_unreachable_in},
+                                   {"refusals", t_d.refusals},
+                                   {"refusal_deaths", t_d.refusal_deaths}};
   }
   out["rss_per_node_kb"] = rss_per_node;
   out["cpu_s_per_node_s"] = cpu_per;

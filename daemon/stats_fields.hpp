@@ -26,6 +26,9 @@ void for_each_counter(const core_stats& s, F&& f) {
   f("suspicions", s.suspicions);
   f("refutations", s.refutations);
   f("deaths", s.deaths);
+  f("unreachable_reports", s.unreachable_reports);
+  f("refusals", s.refusals);
+  f("refusal_deaths", s.refusal_deaths);
   f("refutations_withheld", s.refutations_withheld);
   f("self_benched", s.self_benched);
   f("streams_started", s.streams_started);
@@ -77,6 +80,8 @@ void for_each_counter(const runtime_stats& s, F&& f) {
   f("decompress_failed", s.decompress_failed);
   f("rate_limited", s.rate_limited);
   f("udp_too_large", s.udp_too_large);
+  f("icmp_unreachable_in", s.icmp_unreachable_in);
+  f("icmp_other_in", s.icmp_other_in);
 }
 
 /// Messages by type and direction ("in"/"out"), for every wire type.

@@ -197,6 +197,12 @@ struct runtime_stats {
   std::uint64_t rate_limited = 0;  ///< dropped: over max_packets_per_source_per_second
   std::uint64_t decompress_failed = 0;   ///< compressed, but corrupt or inflating past the bound
   std::uint64_t udp_too_large = 0;  ///< datagrams over udp_buffer_size + 512 + envelope, dropped
+  /// ICMP errors about datagrams this node sent, read from the socket's error
+  /// queue (Linux, only while protocol.refusal_suspicion_timeout > 0): port
+  /// unreachable reports handed to the core (core_stats::unreachable_reports),
+  /// and every other entry (other ICMP types, local errors), ignored.
+  std::uint64_t icmp_unreachable_in = 0;
+  std::uint64_t icmp_other_in = 0;
 };
 
 struct node_stats {

@@ -5,6 +5,19 @@
 // Sockets use the error_code overloads throughout. Timers are the exception:
 // Boost 1.74 deprecates their error_code overloads, and cancel() and
 // expires_*() on a valid timer cannot fail.
+//
+// The UDP socket's error queue (Linux, io/icmp.hpp) tells the core when a
+// datagram it sent was refused: a host that is up answers a ping to a port
+// nothing listens on with ICMP port unreachable, and the core ends such a
+// suspicion after protocol.refusal_suspicion_timeout instead of waiting for
+// Lifeguard's minimum. With that timeout set, the socket asks for
+// IP_RECVERR (and IPV6_RECVERR), a wait for error readiness stays armed on
+// the strand, and each wakeup reads at most max_icmp_per_wakeup entries
+// (the rest in one handler posted after them, so a flood of ICMP shares the
+// strand with everything else). Port unreachable goes to
+// core.handle_unreachable; anything else is only counted. The same ICMP
+// error also fails the next receive or send on the socket with the error it
+// stands for: a receive is re-armed silently and a send is tried once more.
 #include "io/runtime.hpp"
 
 #include <algorithm>
@@ -17,6 +30,7 @@
 #include <boost/asio/post.hpp>
 
 #include "io/compress.hpp"
+#include "io/icmp.hpp"
 #include "io/seeds.hpp"
 #include "io/streams.hpp"
 
@@ -33,6 +47,7 @@ std::size_t max_datagram_in(const node_config& cfg) {
 }
 constexpr std::size_t max_rate_limited_sources = 4096;
 constexpr std::size_t max_send_queue = 4096;    // packets waiting for the socket
+constexpr int max_icmp_per_wakeup = 64;         // error-queue entries read per handler
 constexpr int max_bind_attempts = 16;           // port 0: UDP's port may be taken on TCP
 constexpr int socket_receive_buffer = 1 << 20;  // asked of the kernel, best effort
 constexpr auto accept_retry_delay = std::chrono::milliseconds(100);
@@ -81,6 +96,8 @@ runtime_stats runtime_counters::snapshot() const {
   s.decompress_failed = decompress_failed.load();
   s.rate_limited = rate_limited.load();
   s.udp_too_large = udp_too_large.load();
+  s.icmp_unreachable_in = icmp_unreachable_in.load();
+  s.icmp_other_in = icmp_other_in.load();
   return s;
 }
 
@@ -191,6 +208,14 @@ std::error_code runtime::bind_sockets() {
     return to_std(ec);
   }
   port_ = udp_.local_endpoint(ec).port();
+  if (cfg_.protocol.refusal_suspicion_timeout > duration::zero()) {
+    if (const error_code icmp = enable_icmp_errors(udp_, family_)) {
+      log_.log(spdlog::level::warn, "icmp errors unavailable, refused pings go unnoticed: {}",
+               icmp.message());
+    } else {
+      icmp_errors_ = true;
+    }
+  }
 
   advertise_ = cfg_.protocol.advertise;
   std::optional<net::ip::address> ip_out;
@@ -255,6 +280,7 @@ std::optional<net::ip::address> runtime::route_source(bool v6) {
 void runtime::on_started() {
   if (closed_) return;
   do_receive();
+  if (icmp_errors_) do_wait_error();
   do_accept();
   add_seed_names(cfg_.seeds);
   if (!seed_names_.empty()) join_in_background();
@@ -466,7 +492,11 @@ void runtime::do_receive() {
 
 void runtime::on_receive(const error_code& ec, std::size_t n) {
   if (ec == net::error::operation_aborted || closed_) return;
-  if (ec) {
+  if (ec && icmp_errors_ && is_icmp_error(ec)) {
+    // An ICMP error about an earlier datagram, reported in place of this
+    // read; the error queue holds it (on_error_ready).
+    log_.log(spdlog::level::trace, "udp receive: pending icmp error {}", ec.message());
+  } else if (ec) {
     bump(counters_.udp_receive_errors);
     fail(ec, "udp receive");
   } else {
@@ -497,6 +527,58 @@ void runtime::on_receive(const error_code& ec, std::size_t n) {
     }
   }
   if (!closed_) do_receive();
+}
+
+void runtime::do_wait_error() {
+  udp_.async_wait(udp::socket::wait_error,
+                  [self = shared_from_this()](const error_code& ec) { self->on_error_ready(ec); });
+}
+
+void runtime::on_error_ready(const error_code& ec) {
+  if (ec == net::error::operation_aborted || closed_) return;
+  if (ec) {  // not expected of an open socket; do not spin on it
+    log_.log(spdlog::level::warn, "udp error wait failed, refused pings go unnoticed: {}",
+             ec.message());
+    return;
+  }
+  // Armed before reading: an entry queued while we read wakes it again
+  // (the reactor is edge-triggered and does not look for what was there).
+  do_wait_error();
+  read_error_queue();
+}
+
+void runtime::read_error_queue() {
+  if (closed_) return;
+  bool delivered = false;
+  for (int i = 0; i < max_icmp_per_wakeup; ++i) {
+    error_code ec;
+    const auto entry = read_icmp_error(udp_, ec);
+    if (!entry) {
+      if (ec) fail(ec, "udp error queue");
+      if (delivered) drain();
+      return;
+    }
+    if (!entry->port_unreachable) {
+      bump(counters_.icmp_other_in);
+      continue;
+    }
+    bump(counters_.icmp_unreachable_in);
+    log_.log(spdlog::level::trace, "icmp port unreachable to={}", entry->to.to_string());
+    {
+      std::lock_guard lock(mu_);
+      core_->handle_unreachable(now(), entry->to, pending_);
+    }
+    delivered = true;
+  }
+  if (delivered) drain();
+  // More may be queued, and no new error may come to say so: read on after
+  // whatever else waits on the strand (one such handler at a time).
+  if (closed_ || error_read_posted_) return;
+  error_read_posted_ = true;
+  net::post(strand_, [self = shared_from_this()] {
+    self->error_read_posted_ = false;
+    self->read_error_queue();
+  });
 }
 
 void runtime::enqueue_send(outgoing_packet p) {
@@ -531,6 +613,15 @@ void runtime::do_send() {
 void runtime::on_send(const error_code& ec, std::size_t n) {
   sending_ = false;
   if (ec == net::error::operation_aborted || closed_) return;
+  if (ec && icmp_errors_ && is_icmp_error(ec) && !send_retried_) {
+    // The socket's pending error (an ICMP error about an earlier datagram)
+    // failed this send before it left: once more. Twice means it is ours.
+    log_.log(spdlog::level::trace, "udp send: pending icmp error {}, retrying", ec.message());
+    send_retried_ = true;
+    do_send();
+    return;
+  }
+  send_retried_ = false;
   if (!send_queue_.empty()) send_queue_.pop_front();
   if (ec) {
     bump(counters_.udp_send_errors);

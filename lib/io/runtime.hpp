@@ -2,6 +2,7 @@
 //
 // clang-format off
 //   UDP receive  -> core.handle_packet -------+
+//   UDP errors   -> core.handle_unreachable --+
 //   TCP session  -> core.handle_stream -------+                      +-> UDP send queue
 //   stream reply -> core.handle_stream_reply -+-> pending -> drain() +-> stream clients (TCP)
 //   tick timer   -> core.tick ----------------+   outbox             +-> callbacks
@@ -58,7 +59,7 @@ struct runtime_counters {
       streams_rejected{0}, stream_timeouts{0}, frames_too_large{0}, resolve_failures{0},
       callback_exceptions{0}, label_mismatch{0}, decrypt_failed{0}, plaintext_rejected{0},
       compressed_out{0}, compress_skipped{0}, compressed_in{0}, decompress_failed{0},
-      rate_limited{0}, udp_too_large{0};
+      rate_limited{0}, udp_too_large{0}, icmp_unreachable_in{0}, icmp_other_in{0};
 
   runtime_stats snapshot() const;
 };
@@ -155,6 +156,9 @@ class runtime : public std::enable_shared_from_this<runtime> {
   void on_tick(const error_code& ec, std::uint64_t generation);
   void do_receive();
   void on_receive(const error_code& ec, std::size_t n);
+  void do_wait_error();
+  void on_error_ready(const error_code& ec);
+  void read_error_queue();
   void enqueue_send(outgoing_packet p);
   void do_send();
   void on_send(const error_code& ec, std::size_t n);
@@ -234,6 +238,9 @@ class runtime : public std::enable_shared_from_this<runtime> {
   udp::endpoint sender_;
   std::deque<outgoing_packet> send_queue_;
   bool sending_ = false;
+  bool send_retried_ = false;  // the front packet failed once on an ICMP error
+  bool icmp_errors_ = false;   // the socket queues ICMP errors (set before on_started)
+  bool error_read_posted_ = false;  // read_error_queue() waits on the strand
   std::unordered_map<std::uint64_t, std::weak_ptr<tcp_session>> sessions_;
   std::unordered_map<std::uint64_t, std::weak_ptr<stream_client>> clients_;
   std::uint64_t next_io_id_ = 1;
