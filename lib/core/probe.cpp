@@ -176,14 +176,17 @@ void core_impl::on_unreachable(time_point now, const address& to, outbox& out) {
       ++it;
       continue;
     }
-    // A nack at once: we are working, the target is not.
-    if (it->second.want_nack) send(it->second.origin, wire::nack{it->second.origin_seq}, out);
-    const std::string target = std::move(it->second.target);
+    const relay r = std::move(it->second);
     it = relays_.erase(it);
-    if (member_entry* e = lookup(target); e && e->up() && e->addr == to) {
+    if (member_entry* e = lookup(r.target); e && e->up() && e->addr == to) {
       ++stats_.refusals;
       accuse_refused(now, *e, out);
     }
+    // A nack at once (we are working, the target is not), carrying our
+    // accusation: the prober counts every refusal it asked for without
+    // waiting for gossip, where accusations about one member supersede each
+    // other in the queues and may not all reach any one node.
+    if (r.want_nack) send(r.origin, wire::nack{r.origin_seq}, out);
   }
 }
 
