@@ -63,9 +63,10 @@ node_config node_config_of(const daemon_config& c) {
   if (c.max_tcp_sessions) nc.max_tcp_sessions = *c.max_tcp_sessions;
   if (c.max_packets_per_source_per_second)  // validate() keeps it within 32 bits
     nc.max_packets_per_source_per_second = static_cast<std::uint32_t>(*c.max_packets_per_source_per_second);
-  if (c.refusal_suspicion_timeout_s)  // validate() keeps it within 0..3600
-    p.refusal_suspicion_timeout = std::chrono::duration_cast<duration>(
-        std::chrono::duration<double>(*c.refusal_suspicion_timeout_s));
+  // validate() refuses anything outside 0..3600 (NaN included), which must
+  // not reach the conversion (undefined behaviour).
+  if (const auto& t = c.refusal_suspicion_timeout_s; t && *t >= 0 && *t <= 3600)
+    p.refusal_suspicion_timeout = std::chrono::duration_cast<duration>(std::chrono::duration<double>(*t));
   if (auto a = address::parse(c.bind)) nc.bind = *a;
   if (auto a = address::parse(c.advertise)) p.advertise = *a;
   nc.label = c.label;

@@ -66,21 +66,24 @@ struct config {
   /// logarithmically towards min once suspicion_mult - 2 members agreed. lan: 6.
   int suspicion_max_timeout_mult = 6;
   /// Fast path for a process that is gone from a host that is up. When a
-  /// ping this node sent is answered by ICMP port unreachable (the runtime
-  /// reports it; the simulator can model it), this node accuses the target at
-  /// once, marking the accusation "refused", and asks its indirect probers
-  /// without waiting for probe_timeout; they ping it too. Once
-  /// suspicion_mult - 1 distinct members (the first accuser and
-  /// suspicion_mult - 2 others; fewer in a cluster too small to have them)
-  /// saw the port refused, the suspicion ends after this timeout instead of
-  /// the Lifeguard one above: a process that nothing listens for cannot
-  /// refute anyway. Fewer refusals, or a target that answers, leave the
-  /// ordinary suspicion in force. 0 disables (ICMP ignored).
-  /// lan: 2 s; wan: 10 s; local: 1 s.
+  /// probe this node sent is answered by ICMP port unreachable (the runtime
+  /// reports it; the simulator can model it), it asks its indirect probers
+  /// at once instead of at probe_timeout. A relay whose ping is refused too
+  /// (a second path agrees) accuses the target at once, marking the
+  /// accusation "refused", and nacks; an ack through any relay clears it; a
+  /// period without one ends in the prober's suspicion, marked refused too.
+  /// Once suspicion_mult - 1 distinct members (3 in lan, 5 in wan, 2 in
+  /// local; fewer in a cluster too small to have them) saw the port refused,
+  /// the suspicion ends after this timeout instead of the Lifeguard one
+  /// above: a process that nothing listens for cannot refute anyway. One
+  /// probe round brings at most indirect_checks + 1 refusals (4 in lan and
+  /// wan), so wan waits for a second prober. Fewer refusals, or a target that
+  /// answers, leave the ordinary suspicion in force. 0 disables (ICMP
+  /// ignored). lan: 2 s; wan: 10 s; local: 1 s.
   /// ICMP is not authenticated: an attacker who can forge port-unreachable
-  /// messages to several members while they probe a target can get it
-  /// declared dead this much sooner than otherwise (it is still alive and
-  /// refutes once it hears). On such networks, and with encryption where
+  /// messages to a prober and its relays while they probe a target can get
+  /// it suspected, and with enough of them declared dead this much sooner
+  /// than otherwise (it is still alive and refutes once it hears). On such networks, and with encryption where
   /// that matters, set 0 (shoald does so when a keyring is configured and
   /// the field is not set; docs/security.md).
   duration refusal_suspicion_timeout = std::chrono::seconds(2);

@@ -120,10 +120,13 @@ struct core_stats {
   /// handle_unreachable() calls: datagrams the network refused (ICMP port
   /// unreachable), counted whether or not they matched anything.
   std::uint64_t unreachable_reports = 0;
-  /// Refusals of our own probes and relayed pings to a live member, each of
-  /// which made this node accuse it (config::refusal_suspicion_timeout).
+  /// Reports that matched our outstanding probe of a live member (the
+  /// indirect probes then start at once; a period without any ack ends in a
+  /// suspicion noting the refusal) or a ping we relay (we accuse at once),
+  /// config::refusal_suspicion_timeout.
   std::uint64_t refusals = 0;
-  /// Members this node declared dead after the short refusal timeout.
+  /// Members this node declared dead once enough members had seen their
+  /// port refused (at the refusal timeout, or the Lifeguard one if earlier).
   std::uint64_t refusal_deaths = 0;
   std::uint64_t self_benched = 0;          ///< times this node judged itself unhealthy
   std::uint64_t streams_started = 0, streams_failed = 0, push_pulls = 0;
@@ -189,9 +192,12 @@ class core {
 
   /// A datagram this node sent to `to` was refused: the host answered that
   /// nothing listens on that port (ICMP port unreachable, or the simulator's
-  /// model of it). If it was our probe or a ping we relay, the target is
-  /// accused at once with the refusal noted (config::refusal_suspicion_timeout;
-  /// ignored when that is 0). Unmatched reports are only counted.
+  /// model of it). If it was our probe, the indirect probes start at once and
+  /// a period that ends without an ack suspects the target with the refusal
+  /// noted; if it was a ping we relay for a prober whose own ping failed, we
+  /// accuse the target at once (refused) and nack (config::
+  /// refusal_suspicion_timeout; ignored when that is 0). Unmatched reports
+  /// are only counted.
   void handle_unreachable(time_point now, const address& to, outbox& out);
 
   /// Runs every timer due at `now`.

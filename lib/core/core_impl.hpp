@@ -299,6 +299,7 @@ class core_impl {
     bool active = false;
     bool acked = false;
     bool indirect_sent = false;
+    bool refused = false;  // our ping drew ICMP port unreachable
     int indirect_expected = 0;
     int nacks = 0;
   } probe_;

@@ -19,7 +19,7 @@ void core_impl::on_probe_timer(time_point now, outbox& out) {
     probe_pos_ = 0;
   }
   member_entry& t = *probe_list_[probe_pos_++];
-  probe_ = probe_state{++next_seq_, *t.name, t.incarnation, true, false, false, 0, 0};
+  probe_ = probe_state{++next_seq_, *t.name, t.incarnation, true, false, false, false, 0, 0};
   ++stats_.probes;
   const wire::ping p{probe_.seq, *t.name, *self_->name, self_->addr};
   if (t.state == member_state::suspect) {
@@ -46,7 +46,8 @@ void core_impl::finish_probe(time_point now, outbox& out) {
   if (benched_) return;
   member_entry* e = lookup(probe_.target);
   if (!e || !e->up() || e->incarnation != probe_.incarnation) return;  // refuted meanwhile
-  on_suspect(now, wire::suspect{e->incarnation, probe_.target, *self_->name}, out);
+  on_suspect(now, wire::suspect{e->incarnation, probe_.target, *self_->name, probe_.refused},
+             out);
 }
 
 void core_impl::on_probe_timeout(time_point, std::uint64_t seq, outbox& out) {
@@ -160,15 +161,17 @@ void core_impl::on_unreachable(time_point now, const address& to, outbox& out) {
   if (cfg_.refusal_suspicion_timeout <= duration::zero() || !started_ || leaving_) return;
   // Only refusals of pings we have outstanding count: our probe, and pings
   // we relay for others. Anything else (gossip to a dead member) is noise.
-  if (probe_.active && !probe_.acked) {
+  if (probe_.active && !probe_.acked && !probe_.refused) {
     member_entry* e = lookup(probe_.target);
     if (e && e->up() && e->addr == to && e->incarnation == probe_.incarnation) {
       ++stats_.refusals;
-      const std::uint32_t seq = probe_.seq;
-      accuse_refused(now, *e, out);
-      // Ask the indirect probers now rather than at probe_timeout: their
-      // refusals are the confirmations the short timeout waits for.
-      on_probe_timeout(now, seq, out);
+      probe_.refused = true;
+      // One refused path accuses nobody (a REJECT rule, a forged ICMP): ask
+      // the indirect probers now rather than at probe_timeout. A relay whose
+      // ping is refused too accuses at once (a second path agrees); an ack
+      // through any relay ends it; otherwise the period ends in a suspicion
+      // that counts our refusal.
+      on_probe_timeout(now, probe_.seq, out);
     }
   }
   for (auto it = relays_.begin(); it != relays_.end();) {
@@ -178,7 +181,7 @@ void core_impl::on_unreachable(time_point now, const address& to, outbox& out) {
     }
     const relay r = std::move(it->second);
     it = relays_.erase(it);
-    if (member_entry* e = lookup(r.target); e && e->up() && e->addr == to) {
+    if (member_entry* e = lookup(r.target); e && e != self_ && e->up() && e->addr == to) {
       ++stats_.refusals;
       accuse_refused(now, *e, out);
     }

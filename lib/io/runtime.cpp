@@ -615,9 +615,12 @@ void runtime::on_send(const error_code& ec, std::size_t n) {
   if (ec == net::error::operation_aborted || closed_) return;
   if (ec && icmp_errors_ && is_icmp_error(ec) && !send_retried_) {
     // The socket's pending error (an ICMP error about an earlier datagram)
-    // failed this send before it left: once more. Twice means it is ours.
+    // failed this send before it left. Reading the error queue clears it
+    // (and hands the core what it says); then once more. Twice means it is
+    // ours, or a flood of ICMP that refills the queue as fast as we read.
     log_.log(spdlog::level::trace, "udp send: pending icmp error {}, retrying", ec.message());
     send_retried_ = true;
+    read_error_queue();
     do_send();
     return;
   }

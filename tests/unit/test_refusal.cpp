@@ -125,15 +125,53 @@ TEST_CASE("refusal: a member falsely failed by forged refusals comes back alive"
   REQUIRE(net.wait_until([&] { return net.everyone_sees("n2", member_state::alive); }, 60s));
 }
 
+TEST_CASE("refusal: one refused path accuses nobody when a relay gets an ack", "[unit]") {
+  // A REJECT rule (or a forged ICMP) between n0 and n2 only: n0's probes of
+  // n2 are refused, its relays reach n2. Nobody suspects n2, ever.
+  auto net = cluster_of(81, 2s);
+  REQUIRE(net.wait_until([&] { return net.full_mesh(); }, 30s));
+  net.drop = [](const shoal::address& from, const shoal::address& to) {
+    return from == addr_of(0) && to == addr_of(2);
+  };
+  const auto before = net.nodes[2].core->local_member().incarnation;
+  for (int round = 0; round < 120; ++round) {
+    net.run_for(1s);
+    // n0's pings to n2 never arrive; each is answered by a refusal.
+    shoal::outbox out;
+    net.nodes[0].core->handle_unreachable(net.now, addr_of(2), out);
+    net.drain(0, out);
+  }
+  CHECK(net.nodes[0].core->stats().refusals > 0);
+  CHECK(net.nodes[0].core->stats().indirect_probes > 0);
+  for (const auto& n : net.nodes)
+    for (const auto& e : n.events)
+      CHECK_FALSE((e.type == shoal::event_type::member_suspected && e.who.name == "n2"));
+  CHECK(net.nodes[2].core->local_member().incarnation == before);
+}
+
 TEST_CASE("refusal: an unmatched or stale report changes nothing", "[unit]") {
   auto net = cluster_of(71, 2s);
   REQUIRE(net.wait_until([&] { return net.full_mesh(); }, 30s));
   const auto digest = net.nodes[0].core->digest();
   shoal::outbox out;
-  // An address nobody has, and a member's address while no ping to it is out.
+  // An address nobody has.
   net.nodes[0].core->handle_unreachable(net.now, shoal::address::v4({192, 0, 2, 9}, 1), out);
   CHECK(out.empty());
-  CHECK(net.nodes[0].core->stats().unreachable_reports == 1);
-  CHECK(net.nodes[0].core->stats().refusals == 0);
+  // Members' addresses (and our own) while no ping to them is outstanding:
+  // right after a tick that acked the last probe, ask every node about
+  // every address; only an outstanding probe or relay may react.
+  net.run_for(5s);
+  for (std::size_t i = 0; i < net.nodes.size(); ++i) {
+    for (int j = 0; j < nodes; ++j) {
+      shoal::outbox o;
+      net.nodes[i].core->handle_unreachable(net.now, addr_of(j), o);
+      net.drain(static_cast<int>(i), o);
+    }
+  }
+  net.run_for(30s);
+  CHECK(net.nodes[0].core->stats().unreachable_reports == 1 + nodes);
+  CHECK(total(net, &shoal::core_stats::suspicions) == 0);
   CHECK(net.nodes[0].core->digest() == digest);
+  for (int j = 0; j < nodes; ++j)
+    CHECK(net.everyone_sees("n" + std::to_string(j), member_state::alive));
 }
