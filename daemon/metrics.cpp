@@ -40,13 +40,20 @@ struct text {
   }
 };
 
+// One family per counter: shoal_<prefix><name>_total. The decoder's
+// invalid_* counters are one family with a reason label instead.
+void counter_family(text& t, const std::string& prefix, const char* name, const char* help,
+                    std::uint64_t v) {
+  if (std::string_view(name).rfind("invalid_", 0) == 0) return;
+  const std::string full = prefix + name + "_total";
+  t.family(full.c_str(), "counter", help);
+  t.sample(full, "", v);
+}
+
 template <class Stats>
-void counters(text& t, const char* prefix, const Stats& s, const char* what) {
-  for_each_counter(s, [&](const char* name, std::uint64_t v) {
-    if (std::string_view(name).rfind("invalid_", 0) == 0) return;  // exported by reason below
-    const std::string full = std::string(prefix) + name + "_total";
-    t.family(full.c_str(), "counter", what);
-    t.sample(full, "", v);
+void counters(text& t, const char* prefix, const Stats& s) {
+  visit_counters(s, [&](const char* name, const char* help, std::uint64_t v) {
+    counter_family(t, prefix, name, help, v);
   });
 }
 
@@ -110,9 +117,9 @@ std::string render_metrics(const node& n, const server& srv, std::uint64_t key_o
   t.sample("shoal_health_score", "", static_cast<std::uint64_t>(n.health_score()));
 
   const node_stats ns = n.stats();
-  counters(t, "shoal_", ns.core, "Protocol counter of the core (see shoal::core_stats).");
+  counters(t, "shoal_", ns.core);
   t.family("shoal_invalid_packets_total", "counter", "Packets rejected by the decoder, by reason.");
-  for_each_counter(ns.core, [&](const char* name, std::uint64_t v) {
+  visit_counters(ns.core, [&](const char* name, const char*, std::uint64_t v) {
     const std::string_view s(name);
     if (s.rfind("invalid_", 0) == 0)
       t.sample("shoal_invalid_packets_total", "reason=\"" + std::string(s.substr(8)) + "\"", v);
@@ -121,13 +128,15 @@ std::string render_metrics(const node& n, const server& srv, std::uint64_t key_o
   for_each_message_type(ns.core, [&](const char* type, const char* dir, std::uint64_t v) {
     t.sample("shoal_messages_total", std::string("type=\"") + type + "\",direction=\"" + dir + "\"", v);
   });
-  counters(t, "shoal_runtime_", ns.runtime, "Runtime counter (see shoal::runtime_stats).");
+  counters(t, "shoal_runtime_", ns.runtime);
   t.family("shoal_tcp_sessions", "gauge", "Incoming TCP exchanges in progress.");
   t.sample("shoal_tcp_sessions", "", ns.tcp_sessions);
   t.family("shoal_streams_in_progress", "gauge", "Outgoing TCP exchanges in progress.");
   t.sample("shoal_streams_in_progress", "", ns.streams);
 
-  counters(t, "shoal_socket_", srv.stats(), "Unix-socket API counter of shoald.");
+  for_each_counter(srv.stats(), [&](const char* name, std::uint64_t v) {
+    counter_family(t, "shoal_socket_", name, "Unix-socket API counter of shoald.", v);
+  });
   t.family("shoal_socket_clients", "gauge", "Clients connected to the Unix socket.");
   t.sample("shoal_socket_clients", "", srv.connections());
   t.family("shoal_socket_streams", "gauge", "Event streams open on the Unix socket.");
@@ -135,6 +144,33 @@ std::string render_metrics(const node& n, const server& srv, std::uint64_t key_o
   t.family("shoal_key_ops_rejected_total", "counter", "Malformed cluster key-operation messages ignored.");
   t.sample("shoal_key_ops_rejected_total", "", key_ops_rejected);
   return std::move(t.out);
+}
+
+std::string render_metrics_reference() {
+  std::string out =
+      "# Counters of shoald\n\n"
+      "Generated from the counter lists in include/shoal/core.hpp (SHOAL_CORE_COUNTERS) and\n"
+      "include/shoal/node.hpp (SHOAL_RUNTIME_COUNTERS); tests/daemon/test_stats_fields.cpp\n"
+      "fails when this file and the lists differ (`SHOAL_UPDATE_DOCS=1` rewrites it). Every\n"
+      "counter only grows. `shoalctl stats` shows each under its group and name;\n"
+      "`/metrics` (shoald `--metrics-bind`) exports it as the Prometheus family given.\n"
+      "The decoder's `invalid_*` counters are one family, `shoal_invalid_packets_total`,\n"
+      "with the reason as a label.\n";
+  auto table = [&](const char* title, const char* group, const char* prefix, const auto& stats) {
+    out += "\n## ";
+    out += title;
+    out += "\n\n| `stats` | `/metrics` | counts |\n| --- | --- | --- |\n";
+    visit_counters(stats, [&](const char* name, const char* help, std::uint64_t) {
+      const std::string_view n(name);
+      std::string family = std::string(prefix) + name + "_total";
+      if (n.rfind("invalid_", 0) == 0)
+        family = "shoal_invalid_packets_total{reason=\"" + std::string(n.substr(8)) + "\"}";
+      out += "| `" + std::string(group) + "." + name + "` | `" + family + "` | " + help + " |\n";
+    });
+  };
+  table("Protocol (the core: shoal::core_stats)", "core", "shoal_", core_stats{});
+  table("Runtime (sockets: shoal::runtime_stats)", "runtime", "shoal_runtime_", runtime_stats{});
+  return out;
 }
 
 metrics_server::metrics_server(asio::io_context& ctx, const agent& a, std::shared_ptr<spdlog::logger> log)

@@ -19,6 +19,9 @@ namespace shoal::daemon {
 
 class agent;
 
+/// The Markdown reference of every protocol and runtime counter (docs/metrics.md).
+std::string render_metrics_reference();
+
 /// The exposition text of everything counted.
 std::string render_metrics(const node& n, const server& srv, std::uint64_t key_ops_rejected);
 

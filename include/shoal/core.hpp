@@ -101,52 +101,79 @@ inline constexpr std::size_t message_type_count = 11;
 /// "ping", "indirect_ping", ..., "push_pull"; "unknown" for anything else.
 const char* to_string(message_type t) noexcept;
 
-/// Counters; monotonically increasing unless noted.
+/// The counters of core_stats, each as X(name, help): the struct's fields,
+/// its visitor visit_counters(), shoalctl stats, shoald's /metrics and
+/// docs/metrics.md all come from this one list. Every counter only grows.
+/// "Packets" and "bytes" are as the core built or received them, before the
+/// runtime's label, compression and encryption.
+#define SHOAL_CORE_COUNTERS(X)                                                                   \
+  X(packets_in, "UDP packets handed to the core (valid or not)")                                \
+  X(packets_out, "UDP packets the core built")                                                   \
+  X(bytes_in, "bytes of the UDP packets handed to the core")                                    \
+  X(bytes_out, "bytes of the UDP packets the core built")                                        \
+  X(messages_in, "messages in UDP packets that decoded")                                         \
+  X(messages_out, "messages the core put in UDP packets")                                        \
+  X(probes, "direct probes started (one per protocol period)")                                    \
+  X(indirect_probes, "indirect ping requests sent to relays")                                    \
+  X(probe_failures, "probes that ended without any ack")                                          \
+  X(acks_in, "acks received")                                                                     \
+  X(nacks_in, "nacks received from relays")                                                       \
+  X(suspicions, "members this node started suspecting (its own accusations and others')")       \
+  X(refutations, "accusations about this node it refuted by raising its incarnation")            \
+  X(deaths, "members this node saw go from alive or suspect to dead")                            \
+  X(refutations_withheld, "accusations left standing while this node was benched")              \
+  X(unreachable_reports,                                                                          \
+    "datagrams the network refused (ICMP port unreachable), matched or not")                     \
+  X(refusals, "refusals that matched our probe of a live member or a ping we relayed")          \
+  X(refusal_deaths, "members declared dead once enough members had seen their port refused")    \
+  X(self_benched, "times this node judged its own network broken and stopped refuting")         \
+  X(streams_started, "stream exchanges asked of the runtime (push-pull, join, TCP ping)")        \
+  X(streams_failed, "stream exchanges that failed (connect, write, read or deadline)")           \
+  X(push_pulls, "push-pull exchanges served for peers")                                           \
+  X(reconnects, "dead members that answered a ping and were synced with")                        \
+  X(broadcasts_dropped, "membership updates dropped from a full queue")                          \
+  X(user_broadcasts_dropped, "user broadcasts refused because their queue was full")             \
+  X(members_rejected, "members ignored: over max_members or with invalid fields")                \
+  X(digest_mismatches, "acks carrying a view digest different from ours")                        \
+  X(digest_syncs, "push-pulls started because digests differed")                                 \
+  X(claims_out_of_reach,                                                                          \
+    "claims ignored for raising an incarnation too far at once: forged (docs/security.md)")      \
+  X(invalid_truncated, "packets dropped: shorter than their content says")                       \
+  X(invalid_magic, "packets dropped: not a shoal packet (bad magic byte)")                       \
+  X(invalid_version, "packets dropped: unsupported wire version")                                 \
+  X(invalid_flags, "packets dropped: unsupported header flags")                                   \
+  X(invalid_malformed, "packets or stream bodies dropped: not valid msgpack of our messages")   \
+  X(invalid_too_large, "packets dropped: over the size bound")                                    \
+  X(invalid_unknown_type, "messages skipped: a type number this build does not know")            \
+  X(invalid_field, "packets dropped: a field over its bound (name, tags, payload)")
+
+/// Counters; see SHOAL_CORE_COUNTERS for what each counts.
 struct core_stats {
-  /// UDP packets and their bytes (as the core built or received them, before
-  /// the runtime's label, compression and encryption), and their messages.
-  std::uint64_t packets_in = 0, packets_out = 0, bytes_in = 0, bytes_out = 0;
-  std::uint64_t messages_in = 0, messages_out = 0;
+#define SHOAL_FIELD_(name, help) std::uint64_t name = 0;
+  SHOAL_CORE_COUNTERS(SHOAL_FIELD_)
+#undef SHOAL_FIELD_
   /// Messages by type, indexed by static_cast<std::size_t>(message_type),
   /// over UDP and streams alike. In: every message of a packet or stream
   /// body that decoded ([0] counts unknown types, skipped). Out: every
   /// message this node put in a packet or stream body.
   std::array<std::uint64_t, message_type_count> messages_in_by_type{};
   std::array<std::uint64_t, message_type_count> messages_out_by_type{};
-  std::uint64_t probes = 0, indirect_probes = 0, probe_failures = 0;
-  std::uint64_t acks_in = 0, nacks_in = 0;
-  std::uint64_t suspicions = 0, refutations = 0, deaths = 0;
-  std::uint64_t refutations_withheld = 0;  ///< accusations left standing while benched
-  /// handle_unreachable() calls: datagrams the network refused (ICMP port
-  /// unreachable), counted whether or not they matched anything.
-  std::uint64_t unreachable_reports = 0;
-  /// Reports that matched our outstanding probe of a live member (the
-  /// indirect probes then start at once; a period without any ack ends in a
-  /// suspicion noting the refusal) or a ping we relay (we accuse at once),
-  /// config::refusal_suspicion_timeout.
-  std::uint64_t refusals = 0;
-  /// Members this node declared dead once enough members had seen their
-  /// port refused (at the refusal timeout, or the Lifeguard one if earlier).
-  std::uint64_t refusal_deaths = 0;
-  std::uint64_t self_benched = 0;          ///< times this node judged itself unhealthy
-  std::uint64_t streams_started = 0, streams_failed = 0, push_pulls = 0;
-  std::uint64_t reconnects = 0;  ///< dead members that answered a ping and were synced with
-  std::uint64_t broadcasts_dropped = 0, user_broadcasts_dropped = 0;
-  std::uint64_t members_rejected = 0;   ///< over max_members or invalid fields
-  std::uint64_t digest_mismatches = 0;  ///< acks carrying a view digest != ours
-  std::uint64_t digest_syncs = 0;       ///< push-pulls started because digests differed
-  /// Claims ignored for raising a member's incarnation (this node's included)
-  /// more than 2^32 at once: forged (docs/security.md).
-  std::uint64_t claims_out_of_reach = 0;
-  // decode failures by reason
-  std::uint64_t invalid_truncated = 0, invalid_magic = 0, invalid_version = 0, invalid_flags = 0,
-                invalid_malformed = 0, invalid_too_large = 0, invalid_unknown_type = 0,
-                invalid_field = 0;
+
+  /// Packets and stream bodies dropped by the decoder, all reasons.
   std::uint64_t invalid_total() const {
     return invalid_truncated + invalid_magic + invalid_version + invalid_flags + invalid_malformed +
            invalid_too_large + invalid_unknown_type + invalid_field;
   }
 };
+
+/// Calls f(name, help, value) for every counter of SHOAL_CORE_COUNTERS, in
+/// its order (not the per-type arrays).
+template <class F>
+void visit_counters(const core_stats& s, F&& f) {
+#define SHOAL_VISIT_(name, help) f(#name, help, s.name);
+  SHOAL_CORE_COUNTERS(SHOAL_VISIT_)
+#undef SHOAL_VISIT_
+}
 
 namespace detail {
 class core_impl;

@@ -166,44 +166,61 @@ struct node_config {
   static std::optional<node_config> preset(std::string_view name);
 };
 
-/// What the runtime counts (the core counts the protocol: core_stats).
+/// The counters of runtime_stats, each as X(name, help), in the manner of
+/// SHOAL_CORE_COUNTERS: the struct, its visitor, shoalctl stats, /metrics and
+/// docs/metrics.md come from this list. Datagrams and bytes are counted as
+/// they cross the socket (after the label, compression and encryption); TCP
+/// bytes include frame headers, either side of an exchange. A datagram
+/// received is counted even if it is then dropped.
+#define SHOAL_RUNTIME_COUNTERS(X)                                                                 \
+  X(udp_packets_in, "datagrams received")                                                         \
+  X(udp_packets_out, "datagrams sent")                                                            \
+  X(udp_bytes_in, "bytes of the datagrams received")                                              \
+  X(udp_bytes_out, "bytes of the datagrams sent")                                                 \
+  X(tcp_bytes_in, "TCP bytes read, either side of an exchange, frame headers included")          \
+  X(tcp_bytes_out, "TCP bytes written, either side of an exchange, frame headers included")      \
+  X(udp_send_errors, "datagrams the socket failed to send")                                       \
+  X(udp_send_dropped, "datagrams dropped because the send queue was full")                        \
+  X(udp_receive_errors, "receive errors on the UDP socket")                                       \
+  X(tcp_accepted, "incoming TCP connections served")                                              \
+  X(tcp_rejected, "incoming TCP connections closed at accept: max_tcp_sessions reached")         \
+  X(tcp_session_errors, "incoming exchanges that failed or timed out")                            \
+  X(streams_ok, "outgoing exchanges that got a reply")                                            \
+  X(streams_failed, "outgoing exchanges that failed or timed out")                                \
+  X(streams_rejected, "outgoing exchanges refused: over max_tcp_sessions")                        \
+  X(stream_timeouts, "exchanges that timed out, either side (included in the failures)")         \
+  X(frames_too_large, "TCP frames over protocol.max_push_pull_bytes")                             \
+  X(resolve_failures, "seed names that did not resolve")                                          \
+  X(callback_exceptions, "exceptions thrown by user callbacks (caught and logged)")              \
+  X(label_mismatch, "packets or frames with another (or no) cluster label")                      \
+  X(decrypt_failed, "packets or frames no installed key opened (or malformed)")                  \
+  X(plaintext_rejected, "unencrypted packets or frames refused while keys are set")              \
+  X(compressed_out, "packets and frames sent compressed")                                         \
+  X(compress_skipped, "packets and frames sent plain because compression did not shrink them")   \
+  X(compressed_in, "compressed packets and frames opened")                                        \
+  X(decompress_failed, "compressed packets or frames that were corrupt or inflated past the bound") \
+  X(rate_limited, "datagrams dropped: over max_packets_per_source_per_second")                   \
+  X(udp_too_large, "datagrams dropped: over udp_buffer_size + 512 + the envelope")               \
+  X(icmp_unreachable_in,                                                                          \
+    "ICMP port unreachable reports read from the error queue and handed to the core")           \
+  X(icmp_other_in, "other entries of the socket's error queue (ignored)")
+
+/// What the runtime counts (the core counts the protocol: core_stats). The
+/// ICMP counters only move on Linux while protocol.refusal_suspicion_timeout
+/// is above 0.
 struct runtime_stats {
-  /// Datagrams and their bytes as they cross the socket (after the label,
-  /// compression and encryption were applied), and the TCP bytes read and
-  /// written by either side of the exchanges, frame headers included. A
-  /// datagram received is counted even if it is then dropped.
-  std::uint64_t udp_packets_in = 0, udp_packets_out = 0;
-  std::uint64_t udp_bytes_in = 0, udp_bytes_out = 0;
-  std::uint64_t tcp_bytes_in = 0, tcp_bytes_out = 0;
-  std::uint64_t udp_send_errors = 0;
-  std::uint64_t udp_send_dropped = 0;  ///< send queue full
-  std::uint64_t udp_receive_errors = 0;
-  std::uint64_t tcp_accepted = 0;        ///< incoming connections served
-  std::uint64_t tcp_rejected = 0;        ///< closed at accept: max_tcp_sessions reached
-  std::uint64_t tcp_session_errors = 0;  ///< incoming exchanges that failed or timed out
-  std::uint64_t streams_ok = 0;          ///< outgoing exchanges that got a reply
-  std::uint64_t streams_failed = 0;      ///< outgoing exchanges that failed or timed out
-  std::uint64_t streams_rejected = 0;    ///< outgoing exchanges over max_tcp_sessions
-  std::uint64_t stream_timeouts = 0;     ///< either side, included in the failures above
-  std::uint64_t frames_too_large = 0;    ///< TCP frames over protocol.max_push_pull_bytes
-  std::uint64_t resolve_failures = 0;    ///< seed names that did not resolve
-  std::uint64_t callback_exceptions = 0;
-  std::uint64_t label_mismatch = 0;      ///< packets or frames with another (or no) label
-  std::uint64_t decrypt_failed = 0;      ///< no installed key opened them (or malformed)
-  std::uint64_t plaintext_rejected = 0;  ///< unencrypted while keys are set, not accepted
-  std::uint64_t compressed_out = 0;      ///< packets and frames sent compressed
-  std::uint64_t compress_skipped = 0;    ///< tried, sent plain: compression did not shrink them
-  std::uint64_t compressed_in = 0;       ///< compressed packets and frames opened
-  std::uint64_t rate_limited = 0;  ///< dropped: over max_packets_per_source_per_second
-  std::uint64_t decompress_failed = 0;   ///< compressed, but corrupt or inflating past the bound
-  std::uint64_t udp_too_large = 0;  ///< datagrams over udp_buffer_size + 512 + envelope, dropped
-  /// ICMP errors about datagrams this node sent, read from the socket's error
-  /// queue (Linux, only while protocol.refusal_suspicion_timeout > 0): port
-  /// unreachable reports handed to the core (core_stats::unreachable_reports),
-  /// and every other entry (other ICMP types, local errors), ignored.
-  std::uint64_t icmp_unreachable_in = 0;
-  std::uint64_t icmp_other_in = 0;
+#define SHOAL_FIELD_(name, help) std::uint64_t name = 0;
+  SHOAL_RUNTIME_COUNTERS(SHOAL_FIELD_)
+#undef SHOAL_FIELD_
 };
+
+/// Calls f(name, help, value) for every counter of SHOAL_RUNTIME_COUNTERS.
+template <class F>
+void visit_counters(const runtime_stats& s, F&& f) {
+#define SHOAL_VISIT_(name, help) f(#name, help, s.name);
+  SHOAL_RUNTIME_COUNTERS(SHOAL_VISIT_)
+#undef SHOAL_VISIT_
+}
 
 struct node_stats {
   core_stats core;

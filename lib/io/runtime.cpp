@@ -66,41 +66,6 @@ std::uint64_t random_seed() {
 
 }  // namespace
 
-runtime_stats runtime_counters::snapshot() const {
-  runtime_stats s;
-  s.udp_packets_in = udp_packets_in.load();
-  s.udp_packets_out = udp_packets_out.load();
-  s.udp_bytes_in = udp_bytes_in.load();
-  s.udp_bytes_out = udp_bytes_out.load();
-  s.tcp_bytes_in = tcp_bytes_in.load();
-  s.tcp_bytes_out = tcp_bytes_out.load();
-  s.udp_send_errors = udp_send_errors.load();
-  s.udp_send_dropped = udp_send_dropped.load();
-  s.udp_receive_errors = udp_receive_errors.load();
-  s.tcp_accepted = tcp_accepted.load();
-  s.tcp_rejected = tcp_rejected.load();
-  s.tcp_session_errors = tcp_session_errors.load();
-  s.streams_ok = streams_ok.load();
-  s.streams_failed = streams_failed.load();
-  s.streams_rejected = streams_rejected.load();
-  s.stream_timeouts = stream_timeouts.load();
-  s.frames_too_large = frames_too_large.load();
-  s.resolve_failures = resolve_failures.load();
-  s.callback_exceptions = callback_exceptions.load();
-  s.label_mismatch = label_mismatch.load();
-  s.decrypt_failed = decrypt_failed.load();
-  s.plaintext_rejected = plaintext_rejected.load();
-  s.compressed_out = compressed_out.load();
-  s.compress_skipped = compress_skipped.load();
-  s.compressed_in = compressed_in.load();
-  s.decompress_failed = decompress_failed.load();
-  s.rate_limited = rate_limited.load();
-  s.udp_too_large = udp_too_large.load();
-  s.icmp_unreachable_in = icmp_unreachable_in.load();
-  s.icmp_other_in = icmp_other_in.load();
-  return s;
-}
-
 /// A join() call waiting for its exchanges (strand).
 struct runtime::join_op {
   explicit join_op(const strand_type& s) : timer(s) {}

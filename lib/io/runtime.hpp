@@ -52,16 +52,17 @@ class stream_client;
 
 /// runtime_stats, counted from any thread.
 struct runtime_counters {
-  std::atomic<std::uint64_t> udp_packets_in{0}, udp_packets_out{0}, udp_bytes_in{0},
-      udp_bytes_out{0}, tcp_bytes_in{0}, tcp_bytes_out{0};
-  std::atomic<std::uint64_t> udp_send_errors{0}, udp_send_dropped{0}, udp_receive_errors{0},
-      tcp_accepted{0}, tcp_rejected{0}, tcp_session_errors{0}, streams_ok{0}, streams_failed{0},
-      streams_rejected{0}, stream_timeouts{0}, frames_too_large{0}, resolve_failures{0},
-      callback_exceptions{0}, label_mismatch{0}, decrypt_failed{0}, plaintext_rejected{0},
-      compressed_out{0}, compress_skipped{0}, compressed_in{0}, decompress_failed{0},
-      rate_limited{0}, udp_too_large{0}, icmp_unreachable_in{0}, icmp_other_in{0};
+#define SHOAL_FIELD_(name, help) std::atomic<std::uint64_t> name{0};
+  SHOAL_RUNTIME_COUNTERS(SHOAL_FIELD_)
+#undef SHOAL_FIELD_
 
-  runtime_stats snapshot() const;
+  runtime_stats snapshot() const {
+    runtime_stats s;
+#define SHOAL_LOAD_(name, help) s.name = name.load(std::memory_order_relaxed);
+    SHOAL_RUNTIME_COUNTERS(SHOAL_LOAD_)
+#undef SHOAL_LOAD_
+    return s;
+  }
 };
 
 inline void bump(std::atomic<std::uint64_t>& c, std::uint64_t n = 1) {
