@@ -145,13 +145,9 @@ void core_impl::tick(time_point now, outbox& out) {
 
 void core_impl::warn_invalid(time_point now, const address& from, std::error_code ec) {
   // At most one line per 10 s; the counters keep the exact numbers.
-  ++invalid_since_warn_;
-  if (!cfg_.logger || (warned_once_ && now - last_invalid_warn_ < std::chrono::seconds(10))) return;
+  if (!cfg_.logger || !invalid_warnings_.allow(now)) return;
   cfg_.logger->warn("dropped invalid input from={} reason={} dropped_since_last_warning={}",
-                    from.to_string(), ec.message(), invalid_since_warn_);
-  warned_once_ = true;
-  last_invalid_warn_ = now;
-  invalid_since_warn_ = 0;
+                    from.to_string(), ec.message(), invalid_warnings_.take_held_back() + 1);
 }
 
 void core_impl::count_in(const std::vector<wire::message>& msgs, std::uint64_t unknown_before) {

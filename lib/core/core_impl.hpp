@@ -15,6 +15,7 @@
 #include <shoal/core.hpp>
 #include "core/awareness.hpp"
 #include "core/broadcast_queue.hpp"
+#include "core/rate_limit.hpp"
 #include "core/rng.hpp"
 #include "core/rules.hpp"
 #include "core/suspicion.hpp"
@@ -354,9 +355,7 @@ class core_impl {
   std::uint64_t timer_order_ = 0;
   std::uint64_t next_token_ = 1;
 
-  bool warned_once_ = false;
-  time_point last_invalid_warn_{};
-  std::uint64_t invalid_since_warn_ = 0;
+  rate_limit invalid_warnings_{std::chrono::seconds(10)};
 
   std::vector<address> seeds_;
   bool started_ = false;

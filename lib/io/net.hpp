@@ -19,6 +19,8 @@
 #include <shoal/address.hpp>
 #include <shoal/core.hpp>
 
+#include "core/rate_limit.hpp"
+
 namespace shoal::io {
 
 namespace net = boost::asio;
@@ -120,19 +122,7 @@ class log_sink {
   std::shared_ptr<spdlog::logger> logger_;
 };
 
-/// Lets one message through per `period` (for warnings a peer can provoke).
-class rate_limit {
- public:
-  explicit rate_limit(duration period) : period_(period) {}
-  bool allow(time_point t) {
-    if (last_ && t - *last_ < period_) return false;
-    last_ = t;
-    return true;
-  }
-
- private:
-  duration period_;
-  std::optional<time_point> last_;
-};
+/// One warning per period (lib/core/rate_limit.hpp, shared with the core).
+using detail::rate_limit;
 
 }  // namespace shoal::io
