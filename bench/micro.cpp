@@ -104,6 +104,8 @@ wire::message sample(wire::msg_type t) {
       return wire::user{bytes(64, 0xab)};
     case wire::msg_type::push_pull:
       return sample_push_pull(100, 3);
+    case wire::msg_type::unknown:
+      break;
   }
   return wire::nack{};
 }

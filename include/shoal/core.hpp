@@ -23,6 +23,7 @@
 #include <shoal/errc.hpp>
 #include <shoal/events.hpp>
 #include <shoal/member.hpp>
+#include <shoal/message_type.hpp>
 
 namespace shoal {
 
@@ -78,28 +79,6 @@ struct outbox {
            user_states.empty();
   }
 };
-
-/// Protocol message types, numbered as on the wire (lib/wire/codec.hpp draws
-/// them); `unknown` stands for type numbers this build does not know.
-enum class message_type : std::uint8_t {
-  unknown = 0,
-  ping = 1,
-  indirect_ping = 2,
-  ack = 3,
-  nack = 4,
-  suspect = 5,
-  alive = 6,
-  dead = 7,
-  left = 8,
-  user = 9,
-  push_pull = 10,
-};
-
-/// Number of message_type values: the size of the per-type counters.
-inline constexpr std::size_t message_type_count = 11;
-
-/// "ping", "indirect_ping", ..., "push_pull"; "unknown" for anything else.
-const char* to_string(message_type t) noexcept;
 
 /// The counters of core_stats, each as X(name, help): the struct's fields,
 /// its visitor visit_counters(), shoalctl stats, shoald's /metrics and

@@ -27,7 +27,7 @@ bool broadcast_queue::push(std::string key, std::vector<std::uint8_t> encoded, b
 broadcast_queue::fill_result broadcast_queue::fill(wire::packet_builder& b, std::size_t max_packet,
                                                    int limit) {
   fill_result r;
-  if (items_.empty() || b.size() >= max_packet) return r;
+  if (items_.empty() || b.size_with(0) >= max_packet) return r;
   // The smallest message we encode is a few bytes; stop scanning when no item
   // could fit any more, or after a few items in a row did not fit (a long
   // queue must not be walked for every packet).
@@ -36,9 +36,8 @@ broadcast_queue::fill_result broadcast_queue::fill(wire::packet_builder& b, std:
   int misses = 0;
   std::vector<set_t::iterator> sent;
   for (auto it = items_.begin(); it != items_.end(); ++it) {
-    const std::size_t room = max_packet - b.size();
-    if (room < smallest) break;
-    if (it->encoded.size() > room) {
+    if (b.size_with(smallest) > max_packet) break;
+    if (b.size_with(it->encoded.size()) > max_packet) {
       if (++misses >= max_misses) break;
       continue;
     }

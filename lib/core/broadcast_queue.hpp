@@ -10,7 +10,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "wire/codec.hpp"
+#include "wire/format.hpp"
 
 namespace shoal::detail {
 

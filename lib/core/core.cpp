@@ -30,6 +30,7 @@ core_impl::core_impl(config cfg, std::uint64_t seed)
     : cfg_(std::move(cfg)),
       rng_(seed),
       awareness_(cfg_.awareness_max_multiplier),
+      fmt_(wire::shoal_format()),
       limits_(limits_from(cfg_)),
       system_queue_(cfg_.max_queued_broadcasts),
       user_queue_(cfg_.max_queued_user_broadcasts) {
@@ -150,10 +151,37 @@ void core_impl::warn_invalid(time_point now, const address& from, std::error_cod
                     from.to_string(), ec.message(), invalid_warnings_.take_held_back() + 1);
 }
 
-void core_impl::count_in(const std::vector<wire::message>& msgs, std::uint64_t unknown_before) {
+void core_impl::count_invalid(std::error_code ec) {
+  // The one mapping from the wire's failure reasons to the counters.
+  switch (static_cast<errc>(ec.value())) {
+    case errc::truncated:
+      ++stats_.invalid_truncated;
+      break;
+    case errc::bad_magic:
+      ++stats_.invalid_magic;
+      break;
+    case errc::unsupported_version:
+      ++stats_.invalid_version;
+      break;
+    case errc::unsupported_flags:
+      ++stats_.invalid_flags;
+      break;
+    case errc::too_large:
+      ++stats_.invalid_too_large;
+      break;
+    case errc::field_too_long:
+      ++stats_.invalid_field;
+      break;
+    default:  // malformed, too_many_messages, and anything else
+      ++stats_.invalid_malformed;
+      break;
+  }
+}
+
+void core_impl::count_in(const std::vector<wire::message>& msgs, std::size_t unknown) {
   for (const auto& m : msgs)
     ++stats_.messages_in_by_type[static_cast<std::size_t>(wire::type_of(m))];
-  stats_.messages_in_by_type[0] += decode_counters_.unknown_type - unknown_before;
+  stats_.messages_in_by_type[0] += unknown;
 }
 
 void core_impl::handle_packet(time_point now, const address& from,
@@ -165,22 +193,15 @@ void core_impl::handle_packet(time_point now, const address& from,
     warn_invalid(now, from, errc::too_large);
     return;
   }
-  const auto before = decode_counters_;
-  if (auto ec = wire::decode_packet(data, limits_, scratch_, decode_counters_)) {
-    stats_.invalid_truncated += decode_counters_.truncated - before.truncated;
-    stats_.invalid_magic += decode_counters_.bad_magic - before.bad_magic;
-    stats_.invalid_version += decode_counters_.unsupported_version - before.unsupported_version;
-    stats_.invalid_flags += decode_counters_.unsupported_flags - before.unsupported_flags;
-    stats_.invalid_malformed += decode_counters_.malformed - before.malformed +
-                                decode_counters_.too_many_messages - before.too_many_messages;
-    stats_.invalid_too_large += decode_counters_.too_large - before.too_large;
-    stats_.invalid_field += decode_counters_.field_too_long - before.field_too_long;
+  std::size_t unknown = 0;
+  if (auto ec = fmt_.decode_packet(data, limits_, scratch_, unknown)) {
+    count_invalid(ec);
     warn_invalid(now, from, ec);
     return;
   }
-  stats_.invalid_unknown_type += decode_counters_.unknown_type - before.unknown_type;
+  stats_.invalid_unknown_type += unknown;
   stats_.messages_in += scratch_.size();
-  count_in(scratch_, before.unknown_type);
+  count_in(scratch_, unknown);
   if (leaving_ && leave_done(now)) return;
   // Handle from a local copy: handlers may decode nested data into scratch_.
   std::vector<wire::message> msgs;
@@ -214,19 +235,29 @@ void core_impl::handle_packet(time_point now, const address& from,
   msgs.swap(scratch_);
 }
 
+bool core_impl::decode_stream(std::span<const std::uint8_t> data, std::vector<wire::message>& msgs) {
+  if (data.size() > cfg_.max_push_pull_bytes) {
+    ++stats_.invalid_too_large;
+    return false;
+  }
+  // The runtime hands over whole bodies, so a body still incomplete here was
+  // cut short.
+  std::size_t unknown = 0;
+  const auto r = fmt_.decode_stream(data, limits_, msgs, unknown);
+  if (r.status != wire::stream_status::complete || msgs.empty()) {
+    std::error_code why = r.error ? r.error : make_error_code(errc::malformed);
+    if (r.status == wire::stream_status::need_more) why = errc::truncated;
+    count_invalid(why);
+    return false;
+  }
+  count_in(msgs, unknown);
+  return true;
+}
+
 bytes core_impl::handle_stream(time_point now, const address& /*from*/,
                                std::span<const std::uint8_t> data, outbox& out) {
   std::vector<wire::message> msgs;
-  if (data.size() > cfg_.max_push_pull_bytes) {
-    ++stats_.invalid_too_large;
-    return {};
-  }
-  const std::uint64_t unknown_before = decode_counters_.unknown_type;
-  if (auto ec = wire::decode_packet(data, limits_, msgs, decode_counters_); ec || msgs.empty()) {
-    ++stats_.invalid_malformed;
-    return {};
-  }
-  count_in(msgs, unknown_before);
+  if (!decode_stream(data, msgs)) return {};
   if (const auto* pp = std::get_if<wire::push_pull>(&msgs.front())) {
     ++stats_.push_pulls;
     merge_state(now, *pp, true, out);
@@ -236,7 +267,7 @@ bytes core_impl::handle_stream(time_point now, const address& /*from*/,
   if (const auto* p = std::get_if<wire::ping>(&msgs.front())) {
     if (p->target != *self_->name) return {};
     count_out(wire::msg_type::ack);
-    return wire::encode_packet(std::vector<wire::message>{wire::ack{p->seq, digest_}});
+    return fmt_.encode_stream(wire::ack{p->seq, digest_});
   }
   return {};
 }
@@ -248,13 +279,7 @@ void core_impl::handle_stream_reply(time_point now, std::uint64_t id,
   const pending_stream ps = it->second;
   streams_.erase(it);
   std::vector<wire::message> msgs;
-  const std::uint64_t unknown_before = decode_counters_.unknown_type;
-  if (data.size() > cfg_.max_push_pull_bytes ||
-      wire::decode_packet(data, limits_, msgs, decode_counters_) || msgs.empty()) {
-    ++stats_.invalid_malformed;
-    return;
-  }
-  count_in(msgs, unknown_before);
+  if (!decode_stream(data, msgs)) return;
   if (const auto* pp = std::get_if<wire::push_pull>(&msgs.front())) {
     if (ps.kind == stream_kind::ping) return;
     // A joiner learns the cluster's state; re-gossiping all of it back to the
@@ -279,7 +304,7 @@ std::error_code core_impl::broadcast(bytes payload) {
     return errc::queue_full;
   }
   bytes enc;
-  wire::encode_message(wire::user{std::move(payload)}, enc);
+  fmt_.encode_message(wire::user{std::move(payload)}, enc);
   user_queue_.push({}, std::move(enc));
   return {};
 }

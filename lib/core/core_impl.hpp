@@ -19,7 +19,7 @@
 #include "core/rng.hpp"
 #include "core/rules.hpp"
 #include "core/suspicion.hpp"
-#include "wire/codec.hpp"
+#include "wire/format.hpp"
 
 namespace shoal::detail {
 
@@ -257,9 +257,13 @@ class core_impl {
   void gossip_targets(time_point now, std::size_t k, std::vector<const member_entry*>& out);
 
   void warn_invalid(time_point now, const address& from, std::error_code ec);
-  /// Counts decoded messages by type; unknown types skipped since the
-  /// decoder's counter read `unknown_before` go to [0].
-  void count_in(const std::vector<wire::message>& msgs, std::uint64_t unknown_before);
+  /// Counts a decode failure under its reason (core_stats::invalid_*).
+  void count_invalid(std::error_code ec);
+  /// Counts decoded messages by type; `unknown` skipped ones go to [0].
+  void count_in(const std::vector<wire::message>& msgs, std::size_t unknown);
+  /// Decodes a whole stream body into `msgs` (at least one message), or
+  /// counts why it is invalid and returns false.
+  bool decode_stream(std::span<const std::uint8_t> data, std::vector<wire::message>& msgs);
   void count_out(wire::msg_type t) { ++stats_.messages_out_by_type[static_cast<std::size_t>(t)]; }
 
   // ---- timers (core.cpp) ----
@@ -280,9 +284,9 @@ class core_impl {
   config cfg_;
   rng rng_;
   awareness awareness_;
+  const wire::format& fmt_;  // the wire dialect: the only way to bytes and back
   wire::limits limits_;
   core_stats stats_;
-  wire::decode_counters decode_counters_;
 
   std::unordered_map<std::string, member_entry> members_;
   member_entry* self_ = nullptr;

@@ -22,7 +22,7 @@ duration random_below(rng& r, duration d) {
 void core_impl::queue_broadcast(const std::string& key, const wire::message& m, bool marks_leave) {
   if (quiet_merge_ && key != *self_->name) return;
   bytes enc;
-  wire::encode_message(m, enc);
+  fmt_.encode_message(m, enc);
   if (!system_queue_.push(key, std::move(enc), marks_leave)) ++stats_.broadcasts_dropped;
 }
 
@@ -49,7 +49,7 @@ void core_impl::send(const address& to, const wire::message& primary, outbox& ou
                      const wire::message* extra) {
   outgoing_packet pkt{to, {}};
   pkt.data.reserve(cfg_.udp_buffer_size);
-  wire::packet_builder b(pkt.data, stats_.messages_out_by_type);
+  wire::packet_builder b(fmt_, pkt.data, stats_.messages_out_by_type);
   b.add(primary);
   if (extra) b.add(*extra);
   fill_broadcasts(b);
@@ -97,7 +97,7 @@ void core_impl::gossip_round(time_point now, outbox& out) {
   for (const member_entry* t : targets) {
     outgoing_packet pkt{t->addr, {}};
     pkt.data.reserve(cfg_.udp_buffer_size);
-    wire::packet_builder b(pkt.data, stats_.messages_out_by_type);
+    wire::packet_builder b(fmt_, pkt.data, stats_.messages_out_by_type);
     if (fill_broadcasts(b) == 0) break;  // queues drained
     b.finish();
     ++stats_.packets_out;
@@ -153,8 +153,7 @@ bytes core_impl::encode_state(bool join) const {
     pp.members.push_back(wire::member_state_entry{name, e.addr, e.incarnation, e.state,
                                                   e.tags.unpack(), e.protocol});
   pp.user_state = user_state_;
-  const wire::message m = std::move(pp);
-  return wire::encode_packet({&m, 1});
+  return fmt_.encode_stream(std::move(pp));
 }
 
 void core_impl::merge_state(time_point now, const wire::push_pull& pp, bool regossip, outbox& out) {

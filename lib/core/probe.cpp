@@ -71,8 +71,9 @@ void core_impl::on_probe_timeout(time_point, std::uint64_t seq, outbox& out) {
   probe_.indirect_expected = static_cast<int>(peers.size());
   stats_.indirect_probes += peers.size();
   if (cfg_.stream_fallback_ping) {
-    const wire::message ping = wire::ping{probe_.seq, probe_.target, *self_->name, self_->addr};
-    start_stream(target->addr, stream_kind::ping, wire::encode_packet({&ping, 1}), out, probe_.seq);
+    start_stream(target->addr, stream_kind::ping,
+                 fmt_.encode_stream(wire::ping{probe_.seq, probe_.target, *self_->name, self_->addr}),
+                 out, probe_.seq);
   }
 }
 

@@ -1,4 +1,8 @@
-// The wire format: bytes <-> messages. Never throws; bad bytes give an errc.
+// shoal's wire format: bytes <-> messages. Never throws; bad bytes give an
+// errc. The core reaches it only through wire::format (format.hpp), whose
+// shoal_format() wraps these functions; tests, fuzzers and benchmarks call
+// them directly. Files: encode.cpp, decode.cpp (with msgpack_reader.hpp),
+// format.cpp (the interface and packet_builder).
 //
 // A packet (UDP datagram, or the payload of one stream exchange):
 //
@@ -43,6 +47,7 @@
 #include <vector>
 
 #include <shoal/errc.hpp>
+#include "wire/format.hpp"
 #include "wire/messages.hpp"
 
 namespace shoal::wire {
@@ -50,22 +55,14 @@ namespace shoal::wire {
 inline constexpr std::uint8_t magic = 0x53;
 inline constexpr std::uint8_t version = 1;
 inline constexpr std::size_t header_size = 6;
+/// Byte 3 of the header: msgpack's array16 marker.
+inline constexpr std::uint8_t array16 = 0xdc;
 
-/// Bounds applied while decoding; anything over them is rejected.
-struct limits {
-  std::size_t max_packet_bytes = 65536;
-  std::size_t max_messages = 1024;
-  std::size_t max_name_length = 128;
-  std::size_t max_tag_bytes = 512;  ///< sum of key and value lengths
-  std::size_t max_payload_bytes = 65536;
-  std::size_t max_members = 65536;  ///< entries of one push_pull
-};
-
-/// Per-reason counters the decoder bumps.
+/// What the decoder counts beside the error it returns: messages of a type
+/// this build does not know, skipped. (A failure's reason is the returned
+/// error code; the caller counts it: core_stats::invalid_*.)
 struct decode_counters {
-  std::uint64_t truncated = 0, bad_magic = 0, unsupported_version = 0, unsupported_flags = 0,
-                malformed = 0, too_large = 0, too_many_messages = 0, field_too_long = 0,
-                unknown_type = 0;
+  std::uint64_t unknown_type = 0;
 };
 
 /// Appends one encoded message (no packet header) to `out`. Every message
@@ -76,39 +73,19 @@ void encode_message(const message& m, std::vector<std::uint8_t>& out);
 /// `encoded` does not start as encode_message() starts messages.
 std::uint8_t encoded_type(std::span<const std::uint8_t> encoded) noexcept;
 
-/// Builds packets: header, then messages appended raw (already encoded with
-/// encode_message), then finish() patches the count.
-class packet_builder {
- public:
-  /// Starts a packet in `out` (cleared first). When `type_counts` is not
-  /// empty, each message added bumps type_counts[its type number] (type
-  /// numbers past its end bump [0]).
-  explicit packet_builder(std::vector<std::uint8_t>& out,
-                          std::span<std::uint64_t> type_counts = {});
-  /// Appends one encoded message.
-  void add_encoded(std::span<const std::uint8_t> encoded);
-  void add(const message& m);
-  std::size_t size() const noexcept { return out_.size(); }
-  std::size_t count() const noexcept { return count_; }
-  /// Writes the count into the header. Call once, last.
-  void finish();
+/// The type number of a packet's first message, without decoding it; 0 when
+/// the packet does not start like one of ours.
+std::uint8_t first_type(std::span<const std::uint8_t> packet) noexcept;
 
- private:
-  void count_type(std::uint8_t t) noexcept {
-    if (!type_counts_.empty()) ++type_counts_[t < type_counts_.size() ? t : 0];
-  }
-  std::vector<std::uint8_t>& out_;
-  std::span<std::uint64_t> type_counts_;
-  std::size_t count_ = 0;
-};
-
-/// Encodes a whole packet holding `msgs`.
+/// Encodes a whole packet holding `msgs` (also the body of a stream
+/// exchange).
 std::vector<std::uint8_t> encode_packet(std::span<const message> msgs);
 
 /// Decodes a packet into `out` (cleared first). On error `out` may hold the
 /// messages decoded before the bad one; the caller should drop them all.
-/// Bumps `counters` for the reason of a failure and for each skipped unknown
-/// type. Never throws.
+/// Any prefix of a good packet gives errc::truncated. Bumps
+/// counters.unknown_type for each skipped message of an unknown type. Never
+/// throws.
 std::error_code decode_packet(std::span<const std::uint8_t> data, const limits& lim,
                               std::vector<message>& out, decode_counters& counters);
 

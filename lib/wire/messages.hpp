@@ -11,21 +11,12 @@
 
 #include <shoal/address.hpp>
 #include <shoal/member.hpp>
+#include <shoal/message_type.hpp>
 
 namespace shoal::wire {
 
-enum class msg_type : std::uint8_t {
-  ping = 1,
-  indirect_ping = 2,
-  ack = 3,
-  nack = 4,
-  suspect = 5,
-  alive = 6,
-  dead = 7,
-  left = 8,
-  user = 9,
-  push_pull = 10,
-};
+/// The type numbers are the public shoal::message_type (append-only).
+using msg_type = shoal::message_type;
 
 /// Direct probe. `target` lets a node that reused an address ignore pings
 /// meant for someone else.

@@ -1,7 +1,7 @@
 // Names of public enumerators, exactly as spelled in the headers.
-#include <shoal/core.hpp>
 #include <shoal/events.hpp>
 #include <shoal/member.hpp>
+#include <shoal/message_type.hpp>
 
 namespace shoal {
 
