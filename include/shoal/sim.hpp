@@ -145,10 +145,11 @@ struct options {
 // Metrics
 // ---------------------------------------------------------------------------
 
-/// Packets are classified by their first message's type (wire::msg_type,
+/// Packets are classified by their first message's type (message_type,
 /// 1 ping .. 10 push_pull); kind 0 is anything unreadable.
-inline constexpr std::size_t packet_kinds = 11;
-/// "ping", "ack", ... ; "other" for 0 or out of range.
+inline constexpr std::size_t packet_kinds = message_type_count;
+/// to_string(message_type(kind)): "ping", "ack", ... ; "other" for 0 or out
+/// of range.
 const char* packet_kind_name(std::size_t kind) noexcept;
 
 struct traffic {

@@ -19,10 +19,6 @@ namespace shoal::sim {
 
 namespace {
 
-constexpr const char* kind_names[packet_kinds] = {"other", "ping",    "indirect_ping", "ack",
-                                                  "nack",  "suspect", "alive",         "dead",
-                                                  "left",  "user",    "push_pull"};
-
 // The type of a packet's first message without decoding it: the header is 6
 // bytes (codec.hpp), then message 1 is a msgpack array whose first element is
 // its type. Every message has fewer than 16 fields, so a fixarray (0x90..0x9f)
@@ -39,7 +35,9 @@ constexpr std::int64_t never = std::numeric_limits<std::int64_t>::min() / 2;
 }  // namespace
 
 const char* packet_kind_name(std::size_t kind) noexcept {
-  return kind < packet_kinds ? kind_names[kind] : "other";
+  // Kinds are message types; 0 (unreadable) keeps its own name in shoal-sim's output.
+  if (kind == 0 || kind >= packet_kinds) return "other";
+  return to_string(static_cast<message_type>(kind));
 }
 
 const char* to_string(node_status s) noexcept {

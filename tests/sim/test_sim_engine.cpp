@@ -379,6 +379,10 @@ TEST_CASE("packets are classified by their first message's type", "[sim]") {
   CHECK(m.sent.bytes[3] == 10);
   CHECK(m.sent.total_packets() == 3);
   CHECK(std::string(shoal::sim::packet_kind_name(3)) == "ack");
+  CHECK(std::string(shoal::sim::packet_kind_name(0)) == "other");
+  CHECK(std::string(shoal::sim::packet_kind_name(2)) == "indirect_ping");
+  CHECK(std::string(shoal::sim::packet_kind_name(10)) == "push_pull");
+  CHECK(std::string(shoal::sim::packet_kind_name(shoal::sim::packet_kinds)) == "other");
   // node 1 runs no core: the packets reached its host but no core
   CHECK(sim.metrics(1).received.total_packets() == 0);
   CHECK(m.dropped_down == 3);
