@@ -2,7 +2,11 @@
 //
 //   shoal-sim --scenario NAME --nodes N --seed S [--loss P] [--crashes K]
 //             [--duration S] [--preset lan|wan|local] [--setup-timeout S]
-//             [--quiet] [--json] [--refuse]
+//             [--start join|converged] [--streams-feel-loss] [--refuse]
+//             [--quiet] [--json]
+//
+// `shoal-sim --help` lists every flag with its default and every scenario in
+// one line (CLI11); bad usage exits with 2.
 //
 // Progress goes to stderr (at most once per wall second: simulated seconds of
 // the scenario's phase done / its nominal length); the result is one
@@ -79,6 +83,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 #include <shoal/sim.hpp>
 
@@ -110,72 +115,78 @@ struct args {
 };
 
 [[noreturn]] void usage(const std::string& why) {
-  std::fprintf(stderr,
-               "shoal-sim: %s\n"
-               "usage: shoal-sim --scenario bootstrap|crash|loss|slow|lossy-minority|partition|"
-               "restart|churn\n"
-               "                 [--nodes N] [--seed S] [--loss P] [--crashes K] "
-               "[--duration SECONDS]\n"
-               "                 [--preset lan|wan|local] [--setup-timeout SECONDS] [--quiet] "
-               "[--json]\n"
-               "                 [--start join|converged] [--streams-feel-loss] [--refuse]\n"
-               "  --refuse  crashed and departed nodes' hosts stay up and refuse what reaches\n"
-               "            them (ICMP port unreachable, TCP RST) instead of going silent;\n"
-               "            for crash (also restart, churn); adds refuse and refusal_deaths\n"
-               "            to the output\n",
-               why.c_str());
+  std::fprintf(stderr, "shoal-sim: %s\nRun with --help for more information.\n", why.c_str());
   std::exit(2);
 }
 
+// One line per scenario, for --help (the header above says more).
+constexpr const char* scenarios_help =
+    "Scenarios (default --duration, simulated):\n"
+    "  bootstrap       (30 s)  N nodes join; converged_s: first join to full mesh\n"
+    "  crash           (120 s) --crashes K nodes crash within 10 s; detection times\n"
+    "  loss            (300 s) uniform --loss P (default 0.1) on every packet\n"
+    "  slow            (300 s) 1% of the nodes handle every input 2 s late\n"
+    "  lossy-minority  (300 s) 1% of the nodes lose 80% of what they send; removed_s, flaps\n"
+    "  partition       (300 s) halves split for 60 s, then healed; healed_s\n"
+    "  restart         (120 s) 10% of the nodes crash and restart 5 s later; back_alive_s\n"
+    "  churn           (300 s) N/100 joins, leaves or crashes a second; views_agree after\n"
+    "\n"
+    "Result: one JSON object on stdout (--json) or `key: value` lines; progress on stderr.\n";
+
 args parse(int argc, char** argv) {
   args a;
-  auto value = [&](int& i) -> std::string {
-    if (i + 1 >= argc) usage(std::string("missing value for ") + argv[i]);
-    return argv[++i];
-  };
+  CLI::App app{"shoal-sim: named scenarios on shoal's deterministic simulator", "shoal-sim"};
+  app.footer(scenarios_help);
+  // A negative count would wrap around to a huge one: refuse it as typed.
+  const CLI::Validator non_negative(
+      [](std::string& v) {
+        return v.find('-') == std::string::npos ? "" : "expected a non-negative integer";
+      },
+      "");
+  app.add_option("--scenario", a.scenario, "the scenario to run (below)")
+      ->required()
+      ->check(CLI::IsMember({"bootstrap", "crash", "loss", "slow", "lossy-minority", "partition",
+                             "restart", "churn"}));
+  app.add_option("--nodes", a.nodes, "cluster size N")->check(non_negative)->capture_default_str();
+  app.add_option("--seed", a.seed, "the one seed of the run")
+      ->check(non_negative)
+      ->capture_default_str();
+  double loss = 0.1;
+  auto* o_loss =
+      app.add_option("--loss", loss, "loss probability in [0, 1], loss scenario (default 0.1)");
+  app.add_option("--crashes", a.crashes, "nodes that crash, crash scenario")
+      ->check(non_negative)
+      ->capture_default_str();
+  double duration_s = 0;
+  auto* o_duration = app.add_option("--duration", duration_s,
+                                    "simulated seconds of the scenario's phase (default: below)");
+  app.add_option("--preset", a.preset, "config and network preset")
+      ->check(CLI::IsMember({"lan", "wan", "local"}))
+      ->capture_default_str();
+  app.add_option("--setup-timeout", a.setup_timeout_s,
+                 "simulated seconds a join start may take to reach the full mesh")
+      ->capture_default_str();
+  app.add_option(
+         "--start", a.start,
+         "join through n0..n2, or start converged (default: join for bootstrap, else converged)")
+      ->check(CLI::IsMember({"join", "converged"}));
+  app.add_flag("--streams-feel-loss", a.streams_feel_loss,
+               "streams lose segments as TCP would (default off; on in lossy-minority)");
+  app.add_flag("--refuse", a.refuse,
+               "crashed nodes' hosts refuse (ICMP, RST), not silent (default off); "
+               "crash, restart, churn");
+  app.add_flag("--quiet", a.quiet, "no progress lines on stderr (default off)");
+  app.add_flag("--json", a.json_out, "one JSON object on stdout (default off: key: value lines)");
   try {
-    for (int i = 1; i < argc; ++i) {
-      const std::string f = argv[i];
-      if (f == "--scenario")
-        a.scenario = value(i);
-      else if (f == "--nodes")
-        a.nodes = std::stoul(value(i));
-      else if (f == "--seed")
-        a.seed = std::stoull(value(i));
-      else if (f == "--loss")
-        a.loss = std::stod(value(i));
-      else if (f == "--crashes")
-        a.crashes = std::stoul(value(i));
-      else if (f == "--duration")
-        a.duration_s = std::stod(value(i));
-      else if (f == "--preset")
-        a.preset = value(i);
-      else if (f == "--setup-timeout")
-        a.setup_timeout_s = std::stod(value(i));
-      else if (f == "--json")
-        a.json_out = true;
-      else if (f == "--quiet")
-        a.quiet = true;
-      else if (f == "--streams-feel-loss")
-        a.streams_feel_loss = true;
-      else if (f == "--refuse")
-        a.refuse = true;
-      else if (f == "--start")
-        a.start = value(i);
-      else if (f == "--help" || f == "-h")
-        usage("help");
-      else
-        usage("unknown flag " + f);
-    }
-  } catch (const std::exception&) {
-    usage("bad number");
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    std::exit(app.exit(e) == 0 ? 0 : 2);
   }
-  if (a.scenario.empty()) usage("--scenario is required");
+  if (*o_loss) a.loss = loss;
+  if (*o_duration) a.duration_s = duration_s;
   if (a.nodes < 1) usage("--nodes must be >= 1");
-  if (a.preset != "lan" && a.preset != "wan" && a.preset != "local") usage("bad --preset");
   if (a.loss && (*a.loss < 0 || *a.loss > 1)) usage("--loss must be in [0, 1]");
   if (a.start.empty()) a.start = a.scenario == "bootstrap" ? "join" : "converged";
-  if (a.start != "join" && a.start != "converged") usage("bad --start");
   if (a.scenario == "bootstrap" && a.start != "join") usage("bootstrap measures the join");
   if (a.refuse && a.scenario != "crash" && a.scenario != "restart" && a.scenario != "churn")
     usage("--refuse needs a scenario that crashes nodes (crash, restart, churn)");

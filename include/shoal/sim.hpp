@@ -30,8 +30,9 @@
 // fails after that round trip.
 //
 // Randomness: one seed. Per-node core seeds, network draws and the scenario
-// generator all derive from it with splitmix64/xoshiro256** (never a std::
-// distribution, whose output differs between standard libraries).
+// generator all derive from it with derive_seed and shoal::rng (xoshiro256**,
+// shoal/random.hpp), never a std:: distribution, whose output differs between
+// standard libraries.
 #pragma once
 
 #include <array>
@@ -50,89 +51,14 @@
 #include <shoal/core.hpp>
 #include <shoal/events.hpp>
 #include <shoal/member.hpp>
+#include <shoal/random.hpp>
 
 namespace shoal::sim {
 
-// ---------------------------------------------------------------------------
-// Randomness
-// ---------------------------------------------------------------------------
-
-/// One step of splitmix64 on `state`: advances it and returns the next output.
-constexpr std::uint64_t splitmix64(std::uint64_t& state) noexcept {
-  state += 0x9e3779b97f4a7c15ULL;
-  std::uint64_t z = state;
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
-
-/// An independent 64-bit seed for (stream, index) derived from a master seed.
-/// The simulator uses stream 1 for core seeds (index = node and life), 2 for
-/// the network, 3 for scenario_rng().
-constexpr std::uint64_t derive_seed(std::uint64_t seed, std::uint64_t stream,
-                                    std::uint64_t index = 0) noexcept {
-  std::uint64_t s = seed;
-  std::uint64_t a = splitmix64(s);
-  s = a ^ (stream * 0xd1b54a32d192ed03ULL);
-  std::uint64_t b = splitmix64(s);
-  s = b ^ (index * 0xa0761d6478bd642fULL);
-  return splitmix64(s);
-}
-
-/// xoshiro256**: small, fast and identical everywhere.
-class rng {
- public:
-  explicit rng(std::uint64_t seed = 1) noexcept {
-    std::uint64_t s = seed;
-    for (auto& w : s_) w = splitmix64(s);
-  }
-  std::uint64_t next() noexcept {
-    const std::uint64_t result = rotl(s_[1] * 5, 7) * 9;
-    const std::uint64_t t = s_[1] << 17;
-    s_[2] ^= s_[0];
-    s_[3] ^= s_[1];
-    s_[1] ^= s_[2];
-    s_[0] ^= s_[3];
-    s_[2] ^= t;
-    s_[3] = rotl(s_[3], 45);
-    return result;
-  }
-  /// Uniform in [0, n); n must be > 0 (returns 0 for n == 0). Multiply-shift,
-  /// bias below 2^-32 for any n under 2^32.
-  std::uint64_t below(std::uint64_t n) noexcept {
-    if (n == 0) return 0;
-    const std::uint64_t x = next();
-    const std::uint64_t hi_x = x >> 32, lo_x = x & 0xffffffffULL;
-    const std::uint64_t hi_n = n >> 32, lo_n = n & 0xffffffffULL;
-    // high 64 bits of the 128-bit product x * n
-    const std::uint64_t lo_lo = lo_x * lo_n;
-    const std::uint64_t hi_lo = hi_x * lo_n;
-    const std::uint64_t lo_hi = lo_x * hi_n;
-    const std::uint64_t cross = (lo_lo >> 32) + (hi_lo & 0xffffffffULL) + lo_hi;
-    return hi_x * hi_n + (hi_lo >> 32) + (cross >> 32);
-  }
-  /// Uniform in [0, 1) with 53 bits.
-  double uniform() noexcept {
-    return static_cast<double>(next() >> 11) * (1.0 / 9007199254740992.0);
-  }
-  /// True with probability p. Draws nothing when p <= 0 or p >= 1, so adding
-  /// a zero-loss rule never changes a run.
-  bool chance(double p) noexcept {
-    if (p <= 0.0) return false;
-    if (p >= 1.0) return true;
-    return uniform() < p;
-  }
-  /// Uniform duration in [lo, hi] at nanosecond resolution.
-  duration between(duration lo, duration hi) noexcept {
-    if (hi <= lo) return lo;
-    const auto span = static_cast<std::uint64_t>((hi - lo).count()) + 1;
-    return lo + duration(static_cast<duration::rep>(below(span)));
-  }
-
- private:
-  static std::uint64_t rotl(std::uint64_t x, int k) noexcept { return (x << k) | (x >> (64 - k)); }
-  std::array<std::uint64_t, 4> s_{};
-};
+// Randomness (shoal/random.hpp), under the names this header always had.
+using shoal::derive_seed;
+using shoal::rng;
+using shoal::splitmix64;
 
 // ---------------------------------------------------------------------------
 // Configuration
@@ -219,10 +145,11 @@ struct options {
 // Metrics
 // ---------------------------------------------------------------------------
 
-/// Packets are classified by their first message's type (wire::msg_type,
+/// Packets are classified by their first message's type (message_type,
 /// 1 ping .. 10 push_pull); kind 0 is anything unreadable.
-inline constexpr std::size_t packet_kinds = 11;
-/// "ping", "ack", ... ; "other" for 0 or out of range.
+inline constexpr std::size_t packet_kinds = message_type_count;
+/// to_string(message_type(kind)): "ping", "ack", ... ; "other" for 0 or out
+/// of range.
 const char* packet_kind_name(std::size_t kind) noexcept;
 
 struct traffic {

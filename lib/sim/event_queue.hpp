@@ -1,12 +1,14 @@
-// The simulator's event queue: a binary min-heap of compact records ordered
-// by virtual time, then by insertion order (a sequence number), so two runs
-// with the same inputs pop the same events in the same order.
+// The simulator's event queue: a binary heap (std::push_heap/pop_heap) of
+// compact records ordered by virtual time, then by insertion order (a
+// sequence number). (time, sequence) is a strict total order, so two runs with
+// the same inputs pop the same events in the same order, whatever the heap's
+// internal layout.
 #pragma once
 
+#include <algorithm>
 #include <cassert>
 #include <cstddef>
 #include <cstdint>
-#include <utility>
 #include <vector>
 
 namespace shoal::sim::detail {
@@ -50,44 +52,20 @@ class event_queue {
   void push(ev e) {
     e.seq = next_seq_++;
     heap_.push_back(e);
-    sift_up(heap_.size() - 1);
+    std::push_heap(heap_.begin(), heap_.end(), later);
   }
 
   ev pop() {
     assert(!heap_.empty());
-    ev top = heap_.front();
-    ev last = heap_.back();
+    std::pop_heap(heap_.begin(), heap_.end(), later);
+    const ev e = heap_.back();
     heap_.pop_back();
-    if (!heap_.empty()) sift_down(last);
-    return top;
+    return e;
   }
 
  private:
-  void sift_up(std::size_t i) {
-    ev e = heap_[i];
-    while (i > 0) {
-      const std::size_t parent = (i - 1) / 2;
-      if (!earlier(e, heap_[parent])) break;
-      heap_[i] = heap_[parent];
-      i = parent;
-    }
-    heap_[i] = e;
-  }
-
-  // Places `e` (the former last element) starting from the root.
-  void sift_down(const ev& e) {
-    const std::size_t n = heap_.size();
-    std::size_t i = 0;
-    for (;;) {
-      std::size_t child = 2 * i + 1;
-      if (child >= n) break;
-      if (child + 1 < n && earlier(heap_[child + 1], heap_[child])) ++child;
-      if (!earlier(heap_[child], e)) break;
-      heap_[i] = heap_[child];
-      i = child;
-    }
-    heap_[i] = e;
-  }
+  // std:: heaps put the greatest element first; the earliest must come first.
+  static bool later(const ev& a, const ev& b) noexcept { return earlier(b, a); }
 
   std::vector<ev> heap_;
   std::uint64_t next_seq_ = 0;

@@ -1,5 +1,7 @@
 #include <shoal/address.hpp>
 
+#include <shoal/random.hpp>
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -21,23 +23,6 @@ std::optional<std::uint16_t> parse_port(std::string_view text) noexcept {
   }
   if (v > 0xffff) return std::nullopt;
   return static_cast<std::uint16_t>(v);
-}
-
-constexpr std::uint64_t fnv_offset = 0xcbf29ce484222325ull;
-constexpr std::uint64_t fnv_prime = 0x100000001b3ull;
-
-constexpr std::uint64_t fnv1a(std::uint64_t h, std::uint8_t byte) noexcept {
-  return (h ^ byte) * fnv_prime;
-}
-
-/// splitmix64's finalizer: spreads FNV's weak low bits over the whole word.
-constexpr std::uint64_t mix(std::uint64_t x) noexcept {
-  x ^= x >> 30;
-  x *= 0xbf58476d1ce4e5b9ull;
-  x ^= x >> 27;
-  x *= 0x94d049bb133111ebull;
-  x ^= x >> 31;
-  return x;
 }
 
 }  // namespace
@@ -128,12 +113,12 @@ std::string address::to_string() const {
 }
 
 std::uint64_t address::hash() const noexcept {
-  std::uint64_t h = fnv_offset;
+  std::uint64_t h = fnv1a_offset;
   h = fnv1a(h, v6_ ? 6 : 4);
   for (const std::uint8_t b : ip()) h = fnv1a(h, b);
   h = fnv1a(h, static_cast<std::uint8_t>(port_ >> 8));
   h = fnv1a(h, static_cast<std::uint8_t>(port_ & 0xffu));
-  return mix(h);
+  return mix64(h);  // spreads FNV's weak low bits over the whole word
 }
 
 }  // namespace shoal

@@ -9,6 +9,8 @@
 #include <catch2/catch.hpp>
 #include <shoal/sim.hpp>
 
+#include "sim_vocabulary.hpp"
+
 using namespace std::chrono_literals;
 using shoal::bytes;
 using shoal::duration;
@@ -39,12 +41,6 @@ struct recorder {
   }
 };
 
-shoal::sim::options engine_opts(std::uint64_t seed) {
-  shoal::sim::options o;
-  o.seed = seed;
-  return o;
-}
-
 bytes tagged(std::uint32_t i) {
   return {static_cast<std::uint8_t>(i), static_cast<std::uint8_t>(i >> 8),
           static_cast<std::uint8_t>(i >> 16)};
@@ -58,7 +54,7 @@ std::uint32_t untag(const bytes& b) {
 }  // namespace
 
 TEST_CASE("events run by time, then by insertion order", "[sim]") {
-  simulator sim(engine_opts(1));
+  simulator sim(sim_options(1));
   std::vector<int> order;
   const auto t0 = sim.now();
   sim.at(t0 + 3ms, [&] { order.push_back(3); });
@@ -79,7 +75,7 @@ TEST_CASE("events run by time, then by insertion order", "[sim]") {
 }
 
 TEST_CASE("run_for stops at its end, inclusive, and step jumps the clock", "[sim]") {
-  simulator sim(engine_opts(1));
+  simulator sim(sim_options(1));
   int runs = 0;
   sim.after(5ms, [&] { ++runs; });
   sim.after(6ms, [&] { ++runs; });
@@ -93,7 +89,7 @@ TEST_CASE("run_for stops at its end, inclusive, and step jumps the clock", "[sim
 }
 
 TEST_CASE("wait_until polls virtual time and reports timeouts", "[sim]") {
-  simulator sim(engine_opts(1));
+  simulator sim(sim_options(1));
   bool flag = false;
   sim.after(1234ms, [&] { flag = true; });
   CHECK(sim.wait_until([&] { return flag; }, 5s));
@@ -128,8 +124,31 @@ TEST_CASE("seeds derive deterministically and the generator is uniform enough", 
   CHECK(r.chance(1.0));
 }
 
+TEST_CASE("the generator and the stable hash are the same everywhere", "[sim]") {
+  // Pinned: a change here changes every seeded run and every digest on the wire.
+  shoal::rng r(42);
+  CHECK(r.next() == 0x15780b2e0c2ec716ULL);
+  CHECK(r.next() == 0x6104d9866d113a7eULL);
+  CHECK(shoal::derive_seed(1, 1, 0) == 0x79c7552209f8b346ULL);
+  CHECK(shoal::stable_hash("n17", 3) == 0x67a96bf9c62709d8ULL);
+  std::vector<int> v{0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
+  shoal::rng s(7);
+  s.shuffle(v);
+  CHECK(v == std::vector<int>{1, 8, 3, 0, 4, 5, 9, 6, 2, 7});
+  // below(n) is the high word of next() * n unless that word is biased (a
+  // redraw, with probability under n / 2^64): for small n, always.
+  shoal::rng a(3), b(3);
+  for (std::uint64_t n = 1; n < 5000; ++n) {
+    const std::uint64_t x = b.next();
+    __extension__ using u128 = unsigned __int128;
+    REQUIRE(a.below(n) == static_cast<std::uint64_t>((static_cast<u128>(x) * n) >> 64));
+  }
+  CHECK(a.below(0) == 0);  // and draws nothing
+  CHECK(a.next() == b.next());
+}
+
 TEST_CASE("addresses and names map both ways", "[sim]") {
-  simulator sim(engine_opts(1));
+  simulator sim(sim_options(1));
   const auto ids = sim.add_nodes(300);
   CHECK(sim.name(0) == "n0");
   CHECK(sim.addr(0).to_string() == "10.0.0.1:7946");
@@ -147,9 +166,8 @@ TEST_CASE("addresses and names map both ways", "[sim]") {
 }
 
 TEST_CASE("latency stays within latency +- jitter", "[sim]") {
-  for (std::uint64_t seed : {1u, 2u, 3u}) {
-    CAPTURE(seed);
-    auto o = engine_opts(seed);
+  for_each_seed({1, 2, 3}, [&](std::uint64_t seed) {
+    auto o = sim_options(seed);
     o.net.latency = 10ms;
     o.net.jitter = 3ms;
     simulator sim(o);
@@ -171,11 +189,11 @@ TEST_CASE("latency stays within latency +- jitter", "[sim]") {
       if (k > 0 && untag(a.data) < untag(rec.arrivals[k - 1].data)) reordered = true;
     }
     CHECK(reordered);  // jitter lets packets overtake each other
-  }
+  });
 }
 
 TEST_CASE("partitions block what they should and heal", "[sim]") {
-  simulator sim(engine_opts(1));
+  simulator sim(sim_options(1));
   sim.add_nodes(4);
   recorder rec;
   rec.attach(sim);
@@ -216,7 +234,7 @@ TEST_CASE("partitions block what they should and heal", "[sim]") {
 }
 
 TEST_CASE("block_io cuts a node off both ways", "[sim]") {
-  simulator sim(engine_opts(1));
+  simulator sim(sim_options(1));
   sim.add_nodes(3);
   recorder rec;
   rec.attach(sim);
@@ -235,9 +253,8 @@ TEST_CASE("block_io cuts a node off both ways", "[sim]") {
 }
 
 TEST_CASE("loss drops its share, per node, per link and globally", "[sim]") {
-  for (std::uint64_t seed : {1u, 2u, 3u}) {
-    CAPTURE(seed);
-    simulator sim(engine_opts(seed));
+  for_each_seed({1, 2, 3}, [&](std::uint64_t seed) {
+    simulator sim(sim_options(seed));
     sim.add_nodes(4);
     recorder rec;
     rec.attach(sim);
@@ -269,12 +286,12 @@ TEST_CASE("loss drops its share, per node, per link and globally", "[sim]") {
     for (int i = 0; i < n; ++i) sim.send_raw(3, 2, tagged(0));
     sim.run_for(1s);
     CHECK(near(rec.count(3, 2), 0.75 * n));
-  }
+  });
 }
 
 TEST_CASE("the same seed drops the same packets, another seed others", "[sim]") {
   auto run = [](std::uint64_t seed) {
-    simulator sim(engine_opts(seed));
+    simulator sim(sim_options(seed));
     sim.add_nodes(2);
     sim.set_loss(0.5);
     std::vector<std::uint32_t> got;
@@ -290,7 +307,7 @@ TEST_CASE("the same seed drops the same packets, another seed others", "[sim]") 
 }
 
 TEST_CASE("a paused node gets its inputs in order when it resumes", "[sim]") {
-  auto o = engine_opts(1);
+  auto o = sim_options(1);
   o.net.jitter = 0ms;  // keep send order
   simulator sim(o);
   sim.add_nodes(2);
@@ -323,7 +340,7 @@ TEST_CASE("a paused node gets its inputs in order when it resumes", "[sim]") {
 }
 
 TEST_CASE("a slow node receives everything late", "[sim]") {
-  auto o = engine_opts(1);
+  auto o = sim_options(1);
   o.net.latency = 1ms;
   o.net.jitter = 0ms;
   simulator sim(o);
@@ -342,7 +359,7 @@ TEST_CASE("a slow node receives everything late", "[sim]") {
 }
 
 TEST_CASE("packets are classified by their first message's type", "[sim]") {
-  simulator sim(engine_opts(1));
+  simulator sim(sim_options(1));
   sim.add_nodes(2);
   // header (magic, version, flags, array16 of 1), then [3 (ack), seq, digest]
   sim.send_raw(0, 1, bytes{0x53, 0x01, 0x00, 0xdc, 0x00, 0x01, 0x93, 0x03, 0x01, 0x00});
@@ -356,6 +373,10 @@ TEST_CASE("packets are classified by their first message's type", "[sim]") {
   CHECK(m.sent.bytes[3] == 10);
   CHECK(m.sent.total_packets() == 3);
   CHECK(std::string(shoal::sim::packet_kind_name(3)) == "ack");
+  CHECK(std::string(shoal::sim::packet_kind_name(0)) == "other");
+  CHECK(std::string(shoal::sim::packet_kind_name(2)) == "indirect_ping");
+  CHECK(std::string(shoal::sim::packet_kind_name(10)) == "push_pull");
+  CHECK(std::string(shoal::sim::packet_kind_name(shoal::sim::packet_kinds)) == "other");
   // node 1 runs no core: the packets reached its host but no core
   CHECK(sim.metrics(1).received.total_packets() == 0);
   CHECK(m.dropped_down == 3);

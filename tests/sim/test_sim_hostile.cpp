@@ -6,7 +6,8 @@
 // The attacker ("mallory") is a simulator node that never joins: its packets
 // come from its own address (or, for replays, from the original sender's),
 // and what the cluster sends back to it is dropped. Each test loops over
-// seeds 1..8 (SHOAL_SIM_SEEDS=K for more); CAPTURE prints a failing seed.
+// seeds 1..8 (SHOAL_SIM_SEEDS=K for more) with for_each_seed, which prints
+// a failing seed.
 #include <cstdint>
 #include <limits>
 #include <string>
@@ -15,7 +16,7 @@
 #include <catch2/catch.hpp>
 #include <shoal/sim.hpp>
 
-#include "sim_seeds.hpp"
+#include "sim_vocabulary.hpp"
 #include "wire/codec.hpp"
 
 using namespace std::chrono_literals;
@@ -26,15 +27,7 @@ namespace wire = shoal::wire;
 
 namespace {
 
-const std::vector<std::uint64_t>& seeds = sim_seeds();
-
 constexpr std::uint64_t max_inc = std::numeric_limits<std::uint64_t>::max();
-
-shoal::sim::options opts(std::uint64_t seed) {
-  shoal::sim::options o;
-  o.seed = seed;
-  return o;
-}
 
 shoal::bytes packet(const std::vector<wire::message>& msgs) {
   return wire::encode_packet(msgs);
@@ -42,18 +35,6 @@ shoal::bytes packet(const std::vector<wire::message>& msgs) {
 
 std::uint64_t inc_of(const simulator& sim, node_id n) {
   return sim.node_core(n).local_member().incarnation;
-}
-
-/// Every live node sees every other live node alive at that node's own
-/// current incarnation.
-bool all_alive_at_own_incarnation(const simulator& sim) {
-  for (node_id who : sim.live_nodes())
-    for (node_id i : sim.live_nodes()) {
-      if (i == who) continue;
-      const auto m = sim.node_core(i).find(sim.name(who));
-      if (!m || m->state != member_state::alive || m->incarnation != inc_of(sim, who)) return false;
-    }
-  return true;
 }
 
 /// Sum of the digests: changes when any node's view of any member changes.
@@ -66,9 +47,8 @@ std::vector<std::uint64_t> digests(const simulator& sim) {
 }  // namespace
 
 TEST_CASE("forged suspect and dead claims at high incarnations are refuted", "[sim]") {
-  for (auto seed : seeds) {
-    CAPTURE(seed);
-    simulator sim(opts(seed));
+  for_each_seed([&](std::uint64_t seed) {
+    simulator sim(sim_options(seed));
     const auto members = sim.start_converged(8);
     const node_id mallory = sim.add_node();
     sim.run_for(5s);
@@ -98,13 +78,12 @@ TEST_CASE("forged suspect and dead claims at high incarnations are refuted", "[s
     for (node_id n : {node_id{3}, node_id{4}}) CHECK(inc_of(sim, n) == 0);
     for (node_id i : members) CHECK(sim.node_core(i).stats().claims_out_of_reach > 0);
     CHECK(sim.tick_anomalies() == 0);
-  }
+  });
 }
 
 TEST_CASE("replayed packets change nothing", "[sim]") {
-  for (auto seed : seeds) {
-    CAPTURE(seed);
-    simulator sim(opts(seed));
+  for_each_seed([&](std::uint64_t seed) {
+    simulator sim(sim_options(seed));
     sim.start_converged(8);
     struct recorded {
       node_id from, to;
@@ -133,13 +112,12 @@ TEST_CASE("replayed packets change nothing", "[sim]") {
     sim.run_for(10s);
     CHECK(all_alive_at_own_incarnation(sim));
     CHECK(digests(sim) == before);
-  }
+  });
 }
 
 TEST_CASE("floods of pings, relay requests and ghosts are bounded", "[sim]") {
-  for (auto seed : seeds) {
-    CAPTURE(seed);
-    auto o = opts(seed);
+  for_each_seed([&](std::uint64_t seed) {
+    auto o = sim_options(seed);
     o.base.max_members = 24;
     simulator sim(o);
     const auto members = sim.start_converged(8);
@@ -161,16 +139,17 @@ TEST_CASE("floods of pings, relay requests and ghosts are bounded", "[sim]") {
     for (int tick = 0; tick < 1000; ++tick) {
       for (int k = 0; k < 10; ++k) {
         sim.send_raw(mallory, 0, packet({wire::ping{++seq, "n0", "mallory", from}}));
-        sim.send_raw(mallory, 0,
-                     packet({wire::indirect_ping{++seq, "n1", sim.addr(1), "mallory", from, true}}));
+        sim.send_raw(
+            mallory, 0,
+            packet({wire::indirect_ping{++seq, "n1", sim.addr(1), "mallory", from, true}}));
         flood += 2;
       }
       if (tick == 300) sim.crash(7);
       sim.run_for(10ms);
     }
     const auto during = sim.metrics(0).sent.total_packets() - sent1;
-    INFO("n0 sent " << during << " packets during a flood of " << flood << " (baseline "
-                    << baseline << " in 10 s)");
+    INFO("n0 sent " << during << " packets during a flood of " << flood << " (baseline " << baseline
+                    << " in 10 s)");
     // At most an ack per ping, and a ping plus an ack or nack per relay
     // request: 3 per 2 flood packets, plus its own traffic.
     CHECK(during <= baseline * 2 + flood * 3 / 2);
@@ -202,5 +181,5 @@ TEST_CASE("floods of pings, relay requests and ghosts are bounded", "[sim]") {
     CHECK(all_alive_at_own_incarnation(sim));
     CHECK(sim.false_deaths() == 0);
     CHECK(sim.tick_anomalies() == 0);
-  }
+  });
 }

@@ -1,7 +1,8 @@
 // Protocol scenarios on the simulator: real cores, lan() config, a LAN-like
 // network (1 ms +- 0.5 ms). Each test loops over seeds 1..8 (or 1..K with
-// SHOAL_SIM_SEEDS=K in the environment); CAPTURE prints the seed of a
-// failure, and a failing seed replays exactly.
+// SHOAL_SIM_SEEDS=K in the environment) with for_each_seed, which prints the
+// seed of a failure; a failing seed replays exactly. The words (converge,
+// sees, suspicion_min ...) are in sim_vocabulary.hpp.
 #include <algorithm>
 #include <cstdint>
 #include <string>
@@ -10,7 +11,7 @@
 #include <catch2/catch.hpp>
 #include <shoal/sim.hpp>
 
-#include "sim_seeds.hpp"
+#include "sim_vocabulary.hpp"
 
 using namespace std::chrono_literals;
 using shoal::event_type;
@@ -18,59 +19,20 @@ using shoal::member_state;
 using shoal::sim::node_id;
 using shoal::sim::simulator;
 
-namespace {
-
-const std::vector<std::uint64_t>& seeds = sim_seeds();
-
-shoal::sim::options opts(std::uint64_t seed) {
-  shoal::sim::options o;
-  o.seed = seed;
-  return o;
-}
-
-// n nodes joined through n0..n2 within 10 s, then converged.
-void converge(simulator& sim, std::size_t n) {
-  sim.bootstrap(n);
-  INFO("bootstrap of " << n << " nodes");
-  REQUIRE(sim.wait_until([&] { return sim.live_count() == n && sim.converged(); }, 90s));
-}
-
-std::size_t dead_anywhere(const simulator& sim) {
-  std::size_t d = 0;
-  for (node_id i : sim.live_nodes()) d += sim.node_core(i).count(member_state::dead);
-  return d;
-}
-
-// Every live node (other than `who`) sees `who` alive at its current life's
-// own incarnation (not a stale alive of an earlier life).
-bool alive_at_own_incarnation(const simulator& sim, node_id who) {
-  if (!sim.is_live(who)) return false;
-  const auto inc = sim.node_core(who).local_member().incarnation;
-  for (node_id i : sim.live_nodes()) {
-    if (i == who) continue;
-    const auto m = sim.node_core(i).find(sim.name(who));
-    if (!m || m->state != member_state::alive || m->incarnation != inc) return false;
-  }
-  return true;
-}
-
-}  // namespace
-
 TEST_CASE("32 nodes converge to a full mesh", "[sim]") {
-  for (auto seed : seeds) {
-    CAPTURE(seed);
-    simulator sim(opts(seed));
+  for_each_seed([&](std::uint64_t seed) {
+    simulator sim(sim_options(seed));
     converge(sim, 32);
     CHECK(sim.full_mesh());
     CHECK(sim.false_suspicions() == 0);
     CHECK(sim.false_deaths() == 0);
     for (node_id i : sim.live_nodes()) CHECK(sim.node_core(i).members().size() == 32);
-  }
+  });
 }
 
 TEST_CASE("the same seed gives the same run", "[sim]") {
   auto run = [](std::uint64_t seed) {
-    simulator sim(opts(seed));
+    simulator sim(sim_options(seed));
     sim.bootstrap(16);
     sim.set_loss(0.05);
     sim.run_for(40s);
@@ -84,9 +46,8 @@ TEST_CASE("the same seed gives the same run", "[sim]") {
 }
 
 TEST_CASE("no false death at 10% loss", "[sim]") {
-  for (auto seed : seeds) {
-    CAPTURE(seed);
-    simulator sim(opts(seed));
+  for_each_seed([&](std::uint64_t seed) {
+    simulator sim(sim_options(seed));
     converge(sim, 32);
     sim.set_loss(0.10);
     sim.run_for(300s);
@@ -95,13 +56,12 @@ TEST_CASE("no false death at 10% loss", "[sim]") {
     CHECK(dead_anywhere(sim) == 0);
     sim.set_loss(0.0);
     CHECK(sim.wait_converged(60s));
-  }
+  });
 }
 
 TEST_CASE("a crash is detected everywhere", "[sim]") {
-  for (auto seed : seeds) {
-    CAPTURE(seed);
-    simulator sim(opts(seed));
+  for_each_seed([&](std::uint64_t seed) {
+    simulator sim(sim_options(seed));
     converge(sim, 32);
     const auto victim = static_cast<node_id>(3 + sim.scenario_rng().below(29));
     CAPTURE(sim.name(victim));
@@ -115,16 +75,20 @@ TEST_CASE("a crash is detected everywhere", "[sim]") {
     CHECK(*c.first_suspect <= *c.first_dead);
     CHECK(*c.first_dead <= *c.all_dead);
     CHECK(*c.first_suspect - c.at < 10s);
+    // The first death is the first suspicion's timer running out: no sooner
+    // than Lifeguard's minimum, no later than where the timer starts.
+    const shoal::duration suspected = *c.first_dead - *c.first_suspect;
+    CHECK(suspected >= suspicion_min(sim.opts().base, 32));
+    CHECK(suspected <= suspicion_max(sim.opts().base, 32));
     CHECK(sim.false_deaths() == 0);
     // the survivors still see each other
     CHECK(sim.full_mesh());
-  }
+  });
 }
 
 TEST_CASE("a graceful leave is seen as left, never as failed", "[sim]") {
-  for (auto seed : seeds) {
-    CAPTURE(seed);
-    simulator sim(opts(seed));
+  for_each_seed([&](std::uint64_t seed) {
+    simulator sim(sim_options(seed));
     converge(sim, 32);
     const node_id leaver = 17;
     std::size_t failed = 0;
@@ -138,13 +102,12 @@ TEST_CASE("a graceful leave is seen as left, never as failed", "[sim]") {
     CHECK(sim.status_everywhere(sim.name(leaver), member_state::left));
     CHECK(failed == 0);
     CHECK(sim.false_deaths() == 0);
-  }
+  });
 }
 
 TEST_CASE("a node restarted after it was declared dead comes back alive", "[sim]") {
-  for (auto seed : seeds) {
-    CAPTURE(seed);
-    simulator sim(opts(seed));
+  for_each_seed([&](std::uint64_t seed) {
+    simulator sim(sim_options(seed));
     converge(sim, 32);
     const node_id n = 9;
     sim.crash(n);
@@ -154,13 +117,12 @@ TEST_CASE("a node restarted after it was declared dead comes back alive", "[sim]
     CHECK(sim.node_core(n).local_member().incarnation == 0);
     REQUIRE(sim.wait_until([&] { return alive_at_own_incarnation(sim, n); }, 60s));
     CHECK(sim.wait_converged(60s));
-  }
+  });
 }
 
 TEST_CASE("a node restarted before anyone noticed comes back alive", "[sim]") {
-  for (auto seed : seeds) {
-    CAPTURE(seed);
-    simulator sim(opts(seed));
+  for_each_seed([&](std::uint64_t seed) {
+    simulator sim(sim_options(seed));
     converge(sim, 32);
     const node_id n = 21;
     sim.crash(n);
@@ -168,37 +130,31 @@ TEST_CASE("a node restarted before anyone noticed comes back alive", "[sim]") {
     sim.restart(n);
     REQUIRE(sim.wait_until([&] { return alive_at_own_incarnation(sim, n); }, 60s));
     CHECK(sim.wait_converged(60s));
-  }
+  });
 }
 
 TEST_CASE("a two-way partition heals without operator action", "[sim]") {
-  for (auto seed : seeds) {
-    CAPTURE(seed);
-    simulator sim(opts(seed));
+  for_each_seed([&](std::uint64_t seed) {
+    simulator sim(sim_options(seed));
     converge(sim, 32);
     std::vector<node_id> a, b;
     for (node_id i = 0; i < 32; ++i) (i < 16 ? a : b).push_back(i);
     const auto p = sim.partition(a, b);
     // each half declares the other dead
-    auto sees_dead = [&](const std::vector<node_id>& observers, const std::vector<node_id>& of) {
-      for (node_id x : of)
-        for (node_id y : observers)
-          if (sim.status_seen_by(y, sim.name(x)) != member_state::dead) return false;
-      return true;
-    };
-    REQUIRE(sim.wait_until([&] { return sees_dead(a, b) && sees_dead(b, a); }, 120s));
+    REQUIRE(sim.wait_until(
+        [&] { return sees(sim, a, b, member_state::dead) && sees(sim, b, a, member_state::dead); },
+        120s));
     sim.run_for(10s);
     CHECK(sim.false_deaths() == 0);  // partitioned nodes are fair game
     sim.heal(p);
     INFO("healing");
     CHECK(sim.wait_converged(300s));
-  }
+  });
 }
 
 TEST_CASE("a lossy minority is removed while the healthy nodes stay", "[sim]") {
-  for (auto seed : seeds) {
-    CAPTURE(seed);
-    auto o = opts(seed);
+  for_each_seed([&](std::uint64_t seed) {
+    auto o = sim_options(seed);
     o.net.streams_feel_loss = true;  // its TCP fallback pings suffer too
     simulator sim(o);
     converge(sim, 32);
@@ -229,7 +185,7 @@ TEST_CASE("a lossy minority is removed while the healthy nodes stay", "[sim]") {
         CHECK((s == member_state::alive || s == member_state::suspect));
       }
     }
-  }
+  });
 }
 
 TEST_CASE("a paused node is suspected, then refutes when it resumes", "[sim]") {
@@ -237,9 +193,8 @@ TEST_CASE("a paused node is suspected, then refutes when it resumes", "[sim]") {
   // unnoticed now and then (about 3% of seeds): count the suspicions over all
   // seeds rather than per seed.
   std::size_t noticed = 0;
-  for (auto seed : seeds) {
-    CAPTURE(seed);
-    simulator sim(opts(seed));
+  for_each_seed([&](std::uint64_t seed) {
+    simulator sim(sim_options(seed));
     converge(sim, 32);
     const node_id n = 5;
     std::size_t suspected = 0, failed = 0;
@@ -254,14 +209,13 @@ TEST_CASE("a paused node is suspected, then refutes when it resumes", "[sim]") {
     CHECK(sim.wait_converged(60s));
     CHECK(failed == 0);
     CHECK(sim.false_deaths() == 0);
-  }
-  CHECK(noticed * 4 >= seeds.size() * 3);
+  });
+  CHECK(noticed * 4 >= sim_seeds().size() * 3);
 }
 
 TEST_CASE("a slow node does not get healthy nodes declared dead", "[sim]") {
-  for (auto seed : seeds) {
-    CAPTURE(seed);
-    simulator sim(opts(seed));
+  for_each_seed([&](std::uint64_t seed) {
+    simulator sim(sim_options(seed));
     converge(sim, 32);
     const node_id slow = 11;
     sim.set_slow(slow, 2s);
@@ -271,13 +225,12 @@ TEST_CASE("a slow node does not get healthy nodes declared dead", "[sim]") {
     CHECK(sim.false_deaths() == 0);
     sim.set_slow(slow, 0s);
     CHECK(sim.wait_converged(60s));
-  }
+  });
 }
 
 TEST_CASE("a cluster started converged stays so, and detects a crash", "[sim]") {
-  for (auto seed : {seeds.front(), seeds.back()}) {
-    CAPTURE(seed);
-    simulator sim(opts(seed));
+  for_each_seed({sim_seeds().front(), sim_seeds().back()}, [&](std::uint64_t seed) {
+    simulator sim(sim_options(seed));
     sim.start_converged(300);
     REQUIRE(sim.live_count() == 300);
     REQUIRE(sim.converged());
@@ -293,16 +246,15 @@ TEST_CASE("a cluster started converged stays so, and detects a crash", "[sim]") 
     // and it comes back through the seeds start_converged recorded
     sim.restart(victim);
     CHECK(sim.wait_until([&] { return alive_at_own_incarnation(sim, victim); }, 60s));
-  }
+  });
 }
 
 TEST_CASE("rolling crashes and restarts all come back alive everywhere", "[sim]") {
   // 20 of 200 nodes crash at random times and restart 5 s later. A restarted
   // node learns the others by hearsay and confirms each by ping; a peer that
   // was itself down when pinged must be pinged again, not forgotten.
-  for (const auto seed : {1u, 6u, 11u}) {
-    CAPTURE(seed);
-    simulator sim(opts(seed));
+  for_each_seed({1, 6, 11}, [&](std::uint64_t seed) {
+    simulator sim(sim_options(seed));
     sim.start_converged(200);
     auto& r = sim.scenario_rng();
     std::vector<node_id> victims;
@@ -316,5 +268,5 @@ TEST_CASE("rolling crashes and restarts all come back alive everywhere", "[sim]"
     }
     sim.run_for(20s);
     CHECK(sim.wait_until([&] { return sim.live_count() == 200 && sim.full_mesh(); }, 60s));
-  }
+  });
 }

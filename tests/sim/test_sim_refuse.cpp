@@ -4,9 +4,8 @@
 // and the cores use it to declare the node dead sooner
 // (config::refusal_suspicion_timeout). First the network model on its own,
 // then whole clusters. Cluster tests loop over seeds 1..8 (SHOAL_SIM_SEEDS=K
-// for 1..K); CAPTURE prints the seed of a failure.
-#include <algorithm>
-#include <cmath>
+// for 1..K) with for_each_seed, which prints the seed of a failure; their
+// bounds are the protocol's own (suspicion_min: lib/core/formulas.hpp).
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -15,7 +14,7 @@
 #include <catch2/catch.hpp>
 #include <shoal/sim.hpp>
 
-#include "sim_seeds.hpp"
+#include "sim_vocabulary.hpp"
 
 using namespace std::chrono_literals;
 using shoal::duration;
@@ -26,8 +25,6 @@ using shoal::sim::node_status;
 using shoal::sim::simulator;
 
 namespace {
-
-const std::vector<std::uint64_t>& seeds = sim_seeds();
 
 // Cores that send nothing on their own for an hour (no probes, no periodic
 // sync) over a 1 ms link without jitter: what the engine does with a datagram
@@ -49,34 +46,9 @@ shoal::bytes junk() {
   return shoal::bytes{1, 2, 3};
 }
 
-// The Lifeguard minimum suspicion timeout for n members (config.hpp):
-// suspicion_mult * max(1, log10(n)) * probe_interval.
-duration lifeguard_min(const shoal::config& c, std::size_t n) {
-  const double scale = std::max(1.0, std::log10(static_cast<double>(n)));
-  return std::chrono::duration_cast<duration>(c.probe_interval * c.suspicion_mult * scale);
-}
-
-std::uint64_t refusal_deaths(const simulator& sim) {
-  std::uint64_t d = 0;
-  for (node_id i : sim.live_nodes()) d += sim.node_core(i).stats().refusal_deaths;
-  return d;
-}
-
-std::uint64_t unreachable_reports(const simulator& sim) {
-  std::uint64_t d = 0;
-  for (node_id i : sim.live_nodes()) d += sim.node_core(i).stats().unreachable_reports;
-  return d;
-}
-
 std::uint64_t refused_total(const simulator& sim) {
   std::uint64_t d = 0;
   for (node_id i = 0; i < sim.size(); ++i) d += sim.metrics(i).refused;
-  return d;
-}
-
-std::size_t dead_anywhere(const simulator& sim) {
-  std::size_t d = 0;
-  for (node_id i : sim.live_nodes()) d += sim.node_core(i).count(member_state::dead);
   return d;
 }
 
@@ -270,45 +242,40 @@ TEST_CASE("a stream to a refusing host fails after a round trip, not stream_fail
 
 TEST_CASE("a crash on a host that stays up is declared within the refusal timeout", "[sim]") {
   constexpr std::size_t n = 64;
-  for (auto seed : seeds) {
-    CAPTURE(seed);
-    shoal::sim::options o;
-    o.seed = seed;
+  for_each_seed([&](std::uint64_t seed) {
+    auto o = sim_options(seed);
     simulator sim(o);
     const duration took = crash_until_failed_everywhere(sim, n, true);
-    const duration min = lifeguard_min(o.base, n);
+    const duration min = suspicion_min(o.base, n);
     INFO("failed everywhere after " << std::chrono::duration<double>(took).count()
                                     << " s; Lifeguard minimum "
                                     << std::chrono::duration<double>(min).count() << " s");
     CHECK(took < min);
-    CHECK(refusal_deaths(sim) >= 1);
+    CHECK(sum_live(sim, &shoal::core_stats::refusal_deaths) >= 1);
     CHECK(sim.false_deaths() == 0);
     CHECK(sim.full_mesh());
-  }
+  });
 }
 
 TEST_CASE("with refusal_suspicion_timeout 0 the refusals change nothing", "[sim]") {
   constexpr std::size_t n = 64;
-  for (auto seed : seeds) {
-    CAPTURE(seed);
-    shoal::sim::options o;
-    o.seed = seed;
+  for_each_seed([&](std::uint64_t seed) {
+    auto o = sim_options(seed);
     o.base.refusal_suspicion_timeout = 0s;
     o.net.crashed_hosts_refuse = true;
     simulator sim(o);
     const duration took = crash_until_failed_everywhere(sim, n, std::nullopt);
-    CHECK(took >= lifeguard_min(o.base, n));
-    CHECK(refusal_deaths(sim) == 0);
-    CHECK(unreachable_reports(sim) >= 1);  // the host did refuse; the cores ignored it
+    CHECK(took >= suspicion_min(o.base, n));
+    CHECK(sum_live(sim, &shoal::core_stats::refusal_deaths) == 0);
+    // the host did refuse; the cores ignored it
+    CHECK(sum_live(sim, &shoal::core_stats::unreachable_reports) >= 1);
     CHECK(sim.false_deaths() == 0);
-  }
+  });
 }
 
 TEST_CASE("refusing hosts add no false death at 10% loss, nor when a node pauses", "[sim]") {
-  for (auto seed : seeds) {
-    CAPTURE(seed);
-    shoal::sim::options o;
-    o.seed = seed;
+  for_each_seed([&](std::uint64_t seed) {
+    auto o = sim_options(seed);
     o.net.crashed_hosts_refuse = true;
     simulator sim(o);
     sim.start_converged(32);
@@ -331,15 +298,13 @@ TEST_CASE("refusing hosts add no false death at 10% loss, nor when a node pauses
     CHECK(refused_total(sim) == 0);
     sim.set_loss(0.0);
     CHECK(sim.wait_converged(60s));
-  }
+  });
 }
 
 TEST_CASE("at 10% loss the refused crash is always found and nobody else dies", "[sim]") {
   constexpr std::size_t n = 16;
-  for (std::uint64_t seed = 1; seed <= 20; ++seed) {
-    CAPTURE(seed);
-    shoal::sim::options o;
-    o.seed = seed;
+  for_each_seed(seed_range(1, 20), [&](std::uint64_t seed) {
+    auto o = sim_options(seed);
     o.net.crashed_hosts_refuse = true;
     simulator sim(o);
     sim.start_converged(n);
@@ -359,5 +324,5 @@ TEST_CASE("at 10% loss the refused crash is always found and nobody else dies", 
     CHECK(sim.status_everywhere(sim.name(victim), member_state::dead));
     CHECK(others_failed == 0);
     CHECK(sim.false_deaths() == 0);
-  }
+  });
 }
