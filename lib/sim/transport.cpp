@@ -11,21 +11,16 @@
 #include <utility>
 
 #include "sim/sim_impl.hpp"
+#include "wire/format.hpp"
 
 namespace shoal::sim {
 
 namespace {
 
-// To be replaced by the wire's own helper (issue 14).
-// The type of a packet's first message without decoding it: the header is 6
-// bytes (codec.hpp), then message 1 is a msgpack array whose first element is
-// its type. Every message has fewer than 16 fields, so a fixarray (0x90..0x9f)
-// at offset 6 and a positive fixint type at offset 7.
+// The type of a packet's first message, from the wire format without
+// decoding it (wire::format::first_type): the packet's kind in the figures.
 std::size_t peek_kind(std::span<const std::uint8_t> p) noexcept {
-  if (p.size() < 8) return 0;
-  if ((p[6] & 0xf0) != 0x90) return 0;
-  const std::uint8_t t = p[7];
-  return t < packet_kinds ? t : 0;
+  return static_cast<std::size_t>(wire::shoal_format().first_type(p));
 }
 
 }  // namespace
