@@ -983,3 +983,47 @@ TEST_CASE("wire: a suspect carries the refused flag only when set", "[unit]") {
     CHECK(std::get<wire::suspect>(d.msgs[0]).refused);
   }
 }
+
+TEST_CASE("wire format: a stream body decodes incrementally", "[unit]") {
+  const wire::format& f = wire::shoal_format();
+  wire::push_pull pp;
+  pp.source = "a";
+  pp.members.push_back({"b", v4(2, 7946), 3, shoal::member_state::alive, {{"k", "v"}}, 1});
+  const bytes body = f.encode_stream(pp);
+  std::vector<wire::message> out;
+  std::size_t unknown = 0;
+  for (std::size_t n = 0; n < body.size(); ++n) {
+    CAPTURE(n);
+    const auto r = f.decode_stream({body.data(), n}, {}, out, unknown);
+    REQUIRE(r.status == wire::stream_status::need_more);
+    CHECK(out.empty());
+  }
+  const auto r = f.decode_stream(body, {}, out, unknown);
+  REQUIRE(r.status == wire::stream_status::complete);
+  CHECK(r.consumed == body.size());
+  REQUIRE(out.size() == 1);
+  CHECK(std::get<wire::push_pull>(out[0]) == pp);
+  const auto junk = f.decode_stream(bytes{'G', 'E', 'T'}, {}, out, unknown);
+  CHECK(junk.status == wire::stream_status::invalid);
+  CHECK(junk.error == shoal::errc::bad_magic);
+}
+
+TEST_CASE("wire format: the packet builder reports the finished size", "[unit]") {
+  const wire::format& f = wire::shoal_format();
+  bytes out;
+  wire::packet_builder b(f, out);
+  CHECK(b.size() == wire::header_size);
+  bytes enc;
+  f.encode_message(wire::nack{5}, enc);
+  CHECK(b.size_with(enc.size()) == wire::header_size + enc.size());
+  b.add_encoded(enc);
+  b.add(wire::ack{1, 2});
+  b.finish();
+  CHECK(b.count() == 2);
+  CHECK(out.size() == b.size());
+  CHECK(f.first_type(out) == shoal::message_type::nack);
+  std::vector<wire::message> msgs;
+  std::size_t unknown = 0;
+  REQUIRE_FALSE(f.decode_packet(out, {}, msgs, unknown));
+  CHECK(msgs == std::vector<wire::message>{wire::nack{5}, wire::ack{1, 2}});
+}
