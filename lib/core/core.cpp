@@ -46,19 +46,19 @@ core_impl::core_impl(config cfg, std::uint64_t seed)
   digest_ = entry_hash(*self_);
 }
 
-void core_impl::schedule(time_point at, timer_kind kind, std::uint64_t a, std::string name) {
-  timers_.push(timer{at, timer_order_++, kind, a, std::move(name)});
+void core_impl::schedule(time_point at, timer_kind kind, std::uint64_t token, std::string name) {
+  timers_.push(timer{at, timer_order_++, kind, token, std::move(name)});
 }
 
 bool core_impl::stale(const timer& t) const {
   switch (t.kind) {
     case timer_kind::probe_timeout:
-      return !probe_.active || probe_.acked || probe_.seq != t.a;
+      return !probe_.active || probe_.acked || probe_.seq != t.token;
     case timer_kind::relay_timeout:
-      return !relays_.contains(static_cast<std::uint32_t>(t.a));
+      return !relays_.contains(static_cast<std::uint32_t>(t.token));
     case timer_kind::suspicion: {
       const member_entry* e = lookup(t.name);
-      return !e || e->state != member_state::suspect || !e->susp || e->susp->token() != t.a;
+      return !e || e->state != member_state::suspect || !e->susp || e->susp->token() != t.token;
     }
     default:
       return false;
@@ -106,7 +106,7 @@ void core_impl::tick(time_point now, outbox& out) {
         on_probe_timer(now, out);
         break;
       case timer_kind::probe_timeout:
-        on_probe_timeout(now, t.a, out);
+        start_indirect_probes(now, t.token, out);
         break;
       case timer_kind::gossip:
         on_gossip_timer(now, out);
@@ -124,24 +124,26 @@ void core_impl::tick(time_point now, outbox& out) {
         on_maintenance(now, out);
         break;
       case timer_kind::relay_timeout:
-        on_relay_timeout(t.a, out);
+        on_relay_timeout(t.token, out);
         break;
-      case timer_kind::suspicion: {
-        member_entry* e = lookup(t.name);
-        if (!e || e->state != member_state::suspect || !e->susp || e->susp->token() != t.a) break;
-        const time_point due = e->susp->deadline();
-        if (due > now) {
-          schedule(due, timer_kind::suspicion, t.a, std::move(t.name));  // moved later
-          break;
-        }
-        if (e->susp->refusal_due()) ++stats_.refusal_deaths;
-        wire::dead d{e->incarnation, t.name, *self_->name};
-        on_dead(now, d, out);
+      case timer_kind::suspicion:
+        on_suspicion_timeout(now, t, out);
         break;
-      }
     }
     settle();  // a timer's work may have queued gossip due within this tick
   }
+}
+
+void core_impl::on_suspicion_timeout(time_point now, timer& t, outbox& out) {
+  if (stale(t)) return;  // refuted, confirmed dead, or a newer suspicion
+  member_entry& e = *lookup(t.name);
+  const time_point due = e.susp->deadline();
+  if (due > now) {  // confirmations moved it later than it was armed for
+    schedule(due, timer_kind::suspicion, t.token, std::move(t.name));
+    return;
+  }
+  if (e.susp->refusal_due()) ++stats_.refusal_deaths;
+  on_dead(now, wire::dead{e.incarnation, t.name, *self_->name}, out);
 }
 
 void core_impl::warn_invalid(time_point now, const address& from, std::error_code ec) {

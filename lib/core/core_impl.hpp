@@ -1,6 +1,22 @@
-// The core's internals. core.cpp dispatches inputs and timers; members.cpp
-// applies claims (the state machine); probe.cpp is the failure detector;
-// gossip.cpp is dissemination, anti-entropy, joining, leaving and healing.
+// The core's internals: one class (core_impl), one file per concept.
+//
+//   core.cpp             the facade; inputs decoded and dispatched; the timer
+//                        heap (tick, stale timers dropped, not cancelled)
+//   members.cpp          the member table and its state machine: every claim
+//                        goes through judge() (rules.hpp), then set_state()
+//   probe.cpp            failure detection: probes, indirect probes, nacks,
+//                        refusals, acks and relayed pings
+//   gossip.cpp           dissemination, anti-entropy, join, leave, healing
+//   dialect.cpp          the decisions wire dialects differ in (wire::rules)
+//   broadcast_queue.*    the transmit-limited dissemination queue
+//   suspicion.hpp        one Lifeguard suspicion (accusers, refusals, deadline)
+//   awareness.hpp        Lifeguard local health
+//   formulas.hpp         the scaling formulas, pure functions
+//   rules.hpp            SWIM's precedence rules (judge) and the reach bound
+//   rate_limit.hpp       rate-limited warnings (shared with the runtime)
+//   rng.hpp              the seeded generator (public <shoal/random.hpp>)
+//
+// The core reaches the wire only through wire::format (lib/wire/format.hpp).
 #pragma once
 
 #include <cstdint>
@@ -121,22 +137,26 @@ struct member_entry {
 
 enum class timer_kind : std::uint8_t {
   probe,          // finish the current probe, start the next
-  probe_timeout,  // direct ack missing: go indirect (a = seq)
+  probe_timeout,  // direct ack missing: start the indirect probes (token = probe seq)
   gossip,
   push_pull,
-  suspicion,      // name, a = suspicion token
-  relay_timeout,  // a = our seq of a relayed ping
+  suspicion,      // name's suspicion runs out (token = suspicion token)
+  relay_timeout,  // a relayed ping went unanswered: nack (token = our seq of it)
   reconnect,
   seed_retry,
   maintenance,  // reaping, purging stale bookkeeping
 };
 
+/// A timer carries what makes it stale (foca's way): a probe that was acked,
+/// a relay that was answered, a suspicion refuted or restarted no longer
+/// matches its token, and the timer is dropped (core_impl::stale) instead of
+/// cancelled.
 struct timer {
   time_point at;
   std::uint64_t order;
   timer_kind kind;
-  std::uint64_t a = 0;
-  std::string name;
+  std::uint64_t token = 0;
+  std::string name;  // the suspect, for suspicion timers
 };
 
 struct timer_later {
@@ -209,11 +229,27 @@ class core_impl {
   void on_left(time_point now, const wire::left& m, outbox& out);
   void refute(time_point now, std::uint64_t claimed, outbox& out);
   void on_accused(time_point now, std::uint64_t claimed, outbox& out);
+
+  // ---- dialect.cpp: the decisions wire dialects make differently ----
+  /// May a claim raise an incarnation held at `held` to `claimed`?
+  bool reachable_claim(std::uint64_t held, std::uint64_t claimed) const noexcept;
+  /// The incarnation this node refutes a claim at `claimed` with.
+  std::uint64_t refutation_incarnation(std::uint64_t claimed) const noexcept;
+  /// May an alive claim move member `e` to address `claimed`?
+  bool may_move(const member_entry& e, const address& claimed) const noexcept;
+  /// Must this node refute an alive about itself?
+  bool must_refute(const wire::alive& m) const noexcept;
+  /// The message that announces this node's graceful departure.
+  wire::message leave_message() const;
+  /// The view digest an ack carries, if the format has one.
+  std::optional<std::uint64_t> ack_digest(const wire::ack& m) const noexcept;
   bool benched(time_point now);
   void confirm(member_entry& e, outbox& out);
   void set_state(member_entry& e, member_state s, std::uint64_t inc, time_point now);
   void emit(event_type t, const member_entry& e, outbox& out);
   void mark_down(time_point now, member_entry& e, member_state s, std::uint64_t inc, outbox& out);
+  void start_suspicion(time_point now, member_entry& e, std::uint64_t inc, const std::string& from,
+                       bool refused);
   bool valid_tags(const tag_map& tags) const;
   wire::alive alive_msg(const member_entry& e) const;
   void reap(time_point now, outbox& out);
@@ -226,7 +262,9 @@ class core_impl {
   // ---- probe.cpp: failure detection ----
   void on_probe_timer(time_point now, outbox& out);
   void finish_probe(time_point now, outbox& out);
-  void on_probe_timeout(time_point now, std::uint64_t seq, outbox& out);
+  /// The direct ack is late (or the ping was refused): ask k members to
+  /// ping the target. The suspicion, if any, comes at finish_probe().
+  void start_indirect_probes(time_point now, std::uint64_t seq, outbox& out);
   void on_ping(time_point now, const address& from, const wire::ping& m, outbox& out);
   void on_indirect_ping(time_point now, const address& from, const wire::indirect_ping& m,
                         outbox& out);
@@ -234,8 +272,6 @@ class core_impl {
   void check_digest(time_point now, const address& peer, std::uint64_t theirs, outbox& out);
   void on_nack(const wire::nack& m);
   void on_relay_timeout(std::uint64_t seq, outbox& out);
-  void start_suspicion(time_point now, member_entry& e, std::uint64_t inc, const std::string& from,
-                       bool refused);
   void accuse_refused(time_point now, member_entry& e, outbox& out);
 
   // ---- gossip.cpp: dissemination, anti-entropy, join, leave, healing ----
@@ -267,7 +303,7 @@ class core_impl {
   void count_out(wire::msg_type t) { ++stats_.messages_out_by_type[static_cast<std::size_t>(t)]; }
 
   // ---- timers (core.cpp) ----
-  void schedule(time_point at, timer_kind kind, std::uint64_t a = 0, std::string name = {});
+  void schedule(time_point at, timer_kind kind, std::uint64_t token = 0, std::string name = {});
   /// A periodic timer that stops while it has nothing to do, so an idle node
   /// wakes only for its probes. `next` is the earliest time it may run again
   /// (its last run plus its interval); re-armed, it runs then or, if that
@@ -279,6 +315,8 @@ class core_impl {
   void wake(lazy_timer& t, timer_kind kind);
   bool gossip_pending() const noexcept;
   bool stale(const timer& t) const;
+  /// A suspicion timer fired: dead, unless refuted (stale) or moved later.
+  void on_suspicion_timeout(time_point now, timer& t, outbox& out);
   void drop_stale_timers() const;
 
   config cfg_;

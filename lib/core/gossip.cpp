@@ -288,7 +288,7 @@ void core_impl::leave(time_point now, duration timeout, outbox& out) {
   leave_needed_ =
       std::min<std::size_t>(static_cast<std::size_t>(cfg_.leave_min_transmits), live_count_ - 1);
   set_state(*self_, member_state::left, self_->incarnation, now);
-  queue_broadcast(*self_->name, wire::left{self_->incarnation, *self_->name}, true);
+  queue_broadcast(*self_->name, leave_message(), true);
   emit(event_type::member_left, *self_, out);
   gossip_round(now, out);  // spread the departure now, not at the next round
 }

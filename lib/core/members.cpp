@@ -148,16 +148,12 @@ void core_impl::probe_list_remove(member_entry& e) {
 // ---- claims ----
 
 verdict core_impl::judge_claim(const member_entry* e, claim c, std::uint64_t inc) {
-  if (e && !within_reach(e->incarnation, inc)) ++stats_.claims_out_of_reach;
+  if (e && !reachable_claim(e->incarnation, inc)) ++stats_.claims_out_of_reach;
   return judge(e ? std::optional(e->state) : std::nullopt, e ? e->incarnation : 0, c, inc);
 }
 
 void core_impl::refute(time_point now, std::uint64_t claimed, outbox& out) {
-  // Claims reach at most max_incarnation_step past ours, so this cannot wrap
-  // unless this node itself started near 2^64; it then stays at the top.
-  const std::uint64_t top = std::max(self_->incarnation, claimed);
-  const std::uint64_t inc = top == std::numeric_limits<std::uint64_t>::max() ? top : top + 1;
-  set_state(*self_, member_state::alive, inc, now);
+  set_state(*self_, member_state::alive, refutation_incarnation(claimed), now);
   ++stats_.refutations;
   awareness_.apply(1);
   queue_broadcast(*self_->name, alive_msg(*self_));
@@ -166,7 +162,7 @@ void core_impl::refute(time_point now, std::uint64_t claimed, outbox& out) {
 
 void core_impl::on_accused(time_point now, std::uint64_t claimed, outbox& out) {
   if (leaving_ || claimed < self_->incarnation) return;
-  if (!within_reach(self_->incarnation, claimed)) {  // forged: everyone else ignores it too
+  if (!reachable_claim(self_->incarnation, claimed)) {  // forged: everyone else ignores it too
     ++stats_.claims_out_of_reach;
     return;
   }
@@ -205,13 +201,11 @@ bool core_impl::benched(time_point now) {
 void core_impl::on_alive(time_point now, const wire::alive& m, hand h, outbox& out) {
   if (m.node == *self_->name) {
     if (leaving_) return;
-    if (!within_reach(self_->incarnation, m.incarnation)) {
+    if (!reachable_claim(self_->incarnation, m.incarnation)) {
       ++stats_.claims_out_of_reach;
       return;
     }
-    if (m.incarnation > self_->incarnation ||
-        (m.incarnation == self_->incarnation && m.addr != self_->addr))
-      refute(now, m.incarnation, out);
+    if (must_refute(m)) refute(now, m.incarnation, out);
     return;
   }
   if (m.node.empty() || m.addr.port() == 0 || !valid_tags(m.tags)) {
@@ -244,6 +238,7 @@ void core_impl::on_alive(time_point now, const wire::alive& m, hand h, outbox& o
     queue_broadcast(m.node, m);
     return;
   }
+  if (!may_move(*e, m.addr)) return;  // a name claimed from two addresses
   const member_state old = e->state;
   const bool changed = e->addr != m.addr || !e->tags.equals(m.tags);
   e->addr = m.addr;

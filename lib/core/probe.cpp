@@ -50,7 +50,7 @@ void core_impl::finish_probe(time_point now, outbox& out) {
              out);
 }
 
-void core_impl::on_probe_timeout(time_point, std::uint64_t seq, outbox& out) {
+void core_impl::start_indirect_probes(time_point, std::uint64_t seq, outbox& out) {
   if (!probe_.active || probe_.acked || probe_.seq != seq || probe_.indirect_sent) return;
   member_entry* target = lookup(probe_.target);
   if (!target) return;
@@ -112,7 +112,7 @@ void core_impl::on_ack(time_point now, const address& from, const wire::ack& m, 
     if (member_entry* e = lookup(probe_.target); e && e->up()) {
       if (from == e->addr) {
         awareness_.apply(-1);  // a direct ack: we are healthy
-        check_digest(now, from, m.digest, out);
+        if (const auto theirs = ack_digest(m)) check_digest(now, from, *theirs, out);
       }
       confirm(*e, out);
     }
@@ -172,7 +172,7 @@ void core_impl::on_unreachable(time_point now, const address& to, outbox& out) {
       // ping is refused too accuses at once (a second path agrees); an ack
       // through any relay ends it; otherwise the period ends in a suspicion
       // that counts our refusal.
-      on_probe_timeout(now, probe_.seq, out);
+      start_indirect_probes(now, probe_.seq, out);
     }
   }
   for (auto it = relays_.begin(); it != relays_.end();) {

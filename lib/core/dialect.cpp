@@ -1,0 +1,42 @@
+// The decisions in which wire dialects differ (wire::rules, from the format
+// the core was built with), each made here and nowhere else. shoal's own
+// format answers: members may move to a new address, a leave is its own
+// message, incarnations are 64 bits, and acks carry the view digest.
+#include "core/core_impl.hpp"
+
+namespace shoal::detail {
+
+bool core_impl::reachable_claim(std::uint64_t held, std::uint64_t claimed) const noexcept {
+  // The step bound (rules.hpp), within what the format can carry.
+  return claimed <= fmt_.rules().max_incarnation && within_reach(held, claimed);
+}
+
+std::uint64_t core_impl::refutation_incarnation(std::uint64_t claimed) const noexcept {
+  const std::uint64_t top = std::max(self_->incarnation, claimed);
+  // At the format's maximum there is nothing higher: it stays.
+  return top >= fmt_.rules().max_incarnation ? top : top + 1;
+}
+
+bool core_impl::may_move(const member_entry& e, const address& claimed) const noexcept {
+  return e.addr == claimed || fmt_.rules().alive_may_move;
+}
+
+bool core_impl::must_refute(const wire::alive& m) const noexcept {
+  // A newer incarnation than ours is always refuted; at our own, only an
+  // address that is not ours (another process claims our name's slot).
+  if (m.incarnation > self_->incarnation) return true;
+  return m.incarnation == self_->incarnation && m.addr != self_->addr;
+}
+
+wire::message core_impl::leave_message() const {
+  if (fmt_.rules().leave == wire::rules::leave_form::dead_from_self)
+    return wire::dead{self_->incarnation, *self_->name, *self_->name};
+  return wire::left{self_->incarnation, *self_->name};
+}
+
+std::optional<std::uint64_t> core_impl::ack_digest(const wire::ack& m) const noexcept {
+  if (!fmt_.rules().digest_on_ack) return std::nullopt;
+  return m.digest;
+}
+
+}  // namespace shoal::detail
