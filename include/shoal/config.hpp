@@ -35,7 +35,7 @@ struct config {
   /// life either because peers tell it its old incarnation (it then refutes
   /// with one more) or, faster, because the runtime passes a persisted or
   /// clock-derived value here. Default 0. Peers ignore any claim that moves a
-  /// member's incarnation more than 2^32 past what they hold (a forgery
+  /// member's incarnation 2^32 or more past what they hold (a forgery
   /// defence, docs/security.md), so a clock-derived value must count seconds
   /// or milliseconds, not anything finer.
   std::uint64_t initial_incarnation = 0;

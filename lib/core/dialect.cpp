@@ -7,8 +7,10 @@
 namespace shoal::detail {
 
 bool core_impl::reachable_claim(std::uint64_t held, std::uint64_t claimed) const noexcept {
-  // The step bound (rules.hpp), within what the format can carry.
-  return claimed <= fmt_.rules().max_incarnation && within_reach(held, claimed);
+  // The step bound (rules.hpp), and room for a refutation within what the
+  // format can carry.
+  if (claimed <= held) return true;
+  return claimed < fmt_.rules().max_incarnation && within_reach(held, claimed);
 }
 
 std::uint64_t core_impl::refutation_incarnation(std::uint64_t claimed) const noexcept {

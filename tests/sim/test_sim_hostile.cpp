@@ -183,3 +183,67 @@ TEST_CASE("floods of pings, relay requests and ghosts are bounded", "[sim]") {
     CHECK(sim.tick_anomalies() == 0);
   });
 }
+
+TEST_CASE("exile: a claim 2^32 ahead cannot push a member's refutation out of reach", "[sim]") {
+  // A suspect at own + 2^32, sent to the member alone: refuting it would take
+  // own + 2^32 + 1, beyond what its peers (holding own) accept, so the
+  // member's word would be ignored by all of them from then on: new tags never
+  // spread, and after a restart at its persisted incarnation it stays dead in
+  // every view. Claims a member could not refute within its peers' reach are
+  // refused, by the member and by its peers.
+  for_each_seed([&](std::uint64_t seed) {
+    simulator sim(sim_options(seed));
+    const auto members = sim.start_converged(8);
+    const node_id mallory = sim.add_node();
+    sim.run_for(5s);
+    const node_id victim = 3;
+    const std::uint64_t far = inc_of(sim, victim) + (std::uint64_t{1} << 32);
+    sim.send_raw(mallory, victim, packet({wire::suspect{far, "n3", "n7"}}));
+    sim.run_for(10s);  // a refutation's retransmissions would be over
+    INFO("victim's incarnation " << inc_of(sim, victim) << ", forged " << far);
+    // Everyone holds the victim's own incarnation (a refutation at far + 1
+    // would be ignored by all of them, for good).
+    CHECK(sim.wait_until([&] { return alive_at_own_incarnation(sim, victim); }, 30s));
+    for (node_id t : members)
+      if (t != victim) sim.send_raw(mallory, t, packet({wire::dead{far, "n3", "n7"}}));
+    sim.run_for(5s);
+    CHECK(sim.wait_until([&] { return alive_at_own_incarnation(sim, victim); }, 30s));
+    // Its word still counts: new tags reach everyone.
+    shoal::outbox out;
+    REQUIRE_FALSE(sim.node_core(victim).set_tags(sim.now(), {{"role", "db"}}, out));
+    sim.run_for(1ms);
+    CHECK(sim.wait_until(
+        [&] {
+          for (node_id t : members) {
+            const auto m = sim.node_core(t).find("n3");
+            if (!m || m->tags.count("role") == 0) return false;
+          }
+          return true;
+        },
+        30s));
+    // And after a restart at the incarnation it persisted, it is back.
+    const std::uint64_t persisted = inc_of(sim, victim);
+    sim.crash(victim);
+    REQUIRE(sim.wait_status_everywhere("n3", member_state::dead, 120s));
+    sim.restart(victim, {0, 1}, persisted);
+    CHECK(sim.wait_until([&] { return alive_at_own_incarnation(sim, victim); }, 30s));
+  });
+}
+
+TEST_CASE("exile: a claim just within reach is refuted and the member stays alive", "[sim]") {
+  for_each_seed([&](std::uint64_t seed) {
+    simulator sim(sim_options(seed));
+    const auto members = sim.start_converged(8);
+    const node_id mallory = sim.add_node();
+    sim.run_for(5s);
+    const node_id victim = 3;
+    const std::uint64_t near = inc_of(sim, victim) + (std::uint64_t{1} << 32) - 1;
+    sim.send_raw(mallory, victim, packet({wire::suspect{near, "n3", "n7"}}));
+    sim.run_for(10s);
+    for (node_id t : members)
+      if (t != victim) sim.send_raw(mallory, t, packet({wire::dead{near, "n3", "n7"}}));
+    CHECK(sim.wait_until([&] { return alive_at_own_incarnation(sim, victim); }, 30s));
+    CHECK(inc_of(sim, victim) > near);
+    CHECK(sees(sim, members, victim, member_state::alive));
+  });
+}

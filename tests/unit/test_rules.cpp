@@ -74,20 +74,27 @@ TEST_CASE("precedence rules follow the SWIM paper", "[unit]") {
       {left, 3, D, 3, ignore},
       {left, 3, L, 3, ignore},
       {left, 3, L, 4, apply},
-      // no claim moves a known member more than max_incarnation_step at once
-      // (a forged 2^64 - 1 would leave nothing to refute with); a new member
-      // may start anywhere
-      {alive, 3, A, 3 + step, apply},
+      // no claim moves a known member so far that a refutation (one more)
+      // would be out of reach of those still holding the old incarnation: at
+      // most max_incarnation_step - 1 at once, and never to 2^64 - 1, which
+      // leaves nothing to refute with; a new member may start anywhere
+      {alive, 3, A, 2 + step, apply},
+      {alive, 3, A, 3 + step, ignore},
       {alive, 3, A, 4 + step, ignore},
-      {alive, 3, S, 3 + step, apply},
-      {alive, 3, S, 4 + step, ignore},
+      {alive, 3, S, 2 + step, apply},
+      {alive, 3, S, 3 + step, ignore},
+      {suspect, 3, A, 2 + step, apply},
+      {suspect, 3, A, 3 + step, ignore},
+      {dead, 3, A, 3 + step, ignore},
       {alive, 3, D, max, ignore},
       {suspect, 3, A, 4 + step, ignore},
       {suspect, 3, D, max, ignore},
       {dead, 3, A, 4 + step, ignore},
       {dead, 3, L, max, ignore},
       {left, 3, A, max, ignore},
-      {alive, max - 1, A, max, apply},
+      {alive, max - 1, A, max, ignore},
+      {alive, max - 2, A, max - 1, apply},
+      {alive, max, A, max, ignore},  // not a raise: judge's own rule (alive needs j > i)
       {unknown, 0, A, max, apply},
   };
   for (const auto& r : rows) {
