@@ -40,6 +40,12 @@ struct config {
   /// or milliseconds, not anything finer.
   std::uint64_t initial_incarnation = 0;
 
+  /// The protocol level this node advertises and speaks, 1..protocol_version
+  /// (member.hpp). Default protocol_version. Lower it only to reproduce an
+  /// older release's behaviour beside newer nodes (tests of a rolling
+  /// upgrade); level 1 computes the view digest without tags.
+  std::uint8_t protocol = protocol_version;
+
   // ---- failure detection (SWIM) ----
   /// Time between two probes of the round-robin failure detector, before the
   /// Lifeguard health multiplier stretches it. lan: 1 s. Lower detects faster

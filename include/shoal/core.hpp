@@ -256,8 +256,12 @@ class core {
   /// Members known in each state (confirmed ones only).
   std::size_t count(member_state s) const;
 
-  /// Order-independent digest of (name, state, incarnation) over every member
-  /// this node knows, itself included. Equal digests: equal views.
+  /// Order-independent digest of the members this node holds alive or
+  /// suspect (itself included; dead and left ones are not in it): each one's
+  /// name, state and incarnation, and from protocol level 2 (member.hpp)
+  /// also its tags and protocol; at this node's own level (config::protocol).
+  /// Different digests: different views. Equal digests: the same view,
+  /// barring a 64-bit hash collision; the dead and left may still differ.
   std::uint64_t digest() const;
 
   /// Lifeguard local health score, 0 (healthy) .. awareness_max_multiplier - 1.

@@ -18,8 +18,13 @@ const char* to_string(member_state s) noexcept;
 /// Key/value metadata a member advertises. Bounded by config::max_tag_bytes.
 using tag_map = std::map<std::string, std::string>;
 
-/// Wire protocol version this build speaks.
-inline constexpr std::uint8_t protocol_version = 1;
+/// The protocol level this build speaks, which every member advertises
+/// (member::protocol). Levels: 1, the view digest covers each member's name,
+/// state and incarnation; 2, it also covers its tags and protocol, and a
+/// member refutes an alive about itself at its own incarnation whose tags or
+/// protocol are not its own. Two members use the digest of the lower of
+/// their levels with each other, so mixed clusters agree.
+inline constexpr std::uint8_t protocol_version = 2;
 
 /// A member as seen at one moment by one node.
 struct member {

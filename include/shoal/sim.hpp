@@ -360,6 +360,10 @@ class simulator {
                std::optional<std::uint64_t> incarnation = {}) {
     restart(n, std::span<const node_id>(seeds.begin(), seeds.size()), incarnation);
   }
+  /// The configuration the node's next join or restart uses (its name and
+  /// advertise are replaced): a new version rolled out, new tags after a
+  /// restart. A running core keeps the one it started with.
+  void set_config(node_id n, config cfg);
   /// core.leave(timeout); the node stops once leave_done() or after timeout.
   void leave(node_id n, duration timeout = std::chrono::seconds(5));
   /// The node handles nothing for d (a GC pause): its inputs queue and are

@@ -44,6 +44,8 @@ std::string field(const char* name, const char* what) {
 std::optional<std::string> config::validate() const {
   using std::chrono::milliseconds;
   if (name.empty()) return field("name", "must not be empty");
+  if (protocol < 1 || protocol > protocol_version)
+    return field("protocol", "must be in 1..protocol_version (member.hpp)");
   if (max_name_length == 0 || max_name_length > 1024)
     return field("max_name_length", "must be in 1..1024");
   if (name.size() > max_name_length) return field("name", "longer than max_name_length");

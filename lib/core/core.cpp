@@ -40,10 +40,11 @@ core_impl::core_impl(config cfg, std::uint64_t seed)
   self_->addr = cfg_.advertise;
   self_->incarnation = cfg_.initial_incarnation;
   self_->tags.assign(cfg_.tags);
+  self_->protocol = cfg_.protocol;
   self_->confirmed = true;
   live_count_ = 1;
   confirmed_by_state_[0] = 1;
-  digest_ = entry_hash(*self_);
+  digest_add(*self_);
 }
 
 void core_impl::schedule(time_point at, timer_kind kind, std::uint64_t token, std::string name) {
@@ -269,7 +270,7 @@ bytes core_impl::handle_stream(time_point now, const address& /*from*/,
   if (const auto* p = std::get_if<wire::ping>(&msgs.front())) {
     if (p->target != *self_->name) return {};
     count_out(wire::msg_type::ack);
-    return fmt_.encode_stream(wire::ack{p->seq, digest_});
+    return fmt_.encode_stream(wire::ack{p->seq, digest()});
   }
   return {};
 }

@@ -86,6 +86,22 @@ class packed_tags {
     return p == end;
   }
   std::size_t heap_bytes() const noexcept { return data_ ? size() : 0; }
+  /// Stable hash of the tags (the same on every machine: lengths are fed
+  /// little-endian whatever the host's order), for the view digest.
+  std::uint64_t hash() const noexcept {
+    std::uint64_t h = fnv1a_offset;
+    if (!data_) return mix64(h);
+    const char* p = data_.get() + 4;
+    const char* end = data_.get() + size();
+    while (p < end) {
+      std::uint32_t n;
+      std::memcpy(&n, p, 4);
+      for (int i = 0; i < 4; ++i) h = fnv1a(h, static_cast<std::uint8_t>(n >> (8 * i)));
+      h = fnv1a(p + 4, n, h);
+      p += 4 + n;
+    }
+    return mix64(h);
+  }
 
  private:
   std::uint32_t size() const noexcept {
@@ -210,7 +226,8 @@ class core_impl {
   std::optional<member> find(const std::string& name) const;
   member local_member() const { return snapshot(*self_); }
   std::size_t count(member_state s) const;
-  std::uint64_t digest() const noexcept { return digest_; }
+  /// The digest at this node's own protocol level.
+  std::uint64_t digest() const noexcept { return digest_at(cfg_.protocol); }
   int health_score() const noexcept { return awareness_.score(); }
   const core_stats& stats() const noexcept { return stats_; }
   const config& cfg() const noexcept { return cfg_; }
@@ -253,7 +270,17 @@ class core_impl {
   bool valid_tags(const tag_map& tags) const;
   wire::alive alive_msg(const member_entry& e) const;
   void reap(time_point now, outbox& out);
-  std::uint64_t entry_hash(const member_entry& e) const noexcept;
+  /// A member's share of the digest at protocol level 1 or 2 (member.hpp).
+  std::uint64_t entry_hash(const member_entry& e, int level) const noexcept;
+  std::uint64_t digest_at(int level) const noexcept { return level >= 2 ? digest_ : digest_v1_; }
+  /// Level 2 between members that both speak it, else 1.
+  int digest_level(std::uint8_t their_protocol) const noexcept {
+    return std::min<int>(cfg_.protocol, their_protocol) >= 2 ? 2 : 1;
+  }
+  void digest_add(const member_entry& e) noexcept;
+  void digest_remove(const member_entry& e) noexcept;
+  /// Replaces a member's tags and protocol, keeping the digests in step.
+  void set_metadata(member_entry& e, const tag_map& tags, std::uint8_t protocol);
 
   // probe order: alive and suspect members other than self, shuffled rounds
   void probe_list_add(member_entry& e);
@@ -269,7 +296,7 @@ class core_impl {
   void on_indirect_ping(time_point now, const address& from, const wire::indirect_ping& m,
                         outbox& out);
   void on_ack(time_point now, const address& from, const wire::ack& m, outbox& out);
-  void check_digest(time_point now, const address& peer, std::uint64_t theirs, outbox& out);
+  void check_digest(time_point now, const member_entry& peer, std::uint64_t theirs, outbox& out);
   void on_nack(const wire::nack& m);
   void on_relay_timeout(std::uint64_t seq, outbox& out);
   void accuse_refused(time_point now, member_entry& e, outbox& out);
@@ -330,7 +357,8 @@ class core_impl {
   member_entry* self_ = nullptr;
   std::size_t live_count_ = 0;  // alive + suspect, self included
   std::size_t confirmed_by_state_[4] = {0, 0, 0, 0};
-  std::uint64_t digest_ = 0;
+  std::uint64_t digest_ = 0;     // level 2: name, state, incarnation, tags, protocol
+  std::uint64_t digest_v1_ = 0;  // level 1: name, state, incarnation
 
   std::vector<member_entry*> probe_list_;
   std::size_t probe_pos_ = 0;

@@ -24,10 +24,13 @@ bool core_impl::may_move(const member_entry& e, const address& claimed) const no
 }
 
 bool core_impl::must_refute(const wire::alive& m) const noexcept {
-  // A newer incarnation than ours is always refuted; at our own, only an
-  // address that is not ours (another process claims our name's slot).
+  // A newer incarnation than ours is always refuted. At our own, anything
+  // that is not what we say now: another address (another process claims our
+  // name), or other tags or protocol (our previous life, restarted at the same
+  // incarnation with new ones, whose word would otherwise stand for good).
   if (m.incarnation > self_->incarnation) return true;
-  return m.incarnation == self_->incarnation && m.addr != self_->addr;
+  if (m.incarnation < self_->incarnation) return false;
+  return m.addr != self_->addr || m.protocol != self_->protocol || !self_->tags.equals(m.tags);
 }
 
 wire::message core_impl::leave_message() const {

@@ -300,7 +300,7 @@ bool core_impl::leave_done(time_point now) const {
 std::error_code core_impl::set_tags(time_point now, tag_map tags, outbox& out) {
   if (leaving_) return errc::not_running;
   if (!valid_tags(tags)) return errc::invalid_argument;
-  self_->tags.assign(tags);
+  set_metadata(*self_, tags, self_->protocol);
   set_state(*self_, member_state::alive, self_->incarnation + 1, now);
   queue_broadcast(*self_->name, alive_msg(*self_));
   emit(event_type::member_updated, *self_, out);

@@ -44,11 +44,30 @@ std::size_t core_impl::count(member_state s) const {
   return confirmed_by_state_[static_cast<std::size_t>(s)];
 }
 
-std::uint64_t core_impl::entry_hash(const member_entry& e) const noexcept {
+std::uint64_t core_impl::entry_hash(const member_entry& e, int level) const noexcept {
   std::uint64_t h = stable_hash(e.name->data(), e.name->size());
   std::uint64_t x =
       h ^ (e.incarnation * 0x9e3779b97f4a7c15ULL) ^ (static_cast<std::uint64_t>(e.state) << 56);
+  if (level >= 2) x ^= mix64(e.tags.hash() ^ (std::uint64_t{e.protocol} << 40));
   return rng::splitmix(x);
+}
+
+void core_impl::digest_add(const member_entry& e) noexcept {
+  digest_ += entry_hash(e, 2);
+  digest_v1_ += entry_hash(e, 1);
+}
+
+void core_impl::digest_remove(const member_entry& e) noexcept {
+  digest_ -= entry_hash(e, 2);
+  digest_v1_ -= entry_hash(e, 1);
+}
+
+void core_impl::set_metadata(member_entry& e, const tag_map& tags, std::uint8_t protocol) {
+  const bool counted = e.up();  // the digests cover members that are up
+  if (counted) digest_remove(e);
+  if (!e.tags.equals(tags)) e.tags.assign(tags);
+  e.protocol = protocol;
+  if (counted) digest_add(e);
 }
 
 std::size_t core_impl::memory_estimate() const {
@@ -85,14 +104,14 @@ void core_impl::emit(event_type t, const member_entry& e, outbox& out) {
 
 void core_impl::set_state(member_entry& e, member_state s, std::uint64_t inc, time_point now) {
   const bool was_up = e.up();
-  if (was_up) digest_ -= entry_hash(e);
+  if (was_up) digest_remove(e);
   if (e.confirmed) --confirmed_by_state_[static_cast<std::size_t>(e.state)];
   e.state = s;
   e.incarnation = inc;
   e.since = now;
   if (e.confirmed) ++confirmed_by_state_[static_cast<std::size_t>(s)];
   const bool is_up = e.up();
-  if (is_up) digest_ += entry_hash(e);
+  if (is_up) digest_add(e);
   if (s != member_state::suspect) e.susp.reset();
   if (&e == self_) return;
   if (was_up && !is_up) {
@@ -242,8 +261,7 @@ void core_impl::on_alive(time_point now, const wire::alive& m, hand h, outbox& o
   const member_state old = e->state;
   const bool changed = e->addr != m.addr || !e->tags.equals(m.tags);
   e->addr = m.addr;
-  if (changed) e->tags.assign(m.tags);
-  e->protocol = m.protocol;
+  set_metadata(*e, m.tags, m.protocol);
   set_state(*e, member_state::alive, m.incarnation, now);
   if (e->confirmed) {
     if (old == member_state::dead || old == member_state::left) {

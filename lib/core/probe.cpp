@@ -79,7 +79,10 @@ void core_impl::start_indirect_probes(time_point, std::uint64_t seq, outbox& out
 
 void core_impl::on_ping(time_point, const address& from, const wire::ping& m, outbox& out) {
   if (!m.target.empty() && m.target != *self_->name) return;  // meant for a previous owner
-  send(from, wire::ack{m.seq, digest_}, out);
+  // The digest at the level both of us speak (a pinger we do not know yet
+  // gets level 1; a mismatch then leads to a push-pull that teaches us).
+  const member_entry* pinger = lookup(m.source);
+  send(from, wire::ack{m.seq, digest_at(digest_level(pinger ? pinger->protocol : 1))}, out);
   // A ping from a member we only know by hearsay confirms it. Most of the
   // time every member is confirmed and the lookup is skipped.
   const std::size_t confirmed = confirmed_by_state_[0] + confirmed_by_state_[1] +
@@ -112,7 +115,7 @@ void core_impl::on_ack(time_point now, const address& from, const wire::ack& m, 
     if (member_entry* e = lookup(probe_.target); e && e->up()) {
       if (from == e->addr) {
         awareness_.apply(-1);  // a direct ack: we are healthy
-        if (const auto theirs = ack_digest(m)) check_digest(now, from, *theirs, out);
+        if (const auto theirs = ack_digest(m)) check_digest(now, *e, *theirs, out);
       }
       confirm(*e, out);
     }
@@ -138,9 +141,9 @@ void core_impl::on_ack(time_point now, const address& from, const wire::ack& m, 
   }
 }
 
-void core_impl::check_digest(time_point now, const address& peer, std::uint64_t theirs,
+void core_impl::check_digest(time_point now, const member_entry& peer, std::uint64_t theirs,
                              outbox& out) {
-  if (theirs == digest_) {
+  if (theirs == digest_at(digest_level(peer.protocol))) {
     digest_mismatch_streak_ = 0;
     return;
   }
@@ -154,7 +157,7 @@ void core_impl::check_digest(time_point now, const address& peer, std::uint64_t 
   last_digest_sync_ = now;
   digest_mismatch_streak_ = 0;
   ++stats_.digest_syncs;
-  start_stream(peer, stream_kind::push_pull, encode_state(false), out);
+  start_stream(peer.addr, stream_kind::push_pull, encode_state(false), out);
 }
 
 void core_impl::on_unreachable(time_point now, const address& to, outbox& out) {

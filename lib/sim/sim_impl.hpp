@@ -182,6 +182,10 @@ class sim_impl {
   std::vector<node_id> start_converged(std::size_t n, std::size_t seeds);
   void crash(node_id id, std::optional<bool> host_up = std::nullopt);
   void restart(node_id id, std::span<const node_id> seeds, std::optional<std::uint64_t> inc);
+  void set_config(node_id id, config cfg) {
+    (void)node(id);  // range check
+    cfgs_[id] = std::move(cfg);
+  }
   void leave(node_id id, duration timeout);
   void finish_leave(node_id id);
   // The process is gone (crash, leave): its queued inputs too.

@@ -156,6 +156,10 @@ bool simulator::refuses(node_id n) const {
   impl_->node(n);
   return impl_->refuses(n);
 }
+void simulator::set_config(node_id n, config cfg) {
+  impl_->set_config(n, std::move(cfg));
+}
+
 void simulator::restart(node_id n, std::span<const node_id> seeds,
                         std::optional<std::uint64_t> incarnation) {
   impl_->restart(n, seeds, incarnation);
