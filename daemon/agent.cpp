@@ -15,9 +15,9 @@
 #include <set>
 #include <tuple>
 
-#include <boost/asio/post.hpp>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
+#include <boost/asio/post.hpp>
 
 #include <shoal/version.hpp>
 
@@ -50,7 +50,9 @@ std::optional<std::string> get_str(const msgpack::object& args, std::string_view
   return std::string(o->via.str.ptr, o->via.str.size);
 }
 
-std::chrono::milliseconds secs(double s) { return std::chrono::milliseconds(static_cast<long long>(s * 1000)); }
+std::chrono::milliseconds secs(double s) {
+  return std::chrono::milliseconds(static_cast<long long>(s * 1000));
+}
 
 /// Compiles a client's pattern with the polynomial-time (BFS) matcher: a
 /// pattern cannot make the daemon backtrack for ever.
@@ -68,13 +70,16 @@ std::optional<std::regex> compile(const std::string& pattern, std::string& err) 
 }
 
 std::shared_ptr<spdlog::logger> make_logger(const std::string& level) {
-  auto log = std::make_shared<spdlog::logger>("shoald", std::make_shared<spdlog::sinks::stderr_sink_mt>());
+  auto log =
+      std::make_shared<spdlog::logger>("shoald", std::make_shared<spdlog::sinks::stderr_sink_mt>());
   log->set_level(spdlog::level::from_str(level));
   log->set_pattern("%Y-%m-%dT%H:%M:%S.%e %l %v");
   return log;
 }
 
-bool member_counts_for_rejoin(const member& m) { return m.state != member_state::left; }
+bool member_counts_for_rejoin(const member& m) {
+  return m.state != member_state::left;
+}
 
 }  // namespace
 
@@ -87,7 +92,8 @@ agent::agent(daemon_config cfg, int argc, char** argv)
       save_timer_(ctx_),
       server_(ctx_,
               server_limits{cfg_.max_connections, cfg_.max_frame_bytes, cfg_.stream_backlog,
-                            cfg_.max_streams_per_connection, secs(cfg_.frame_timeout_s), std::chrono::seconds(5)},
+                            cfg_.max_streams_per_connection, secs(cfg_.frame_timeout_s),
+                            std::chrono::seconds(5)},
               *this, log_) {}
 
 agent::~agent() {
@@ -106,10 +112,13 @@ void agent::load_persisted() {
   if (cfg_.data_dir.empty()) return;
   ::mkdir(cfg_.data_dir.c_str(), 0700);
   std::string msg;
-  const auto st = load_file(cfg_.data_dir + "/state.json", max_state_file_bytes, decode_state, persisted_, msg);
-  if (st == load_status::corrupt) log_->error("persisted state unusable, starting without it: {}", msg);
+  const auto st =
+      load_file(cfg_.data_dir + "/state.json", max_state_file_bytes, decode_state, persisted_, msg);
+  if (st == load_status::corrupt)
+    log_->error("persisted state unusable, starting without it: {}", msg);
   if (st == load_status::ok)
-    log_->info("persisted state loaded: incarnation={} members={}", persisted_.incarnation, persisted_.members.size());
+    log_->info("persisted state loaded: incarnation={} members={}", persisted_.incarnation,
+               persisted_.members.size());
 }
 
 std::string agent::start_node() {
@@ -119,14 +128,16 @@ std::string agent::start_node() {
   // One more than the last life's: its claims about us are refuted at once.
   if (persisted_.name == cfg_.name) nc.protocol.initial_incarnation = persisted_.incarnation + 1;
   for (const auto& m : persisted_.members)
-    if (m.name != cfg_.name && std::find(nc.seeds.begin(), nc.seeds.end(), m.addr) == nc.seeds.end())
+    if (m.name != cfg_.name &&
+        std::find(nc.seeds.begin(), nc.seeds.end(), m.addr) == nc.seeds.end())
       nc.seeds.push_back(m.addr);
   const std::string kpath = keyring_path();
   if (!kpath.empty()) {
     std::vector<encryption_key> keys;
     std::string msg;
     const auto st = load_file(kpath, max_keyring_file_bytes, decode_keyring, keys, msg);
-    if (st == load_status::corrupt) log_->error("keyring unusable, starting without encryption: {}", msg);
+    if (st == load_status::corrupt)
+      log_->error("keyring unusable, starting without encryption: {}", msg);
     if (st == load_status::ok) nc.keys = keys;
   }
   // ICMP is not authenticated: an encrypted cluster trusts refusals only
@@ -148,14 +159,16 @@ std::string agent::start_node() {
     asio::post(ctx_, [this, data = um.data] { on_user_message(data); });
   });
   if (auto ec = node_->start()) return "start: " + ec.message() + " (bind " + cfg_.bind + ")";
-  log_->info("shoald started: name={} bind={} port={} preset={} seeds={} encrypted={}", cfg_.name, cfg_.bind,
-             node_->port(), cfg_.preset, nc.seeds.size(), !nc.keys.empty());
-  log_->info("limits: max_name_length={} max_tag_bytes={} max_members={} max_push_pull_bytes={} udp_buffer_size={} "
-             "max_tcp_sessions={} max_packets_per_source_per_second={} refusal_suspicion_timeout={}s",
-             nc.protocol.max_name_length, nc.protocol.max_tag_bytes, nc.protocol.max_members,
-             nc.protocol.max_push_pull_bytes, nc.protocol.udp_buffer_size, nc.max_tcp_sessions,
-             nc.max_packets_per_source_per_second,
-             std::chrono::duration<double>(nc.protocol.refusal_suspicion_timeout).count());
+  log_->info("shoald started: name={} bind={} port={} preset={} seeds={} encrypted={}", cfg_.name,
+             cfg_.bind, node_->port(), cfg_.preset, nc.seeds.size(), !nc.keys.empty());
+  log_->info(
+      "limits: max_name_length={} max_tag_bytes={} max_members={} max_push_pull_bytes={} "
+      "udp_buffer_size={} "
+      "max_tcp_sessions={} max_packets_per_source_per_second={} refusal_suspicion_timeout={}s",
+      nc.protocol.max_name_length, nc.protocol.max_tag_bytes, nc.protocol.max_members,
+      nc.protocol.max_push_pull_bytes, nc.protocol.udp_buffer_size, nc.max_tcp_sessions,
+      nc.max_packets_per_source_per_second,
+      std::chrono::duration<double>(nc.protocol.refusal_suspicion_timeout).count());
   return {};
 }
 
@@ -216,10 +229,11 @@ void agent::reload() {
   log_->set_level(spdlog::level::from_str(fresh->log_level));
   cfg_.log_level = fresh->log_level;
   auto limits = [](const daemon_config& c) {
-    return std::tie(c.max_name_length, c.max_tag_bytes, c.max_members, c.max_push_pull_bytes, c.udp_buffer_size,
-                    c.max_tcp_sessions, c.max_packets_per_source_per_second);
+    return std::tie(c.max_name_length, c.max_tag_bytes, c.max_members, c.max_push_pull_bytes,
+                    c.udp_buffer_size, c.max_tcp_sessions, c.max_packets_per_source_per_second);
   };
-  if (limits(*fresh) != limits(cfg_)) log_->warn("SIGHUP: protocol limits changed; they apply at the next start");
+  if (limits(*fresh) != limits(cfg_))
+    log_->warn("SIGHUP: protocol limits changed; they apply at the next start");
   if (fresh->tags != cfg_.tags) {
     if (auto ec = node_->set_tags(fresh->tags)) {
       log_->error("SIGHUP: tags not applied: {}", ec.message());
@@ -241,7 +255,8 @@ void agent::reload() {
       log_->error("SIGHUP: keyring not reloaded: {}", msg);
     }
   }
-  log_->info("SIGHUP: reloaded log_level={} tags={} keys={}", cfg_.log_level, cfg_.tags.size(), node_->list_keys().size());
+  log_->info("SIGHUP: reloaded log_level={} tags={} keys={}", cfg_.log_level, cfg_.tags.size(),
+             node_->list_keys().size());
 }
 
 void agent::shutdown(bool leave, std::shared_ptr<session> s, std::uint64_t id) {
@@ -300,7 +315,8 @@ void agent::save_state() {
   const member self = node_->local_member();
   s.incarnation = std::max(self.incarnation, persisted_.incarnation);
   for (const auto& m : node_->members())
-    if (m.name != cfg_.name && member_counts_for_rejoin(m)) s.members.push_back({m.name, m.addr.to_string()});
+    if (m.name != cfg_.name && member_counts_for_rejoin(m))
+      s.members.push_back({m.name, m.addr.to_string()});
   // Members we knew but have not heard of yet this life stay remembered.
   if (s.members.empty()) s.members = persisted_.members;
   if (auto err = write_file_atomic(cfg_.data_dir + "/state.json", encode_state(s)); !err.empty()) {
@@ -319,26 +335,39 @@ void agent::save_keyring() {
 
 bool agent::on_request(const std::shared_ptr<session>& s, std::uint64_t id, std::string_view cmd,
                        const msgpack::object& args) {
-  if (cmd == "members") cmd_members(s, id, args);
-  else if (cmd == "member") cmd_member(s, id, args);
-  else if (cmd == "join") cmd_join(s, id, args);
-  else if (cmd == "leave") shutdown(true, s, id);
-  else if (cmd == "force-leave") cmd_force_leave(s, id, args);
-  else if (cmd == "tags") cmd_tags(s, id, args);
-  else if (cmd == "stats") cmd_stats(s, id);
-  else if (cmd == "info") cmd_info(s, id);
-  else if (cmd == "keys") cmd_keys(s, id, args);
-  else return false;
+  if (cmd == "members")
+    cmd_members(s, id, args);
+  else if (cmd == "member")
+    cmd_member(s, id, args);
+  else if (cmd == "join")
+    cmd_join(s, id, args);
+  else if (cmd == "leave")
+    shutdown(true, s, id);
+  else if (cmd == "force-leave")
+    cmd_force_leave(s, id, args);
+  else if (cmd == "tags")
+    cmd_tags(s, id, args);
+  else if (cmd == "stats")
+    cmd_stats(s, id);
+  else if (cmd == "info")
+    cmd_info(s, id);
+  else if (cmd == "keys")
+    cmd_keys(s, id, args);
+  else
+    return false;
   return true;
 }
 
-void agent::cmd_members(const std::shared_ptr<session>& s, std::uint64_t id, const msgpack::object& args) {
+void agent::cmd_members(const std::shared_ptr<session>& s, std::uint64_t id,
+                        const msgpack::object& args) {
   std::set<std::string> statuses;
   if (const auto* st = map_get(args, "status")) {
-    if (st->type != msgpack::type::ARRAY) return s->error(id, "bad_request", "\"status\" must be an array of strings");
+    if (st->type != msgpack::type::ARRAY)
+      return s->error(id, "bad_request", "\"status\" must be an array of strings");
     for (std::uint32_t i = 0; i < st->via.array.size; ++i) {
       const auto& e = st->via.array.ptr[i];
-      if (e.type != msgpack::type::STR) return s->error(id, "bad_request", "\"status\" must be an array of strings");
+      if (e.type != msgpack::type::STR)
+        return s->error(id, "bad_request", "\"status\" must be an array of strings");
       std::string v(e.via.str.ptr, e.via.str.size);
       if (v != "alive" && v != "suspect" && v != "failed" && v != "left")
         return s->error(id, "invalid_argument", "status must be alive, suspect, failed or left");
@@ -348,13 +377,15 @@ void agent::cmd_members(const std::shared_ptr<session>& s, std::uint64_t id, con
   std::optional<std::regex> name_re;
   std::string err;
   if (const auto* n = map_get(args, "name")) {
-    if (n->type != msgpack::type::STR) return s->error(id, "bad_request", "\"name\" must be a string");
+    if (n->type != msgpack::type::STR)
+      return s->error(id, "bad_request", "\"name\" must be a string");
     name_re = compile(std::string(n->via.str.ptr, n->via.str.size), err);
     if (!name_re) return s->error(id, "invalid_argument", "name: " + err);
   }
   std::vector<std::pair<std::string, std::regex>> tag_res;
   if (const auto* t = map_get(args, "tags")) {
-    if (t->type != msgpack::type::MAP) return s->error(id, "bad_request", "\"tags\" must be a map of strings");
+    if (t->type != msgpack::type::MAP)
+      return s->error(id, "bad_request", "\"tags\" must be a map of strings");
     for (std::uint32_t i = 0; i < t->via.map.size; ++i) {
       const auto& kv = t->via.map.ptr[i];
       if (kv.key.type != msgpack::type::STR || kv.val.type != msgpack::type::STR)
@@ -386,7 +417,8 @@ void agent::cmd_members(const std::shared_ptr<session>& s, std::uint64_t id, con
   });
 }
 
-void agent::cmd_member(const std::shared_ptr<session>& s, std::uint64_t id, const msgpack::object& args) {
+void agent::cmd_member(const std::shared_ptr<session>& s, std::uint64_t id,
+                       const msgpack::object& args) {
   const auto name = get_str(args, "name");
   if (!name) return s->error(id, "bad_request", "member needs a string \"name\"");
   const auto m = node_->find(*name);
@@ -394,11 +426,13 @@ void agent::cmd_member(const std::shared_ptr<session>& s, std::uint64_t id, cons
   s->reply(id, [&](writer& w) { write_member(w, *m); });
 }
 
-void agent::cmd_join(const std::shared_ptr<session>& s, std::uint64_t id, const msgpack::object& args) {
+void agent::cmd_join(const std::shared_ptr<session>& s, std::uint64_t id,
+                     const msgpack::object& args) {
   const auto* a = map_get(args, "addrs");
   if (!a || a->type != msgpack::type::ARRAY || a->via.array.size == 0)
     return s->error(id, "bad_request", "join needs a non-empty array \"addrs\"");
-  if (a->via.array.size > max_join_addrs) return s->error(id, "invalid_argument", "at most 64 addresses");
+  if (a->via.array.size > max_join_addrs)
+    return s->error(id, "invalid_argument", "at most 64 addresses");
   std::vector<std::string> addrs;
   for (std::uint32_t i = 0; i < a->via.array.size; ++i) {
     const auto& e = a->via.array.ptr[i];
@@ -417,25 +451,28 @@ void agent::cmd_join(const std::shared_ptr<session>& s, std::uint64_t id, const 
   });
   auto done = std::make_shared<std::atomic<bool>>(false);
   workers_.push_back({std::thread([this, s, id, addrs, done] {
-    const join_result r = node_->join(addrs);
-    *done = true;
-    asio::post(ctx_, [s, id, r] {
-      if (r.contacted == 0 && r.error) {
-        const bool timed_out = r.error == std::errc::timed_out;
-        return s->error(id, timed_out ? "timeout" : "invalid_argument", "join failed: " + r.error.message());
-      }
-      s->reply(id, [&](writer& w) {
-        w.pack_map(2);
-        write_str(w, "resolved");
-        w.pack_uint64(r.resolved);
-        write_str(w, "contacted");
-        w.pack_uint64(r.contacted);
-      });
-    });
-  }), done});
+                        const join_result r = node_->join(addrs);
+                        *done = true;
+                        asio::post(ctx_, [s, id, r] {
+                          if (r.contacted == 0 && r.error) {
+                            const bool timed_out = r.error == std::errc::timed_out;
+                            return s->error(id, timed_out ? "timeout" : "invalid_argument",
+                                            "join failed: " + r.error.message());
+                          }
+                          s->reply(id, [&](writer& w) {
+                            w.pack_map(2);
+                            write_str(w, "resolved");
+                            w.pack_uint64(r.resolved);
+                            write_str(w, "contacted");
+                            w.pack_uint64(r.contacted);
+                          });
+                        });
+                      }),
+                      done});
 }
 
-void agent::cmd_force_leave(const std::shared_ptr<session>& s, std::uint64_t id, const msgpack::object& args) {
+void agent::cmd_force_leave(const std::shared_ptr<session>& s, std::uint64_t id,
+                            const msgpack::object& args) {
   const auto name = get_str(args, "name");
   if (!name) return s->error(id, "bad_request", "force-leave needs a string \"name\"");
   const auto m = node_->find(*name);
@@ -444,34 +481,45 @@ void agent::cmd_force_leave(const std::shared_ptr<session>& s, std::uint64_t id,
     return s->error(id, "not_failed", *name + " is " + status_name(m->state) + ", not failed");
   if (auto ec = node_->force_leave(*name)) {
     const bool not_failed = ec == make_error_code(errc::member_not_failed);
-    return s->error(id, not_failed ? "not_failed" : (ec == make_error_code(errc::unknown_member) ? "not_found" : "not_running"),
-                    ec.message());
+    return s->error(
+        id,
+        not_failed ? "not_failed"
+                   : (ec == make_error_code(errc::unknown_member) ? "not_found" : "not_running"),
+        ec.message());
   }
   s->reply(id, [](writer& w) { w.pack_map(0); });
 }
 
-void agent::cmd_tags(const std::shared_ptr<session>& s, std::uint64_t id, const msgpack::object& args) {
+void agent::cmd_tags(const std::shared_ptr<session>& s, std::uint64_t id,
+                     const msgpack::object& args) {
   tag_map tags = node_->local_member().tags;
   if (const auto* set = map_get(args, "set")) {
-    if (set->type != msgpack::type::MAP) return s->error(id, "bad_request", "\"set\" must be a map of strings");
+    if (set->type != msgpack::type::MAP)
+      return s->error(id, "bad_request", "\"set\" must be a map of strings");
     for (std::uint32_t i = 0; i < set->via.map.size; ++i) {
       const auto& kv = set->via.map.ptr[i];
-      if (kv.key.type != msgpack::type::STR || kv.val.type != msgpack::type::STR || kv.key.via.str.size == 0)
-        return s->error(id, "bad_request", "\"set\" must be a map of non-empty string keys to strings");
-      tags[std::string(kv.key.via.str.ptr, kv.key.via.str.size)] = std::string(kv.val.via.str.ptr, kv.val.via.str.size);
+      if (kv.key.type != msgpack::type::STR || kv.val.type != msgpack::type::STR ||
+          kv.key.via.str.size == 0)
+        return s->error(id, "bad_request",
+                        "\"set\" must be a map of non-empty string keys to strings");
+      tags[std::string(kv.key.via.str.ptr, kv.key.via.str.size)] =
+          std::string(kv.val.via.str.ptr, kv.val.via.str.size);
     }
   }
   if (const auto* unset = map_get(args, "unset")) {
-    if (unset->type != msgpack::type::ARRAY) return s->error(id, "bad_request", "\"unset\" must be an array of strings");
+    if (unset->type != msgpack::type::ARRAY)
+      return s->error(id, "bad_request", "\"unset\" must be an array of strings");
     for (std::uint32_t i = 0; i < unset->via.array.size; ++i) {
       const auto& e = unset->via.array.ptr[i];
-      if (e.type != msgpack::type::STR) return s->error(id, "bad_request", "\"unset\" must be an array of strings");
+      if (e.type != msgpack::type::STR)
+        return s->error(id, "bad_request", "\"unset\" must be an array of strings");
       tags.erase(std::string(e.via.str.ptr, e.via.str.size));
     }
   }
   if (auto ec = node_->set_tags(tags)) {
     const bool stopped = ec == make_error_code(errc::not_running);
-    return s->error(id, stopped ? "not_running" : "invalid_argument", "tags not changed: " + ec.message());
+    return s->error(id, stopped ? "not_running" : "invalid_argument",
+                    "tags not changed: " + ec.message());
   }
   cfg_.tags = tags;
   s->reply(id, [&](writer& w) {
@@ -575,12 +623,16 @@ void agent::cmd_info(const std::shared_ptr<session>& s, std::uint64_t id) {
 
 // --- cluster-wide key operations -------------------------------------------------------
 
-agent::key_reply agent::apply_key_op(const std::string& op, const std::optional<encryption_key>& key) {
+agent::key_reply agent::apply_key_op(const std::string& op,
+                                     const std::optional<encryption_key>& key) {
   key_reply r;
   std::error_code ec;
-  if (op == "install") ec = node_->install_key(*key);
-  else if (op == "use") ec = node_->use_key(*key);
-  else if (op == "remove") ec = node_->remove_key(*key);
+  if (op == "install")
+    ec = node_->install_key(*key);
+  else if (op == "use")
+    ec = node_->use_key(*key);
+  else if (op == "remove")
+    ec = node_->remove_key(*key);
   if (ec) {
     r.error = op == "remove" ? "cannot remove the primary key or a key not installed"
                              : (op == "use" ? "key not installed" : ec.message());
@@ -592,7 +644,8 @@ agent::key_reply agent::apply_key_op(const std::string& op, const std::optional<
   return r;
 }
 
-void agent::cmd_keys(const std::shared_ptr<session>& s, std::uint64_t id, const msgpack::object& args) {
+void agent::cmd_keys(const std::shared_ptr<session>& s, std::uint64_t id,
+                     const msgpack::object& args) {
   const auto op = get_str(args, "op");
   if (!op || (*op != "list" && *op != "install" && *op != "use" && *op != "remove"))
     return s->error(id, "bad_request", "keys needs \"op\": list, install, use or remove");
@@ -604,7 +657,8 @@ void agent::cmd_keys(const std::shared_ptr<session>& s, std::uint64_t id, const 
     if (!key) return s->error(id, "invalid_argument", "key must be base64 of exactly 32 bytes");
   }
   if (node_->list_keys().empty())
-    return s->error(id, "encryption_disabled", "this daemon runs without a keyring (--keyring-file)");
+    return s->error(id, "encryption_disabled",
+                    "this daemon runs without a keyring (--keyring-file)");
   if (stopping_) return s->error(id, "not_running", "the daemon is stopping");
 
   const std::uint64_t qid = rng_();
@@ -728,7 +782,8 @@ void agent::on_user_message(const bytes& data) {
                : std::next(it);
     (void)node_->broadcast(data);  // everyone gets it, not only the origin's gossip targets
     const key_reply r = apply_key_op(*op, key);
-    log_->info("key operation from {}: op={} result={}", *origin, *op, r.error.empty() ? "ok" : r.error);
+    log_->info("key operation from {}: op={} result={}", *origin, *op,
+               r.error.empty() ? "ok" : r.error);
     msgpack::sbuffer b;
     writer w(b);
     w.pack_array(6);
@@ -772,6 +827,8 @@ void agent::on_user_message(const bytes& data) {
   ++key_ops_rejected_;
 }
 
-std::string agent::metrics_text() const { return render_metrics(*node_, server_, key_ops_rejected_); }
+std::string agent::metrics_text() const {
+  return render_metrics(*node_, server_, key_ops_rejected_);
+}
 
 }  // namespace shoal::daemon

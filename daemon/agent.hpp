@@ -13,10 +13,10 @@
 #include <thread>
 #include <vector>
 
+#include <spdlog/logger.h>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <spdlog/logger.h>
 
 #include <shoal/node.hpp>
 
@@ -68,10 +68,12 @@ class agent : public request_handler {
   void reload();
   void shutdown(bool leave, std::shared_ptr<session> s = nullptr, std::uint64_t id = 0);
 
-  void cmd_members(const std::shared_ptr<session>& s, std::uint64_t id, const msgpack::object& args);
+  void cmd_members(const std::shared_ptr<session>& s, std::uint64_t id,
+                   const msgpack::object& args);
   void cmd_member(const std::shared_ptr<session>& s, std::uint64_t id, const msgpack::object& args);
   void cmd_join(const std::shared_ptr<session>& s, std::uint64_t id, const msgpack::object& args);
-  void cmd_force_leave(const std::shared_ptr<session>& s, std::uint64_t id, const msgpack::object& args);
+  void cmd_force_leave(const std::shared_ptr<session>& s, std::uint64_t id,
+                       const msgpack::object& args);
   void cmd_tags(const std::shared_ptr<session>& s, std::uint64_t id, const msgpack::object& args);
   void cmd_stats(const std::shared_ptr<session>& s, std::uint64_t id);
   void cmd_info(const std::shared_ptr<session>& s, std::uint64_t id);
@@ -105,7 +107,8 @@ class agent : public request_handler {
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   std::mt19937_64 rng_{std::random_device{}()};
   std::map<std::uint64_t, key_query> key_queries_;
-  std::map<std::pair<std::string, std::uint64_t>, std::chrono::steady_clock::time_point> seen_key_ops_;
+  std::map<std::pair<std::string, std::uint64_t>, std::chrono::steady_clock::time_point>
+      seen_key_ops_;
   std::uint64_t key_ops_rejected_ = 0;
 };
 

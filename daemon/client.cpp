@@ -73,7 +73,7 @@ std::error_code connect_errno(int e, const std::string& path) {
     case ENOENT:
       return client_errc::socket_missing;
     case ECONNREFUSED: {
-      struct stat st{};
+      struct stat st {};
       if (::stat(path.c_str(), &st) == 0 && !S_ISSOCK(st.st_mode)) return client_errc::not_a_socket;
       return client_errc::connection_refused;
     }
@@ -209,7 +209,8 @@ void pack_json(msgpack::packer<msgpack::sbuffer>& pk, const json& v) {
     case json::value_t::binary: {
       const auto& b = v.get_binary();
       pk.pack_bin(static_cast<std::uint32_t>(b.size()));
-      pk.pack_bin_body(reinterpret_cast<const char*>(b.data()), static_cast<std::uint32_t>(b.size()));
+      pk.pack_bin_body(reinterpret_cast<const char*>(b.data()),
+                       static_cast<std::uint32_t>(b.size()));
       break;
     }
     case json::value_t::array:
@@ -255,7 +256,9 @@ std::vector<std::uint8_t> encode_request(std::uint64_t id, std::string_view cmd,
 
 // ---- connection ----
 
-connection::~connection() { close(); }
+connection::~connection() {
+  close();
+}
 
 connection::connection(connection&& o) noexcept
     : fd_(std::exchange(o.fd_, -1)), reader_(std::move(o.reader_)) {}
@@ -377,8 +380,8 @@ std::error_code connection::read(json& out, client_clock::time_point deadline) {
   if (auto ec = read_raw(payload, deadline)) return ec;
   try {
     const auto* data = reinterpret_cast<const char*>(payload.data());
-    auto oh = msgpack::unpack(data, payload.size(), nullptr, nullptr,
-                              frame_unpack_limit(payload.size()));
+    auto oh =
+        msgpack::unpack(data, payload.size(), nullptr, nullptr, frame_unpack_limit(payload.size()));
     if (oh.get().type != msgpack::type::MAP || !to_json(oh.get(), out))
       return client_errc::bad_reply;
   } catch (const std::exception&) {  // msgpack reports bad bytes and limits by throwing

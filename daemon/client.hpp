@@ -98,8 +98,7 @@ class connection {
   /// connection and sets `ec` (a client_errc when the cause is recognised,
   /// else the system error).
   static connection open(const std::string& path, std::chrono::milliseconds timeout,
-                         std::error_code& ec,
-                         std::size_t max_frame = client_max_frame_bytes);
+                         std::error_code& ec, std::size_t max_frame = client_max_frame_bytes);
 
   bool is_open() const noexcept { return fd_ >= 0; }
   int native_handle() const noexcept { return fd_; }

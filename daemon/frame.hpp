@@ -29,7 +29,9 @@ class frame_reader {
 
   explicit frame_reader(std::size_t max_frame) : max_(max_frame) {}
 
-  void feed(std::span<const std::uint8_t> bytes) { buf_.insert(buf_.end(), bytes.begin(), bytes.end()); }
+  void feed(std::span<const std::uint8_t> bytes) {
+    buf_.insert(buf_.end(), bytes.begin(), bytes.end());
+  }
 
   /// On `frame`, `out` holds the frame's payload (without the length).
   status next(std::vector<std::uint8_t>& out) {
@@ -72,7 +74,9 @@ inline std::vector<std::uint8_t> make_frame(const char* data, std::size_t size) 
   if (size > 0) std::memcpy(f.data() + frame_header_bytes, data, size);
   return f;
 }
-inline std::vector<std::uint8_t> make_frame(const msgpack::sbuffer& b) { return make_frame(b.data(), b.size()); }
+inline std::vector<std::uint8_t> make_frame(const msgpack::sbuffer& b) {
+  return make_frame(b.data(), b.size());
+}
 
 /// Limits for unpacking an untrusted frame: nothing in it may be larger than
 /// the frame itself, and nesting is shallow.
@@ -87,7 +91,8 @@ inline const msgpack::object* map_get(const msgpack::object& o, std::string_view
   if (o.type != msgpack::type::MAP) return nullptr;
   for (std::uint32_t i = 0; i < o.via.map.size; ++i) {
     const auto& kv = o.via.map.ptr[i];
-    if (kv.key.type == msgpack::type::STR && std::string_view(kv.key.via.str.ptr, kv.key.via.str.size) == key)
+    if (kv.key.type == msgpack::type::STR &&
+        std::string_view(kv.key.via.str.ptr, kv.key.via.str.size) == key)
       return &kv.val;
   }
   return nullptr;

@@ -37,7 +37,9 @@ struct settings {
   double timeout_s = 30;
 };
 
-bool json_out(const settings& s) { return s.format == "json"; }
+bool json_out(const settings& s) {
+  return s.format == "json";
+}
 
 // ---- output helpers ----
 
@@ -309,7 +311,9 @@ int cmd_tags(const settings& s, const std::vector<std::string>& set,
 }
 
 volatile std::sig_atomic_t g_stop = 0;
-extern "C" void on_stop_signal(int) { g_stop = 1; }
+extern "C" void on_stop_signal(int) {
+  g_stop = 1;
+}
 
 std::string utc_time(const json& ms) {
   if (!ms.is_number_unsigned()) return "-";
@@ -325,7 +329,7 @@ std::string utc_time(const json& ms) {
 }
 
 int cmd_monitor(const settings& s, const std::vector<std::string>& types) {
-  struct sigaction sa{};
+  struct sigaction sa {};
   sa.sa_handler = on_stop_signal;
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, nullptr);
@@ -363,10 +367,10 @@ int cmd_monitor(const settings& s, const std::vector<std::string>& types) {
     } else {
       const json member = e.value("member", json::object());
       // Lines come one at a time: fixed widths for the short columns keep them roughly aligned.
-      print_table({{utc_time(e.value("time_ms", json())), pad(str_field(e, "type"), 9),
-                    str_field(member, "name"), host_port(member),
-                    pad(str_field(member, "status"), 7),
-                    tags_text(member.value("tags", json::object()))}});
+      print_table(
+          {{utc_time(e.value("time_ms", json())), pad(str_field(e, "type"), 9),
+            str_field(member, "name"), host_port(member), pad(str_field(member, "status"), 7),
+            tags_text(member.value("tags", json::object()))}});
     }
     std::fflush(stdout);
   }
@@ -391,12 +395,12 @@ int cmd_info(const settings& s) {
   return mirrored_call(s, "info", nullptr, [&](const json& res) {
     std::vector<std::vector<std::string>> rows;
     const std::vector<std::pair<const char*, const char*>> known = {
-        {"name", "name"},          {"version", "version"},
-        {"addr", "address"},       {"bind", "bind"},
-        {"preset", "preset"},      {"health_score", "health score"},
-        {"digest", "digest"},      {"incarnation", "incarnation"},
-        {"members", "members"},    {"encrypted", "encrypted"},
-        {"label", "label"},        {"uptime_s", "uptime (s)"}};
+        {"name", "name"},       {"version", "version"},
+        {"addr", "address"},    {"bind", "bind"},
+        {"preset", "preset"},   {"health_score", "health score"},
+        {"digest", "digest"},   {"incarnation", "incarnation"},
+        {"members", "members"}, {"encrypted", "encrypted"},
+        {"label", "label"},     {"uptime_s", "uptime (s)"}};
     for (const auto& [key, title] : known) {
       const auto it = res.find(key);
       if (it == res.end()) continue;
@@ -420,12 +424,14 @@ int cmd_info(const settings& s) {
 }
 
 /// One `a.b.c  value` row per leaf of nested maps (depth is bounded by the client).
-void flatten(const std::string& prefix, const json& v, std::vector<std::vector<std::string>>& rows) {
+void flatten(const std::string& prefix, const json& v,
+             std::vector<std::vector<std::string>>& rows) {
   if (!v.is_object()) {
     rows.push_back({prefix, scalar_text(v)});
     return;
   }
-  for (const auto& [k, e] : v.items()) flatten(prefix.empty() ? clean(k) : prefix + "." + clean(k), e, rows);
+  for (const auto& [k, e] : v.items())
+    flatten(prefix.empty() ? clean(k) : prefix + "." + clean(k), e, rows);
 }
 
 int cmd_stats(const settings& s) {
@@ -451,9 +457,9 @@ int cmd_keys(const settings& s, const std::string& op, const std::string& key) {
       const auto keys = res.value("keys", json::object());
       const auto primary = res.value("primary", json::object());
       for (const auto& [k, n] : keys.items())
-        rows.push_back({clean(k), scalar_text(n) + "/" + responded,
-                        primary.contains(k) ? scalar_text(primary[k]) + "/" + responded
-                                            : "0/" + responded});
+        rows.push_back(
+            {clean(k), scalar_text(n) + "/" + responded,
+             primary.contains(k) ? scalar_text(primary[k]) + "/" + responded : "0/" + responded});
       print_table(rows);
     } else {
       std::printf("%s: %s of %s nodes responded\n", op.c_str(), responded.c_str(), nodes.c_str());
@@ -562,7 +568,8 @@ int main(int argc, char** argv) {
   auto* monitor = app.add_subcommand("monitor", "print membership events until interrupted");
   monitor->add_option("--type", types, "event types to show (repeatable, or a,b)")
       ->delimiter(',')
-      ->check(CLI::IsMember({"joined", "updated", "suspected", "alive", "failed", "left", "reaped"}));
+      ->check(
+          CLI::IsMember({"joined", "updated", "suspected", "alive", "failed", "left", "reaped"}));
   add_format(monitor);
 
   auto* info = app.add_subcommand("info", "the local node and the daemon");

@@ -51,8 +51,8 @@ void check_member_shape(const json& m) {
   CHECK(m["name"].is_string());
   CHECK(m["addr"].is_string());
   CHECK(m["port"].is_number_unsigned());
-  CHECK(std::set<std::string>{"alive", "suspect", "failed", "left"}.contains(
-      m.value("status", "")));
+  CHECK(
+      std::set<std::string>{"alive", "suspect", "failed", "left"}.contains(m.value("status", "")));
   CHECK(m["incarnation"].is_number_unsigned());
   CHECK(m["tags"].is_object());
   CHECK(m["protocol"].is_number_unsigned());
@@ -100,7 +100,7 @@ TEST_CASE("protocol: request ids, frames and argument types", "[daemon][protocol
   CHECK(s.read()["id"] == std::uint64_t{1} << 63);
 
   CHECK(s.error_code("members", json::array()) == "bad_request");  // args not a map
-  s.send_frame(json{{"id", 77}});                                   // cmd missing
+  s.send_frame(json{{"id", 77}});                                  // cmd missing
   auto f = s.read();
   CHECK(f["id"] == 77);
   CHECK(f["error"]["code"] == "bad_request");
@@ -115,8 +115,8 @@ TEST_CASE("protocol: request ids, frames and argument types", "[daemon][protocol
   CHECK(s.error_code("stream", json{{"types", {"exploded"}}}) == "invalid_argument");
 
   // Unknown keys are ignored, in the request and in args.
-  s.send_frame(json{{"id", 90}, {"cmd", "member"}, {"args", {{"name", "solo"}, {"later", 1}}},
-                    {"trace", "x"}});
+  s.send_frame(json{
+      {"id", 90}, {"cmd", "member"}, {"args", {{"name", "solo"}, {"later", 1}}}, {"trace", "x"}});
   f = s.read();
   CHECK(f["id"] == 90);
   CHECK(f["result"]["name"] == "solo");
@@ -178,9 +178,9 @@ TEST_CASE("protocol: every command's result has its documented shape", "[daemon]
     REQUIRE(f["result"][group].is_object());
     for (const auto& [k, v] : f["result"][group].items()) CHECK(v.is_number_unsigned());
   }
-  for (const char* k : {"connections", "connections_rejected", "frames_in", "frames_out",
-                        "bad_frames", "frames_too_large", "streams", "streams_lagged",
-                        "unknown_commands"})
+  for (const char* k :
+       {"connections", "connections_rejected", "frames_in", "frames_out", "bad_frames",
+        "frames_too_large", "streams", "streams_lagged", "unknown_commands"})
     CHECK(f["result"]["daemon"].contains(k));
 
   CHECK(s.error_code("keys", json{{"op", "list"}}) == "encryption_disabled");
