@@ -1,5 +1,17 @@
 // shoald's agent: one shoal::node, the socket API's commands, persistence in
 // --data-dir, cluster-wide key operations, signals and the metrics listener.
+//
+// One class, one file per concept:
+//   agent.cpp      start-up, the run loop, signals, SIGHUP reload, shutdown
+//                  (and the `leave` command), persistence of state and keyring
+//   commands.cpp   the socket commands on this node: members, member, join,
+//                  force-leave, tags, info (on_request dispatches every command)
+//   keys.cpp       the `keys` command: cluster-wide key operations, gossiped
+//                  requests and direct replies between daemons
+//   stats.cpp      the counters: the `stats` command and the /metrics text
+// Around it: shoald.cpp (main), config.* (flags, TOML, environment),
+// persist.* (files in --data-dir), server.* (the socket, sessions, streams),
+// frame.hpp (framing and msgpack helpers), metrics.* (the HTTP listener).
 #pragma once
 
 #include <atomic>

@@ -8,7 +8,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <span>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -96,6 +98,14 @@ inline const msgpack::object* map_get(const msgpack::object& o, std::string_view
       return &kv.val;
   }
   return nullptr;
+}
+
+/// The string under `key` in the map `args`; nullopt when `args` is no map, or
+/// the key is absent or not a str.
+inline std::optional<std::string> get_str(const msgpack::object& args, std::string_view key) {
+  const auto* o = map_get(args, key);
+  if (!o || o->type != msgpack::type::STR) return std::nullopt;
+  return std::string(o->via.str.ptr, o->via.str.size);
 }
 
 }  // namespace shoal::daemon

@@ -53,12 +53,12 @@ const char* event_name(event_type t) noexcept {
   return "unknown";
 }
 
-namespace {
-
 void write_str(writer& w, std::string_view s) {
   w.pack_str(static_cast<std::uint32_t>(s.size()));
   w.pack_str_body(s.data(), static_cast<std::uint32_t>(s.size()));
 }
+
+namespace {
 
 std::vector<std::uint8_t> reply_frame(std::uint64_t id, const char* key,
                                       const std::function<void(writer&)>& fill) {

@@ -30,6 +30,9 @@ namespace shoal::daemon {
 
 using writer = msgpack::packer<msgpack::sbuffer>;
 
+/// Packs `s` as a msgpack str.
+void write_str(writer& w, std::string_view s);
+
 struct server_limits {
   std::size_t max_connections = 64;
   std::size_t max_frame_bytes = 65536;
