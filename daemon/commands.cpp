@@ -4,20 +4,14 @@
 // is in stats.cpp.
 #include "agent.hpp"
 
-// GCC 12 with -fsanitize=address reports -Wmaybe-uninitialized inside
-// libstdc++'s <regex> (std::function members of its NFA states), a false
-// positive in library code; it breaks the -Werror sanitizer build.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-
 #include <cstdio>
-#include <regex>
 #include <set>
 
 #include <boost/asio/post.hpp>
 
 #include <shoal/version.hpp>
+
+#include "matcher.hpp"
 
 namespace shoal::daemon {
 
@@ -26,23 +20,7 @@ using std::chrono::steady_clock;
 
 namespace {
 
-constexpr std::size_t max_regex_bytes = 256;
 constexpr std::size_t max_join_addrs = 64;
-
-/// Compiles a client's pattern with the polynomial-time (BFS) matcher: a
-/// pattern cannot make the daemon backtrack for ever.
-std::optional<std::regex> compile(const std::string& pattern, std::string& err) {
-  if (pattern.size() > max_regex_bytes) {
-    err = "regular expression longer than 256 bytes";
-    return std::nullopt;
-  }
-  try {
-    return std::regex(pattern, std::regex::ECMAScript | std::regex_constants::__polynomial);
-  } catch (const std::regex_error& e) {
-    err = std::string("bad regular expression: ") + e.what();
-    return std::nullopt;
-  }
-}
 
 }  // namespace
 
@@ -87,15 +65,15 @@ void agent::cmd_members(const std::shared_ptr<session>& s, std::uint64_t id,
       statuses.insert(v);
     }
   }
-  std::optional<std::regex> name_re;
+  std::optional<matcher> name_re;
   std::string err;
   if (const auto* n = map_get(args, "name")) {
     if (n->type != msgpack::type::STR)
       return s->error(id, "bad_request", "\"name\" must be a string");
-    name_re = compile(std::string(n->via.str.ptr, n->via.str.size), err);
+    name_re = matcher::compile(std::string_view(n->via.str.ptr, n->via.str.size), err);
     if (!name_re) return s->error(id, "invalid_argument", "name: " + err);
   }
-  std::vector<std::pair<std::string, std::regex>> tag_res;
+  std::vector<std::pair<std::string, matcher>> tag_res;
   if (const auto* t = map_get(args, "tags")) {
     if (t->type != msgpack::type::MAP)
       return s->error(id, "bad_request", "\"tags\" must be a map of strings");
@@ -103,7 +81,7 @@ void agent::cmd_members(const std::shared_ptr<session>& s, std::uint64_t id,
       const auto& kv = t->via.map.ptr[i];
       if (kv.key.type != msgpack::type::STR || kv.val.type != msgpack::type::STR)
         return s->error(id, "bad_request", "\"tags\" must be a map of strings");
-      auto re = compile(std::string(kv.val.via.str.ptr, kv.val.via.str.size), err);
+      auto re = matcher::compile(std::string_view(kv.val.via.str.ptr, kv.val.via.str.size), err);
       if (!re) return s->error(id, "invalid_argument", "tags: " + err);
       tag_res.emplace_back(std::string(kv.key.via.str.ptr, kv.key.via.str.size), std::move(*re));
     }
@@ -111,11 +89,11 @@ void agent::cmd_members(const std::shared_ptr<session>& s, std::uint64_t id,
   std::vector<member> out;
   for (auto& m : node_->members()) {
     if (!statuses.empty() && statuses.count(status_name(m.state)) == 0) continue;
-    if (name_re && !std::regex_match(m.name, *name_re)) continue;
+    if (name_re && !name_re->matches(m.name)) continue;
     bool ok = true;
     for (const auto& [k, re] : tag_res) {
       auto it = m.tags.find(k);
-      if (it == m.tags.end() || !std::regex_match(it->second, re)) {
+      if (it == m.tags.end() || !re.matches(it->second)) {
         ok = false;
         break;
       }

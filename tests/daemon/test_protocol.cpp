@@ -188,6 +188,53 @@ TEST_CASE("protocol: every command's result has its documented shape", "[daemon]
   CHECK(s.error_code("force-leave", json{{"name", "ghost"}}) == "not_found");
 }
 
+TEST_CASE("protocol: members filters are RE2 patterns that match the whole value, in bytes",
+          "[daemon][protocol]") {
+  // "caf\xc3\xa9": "cafe" with an acute e, two bytes in UTF-8.
+  lone_daemon d({"--tag", "role=db-1", "--tag", "note=caf\xc3\xa9"});
+  session s(d.socket());
+  const auto count = [&](const json& args) {
+    const auto f = s.call("members", args);
+    INFO(args.dump() << " -> " << f.dump());
+    REQUIRE(f.contains("result"));
+    return f["result"]["members"].size();
+  };
+  // The whole value, as ^(?:pattern)$: never a search, alternatives included.
+  CHECK(count(json{{"name", "solo|other"}}) == 1);
+  CHECK(count(json{{"name", "sol|other"}}) == 0);
+  CHECK(count(json{{"name", "ol"}}) == 0);
+  CHECK(count(json{{"name", "s\\w+"}}) == 1);
+  CHECK(count(json{{"name", "(?i)SOLO"}}) == 1);  // RE2 flag syntax
+  CHECK(count(json{{"tags", {{"role", "db-\\d"}}}}) == 1);
+  CHECK(count(json{{"tags", {{"role", "db"}}}}) == 0);
+  // Bytes: the two-byte character is two `.`s.
+  CHECK(count(json{{"tags", {{"note", "caf.."}}}}) == 1);
+  CHECK(count(json{{"tags", {{"note", "caf."}}}}) == 0);
+  CHECK(count(json{{"tags", {{"note", "caf\xc3\xa9"}}}}) == 1);
+  CHECK(count(json{{"name", std::string(256, '.')}}) == 0);  // 256 bytes: accepted
+
+  // Not RE2, too long, or too large once compiled: invalid_argument, saying why.
+  const auto message = [&](const json& args) {
+    const auto f = s.call("members", args);
+    INFO(args.dump() << " -> " << f.dump());
+    REQUIRE(f.contains("error"));
+    CHECK(f["error"]["code"] == "invalid_argument");
+    return f["error"].value("message", "");
+  };
+  CHECK(message(json{{"name", "(unclosed"}}) ==
+        "name: bad regular expression: missing ): (unclosed");
+  CHECK(message(json{{"tags", {{"role", "x**"}}}}) ==
+        "tags: bad regular expression: bad repetition operator: **");
+  CHECK(message(json{{"name", "(s)\\1"}}).starts_with("name: bad regular expression: "));
+  CHECK(message(json{{"name", "(?=s)solo"}}).starts_with("name: bad regular expression: "));
+  CHECK(message(json{{"name", std::string(257, '.')}}) ==
+        "name: regular expression longer than 256 bytes");
+  std::string huge;
+  while (huge.size() + 8 <= 256) huge += "\\w{1000}";
+  CHECK(message(json{{"name", huge}}) ==
+        "name: bad regular expression: pattern too large - compile failed");
+}
+
 TEST_CASE("protocol: streams: reply first, filters, several per connection, stop",
           "[daemon][protocol]") {
   lone_daemon d;
