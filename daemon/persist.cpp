@@ -13,17 +13,6 @@
 namespace shoal::daemon {
 namespace {
 
-constexpr char b64_alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-int b64_value(char c) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '+') return 62;
-  if (c == '/') return 63;
-  return -1;
-}
-
 std::string errno_text(const char* what) {
   return std::string(what) + ": " + std::strerror(errno);
 }
@@ -41,48 +30,6 @@ bool write_all(int fd, std::string_view s) {
 }
 
 }  // namespace
-
-std::string base64_encode(const encryption_key& key) {
-  std::string out;
-  std::size_t i = 0;
-  for (; i + 3 <= key.size(); i += 3) {
-    const std::uint32_t v =
-        (std::uint32_t{key[i]} << 16) | (std::uint32_t{key[i + 1]} << 8) | key[i + 2];
-    for (int s = 18; s >= 0; s -= 6) out += b64_alphabet[(v >> s) & 63];
-  }
-  if (i < key.size()) {  // 32 = 10 * 3 + 2
-    std::uint32_t v = std::uint32_t{key[i]} << 16;
-    if (i + 1 < key.size()) v |= std::uint32_t{key[i + 1]} << 8;
-    out += b64_alphabet[(v >> 18) & 63];
-    out += b64_alphabet[(v >> 12) & 63];
-    out += (i + 1 < key.size()) ? b64_alphabet[(v >> 6) & 63] : '=';
-    out += '=';
-  }
-  return out;
-}
-
-std::optional<encryption_key> base64_decode_key(std::string_view text) {
-  while (!text.empty() && text.back() == '=') text.remove_suffix(1);
-  std::vector<std::uint8_t> bytes;
-  std::uint32_t acc = 0;
-  int bits = 0;
-  for (char c : text) {
-    const int v = b64_value(c);
-    if (v < 0) return std::nullopt;
-    acc = (acc << 6) | static_cast<std::uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      bytes.push_back(static_cast<std::uint8_t>(acc >> bits));
-      acc &= (1u << bits) - 1;
-    }
-    if (bytes.size() > 32) return std::nullopt;
-  }
-  if (bytes.size() != 32) return std::nullopt;
-  encryption_key k{};
-  std::copy(bytes.begin(), bytes.end(), k.begin());
-  return k;
-}
 
 std::string write_file_atomic(const std::string& path, std::string_view content) {
   const std::string tmp = path + ".tmp";

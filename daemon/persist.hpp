@@ -12,6 +12,8 @@
 
 #include <shoal/node.hpp>
 
+#include "key_text.hpp"
+
 namespace shoal::daemon {
 
 struct known_member {
@@ -46,9 +48,6 @@ std::optional<persisted_state> decode_state(std::string_view text, std::string& 
 std::string encode_keyring(const std::vector<encryption_key>& keys);
 std::optional<std::vector<encryption_key>> decode_keyring(std::string_view text,
                                                           std::string& error);
-
-std::string base64_encode(const encryption_key& key);
-std::optional<encryption_key> base64_decode_key(std::string_view text);
 
 /// Loads `path` with `decode`; a corrupt file is moved aside and reported in
 /// `message` (status corrupt).

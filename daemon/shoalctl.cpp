@@ -5,10 +5,8 @@
 // (--format json). Exit codes: 0 ok, 1 error reported by the daemon, 2 usage,
 // 3 cannot reach the daemon.
 #include <signal.h>
-#include <sys/random.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <csignal>
 #include <cstdio>
 #include <ctime>
@@ -23,6 +21,7 @@
 #include <shoal/version.hpp>
 
 #include "client.hpp"
+#include "key_text.hpp"
 
 namespace {
 
@@ -474,35 +473,13 @@ int cmd_keys(const settings& s, const std::string& op, const std::string& key) {
   });
 }
 
-std::string base64(const std::uint8_t* p, std::size_t n) {
-  static const char* abc = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  for (std::size_t i = 0; i < n; i += 3) {
-    const std::uint32_t b0 = p[i];
-    const std::uint32_t b1 = i + 1 < n ? p[i + 1] : 0;
-    const std::uint32_t b2 = i + 2 < n ? p[i + 2] : 0;
-    const std::uint32_t v = (b0 << 16) | (b1 << 8) | b2;
-    out += abc[(v >> 18) & 63];
-    out += abc[(v >> 12) & 63];
-    out += i + 1 < n ? abc[(v >> 6) & 63] : '=';
-    out += i + 2 < n ? abc[v & 63] : '=';
-  }
-  return out;
-}
-
 int cmd_keygen() {
-  std::uint8_t key[32];
-  std::size_t got = 0;
-  while (got < sizeof key) {  // getrandom(2): the kernel's urandom source
-    const ssize_t n = getrandom(key + got, sizeof key - got, 0);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      std::perror("shoalctl: getrandom");
-      return exit_daemon;
-    }
-    got += static_cast<std::size_t>(n);
+  const auto key = random_key();  // libsodium's randombytes: the kernel's getrandom(2)
+  if (!key) {
+    std::fprintf(stderr, "shoalctl: libsodium could not be initialised\n");
+    return exit_daemon;
   }
-  std::printf("%s\n", base64(key, sizeof key).c_str());
+  std::printf("%s\n", base64_encode(*key).c_str());
   return exit_ok;
 }
 

@@ -467,6 +467,43 @@ TEST_CASE("persist: state and keyring round-trip, atomically written", "[unit][d
   fs::remove_all(dir);
 }
 
+TEST_CASE("persist: base64 keys are read as shoald always read them", "[unit][daemon]") {
+  shoal::encryption_key k1{}, k2{};
+  for (std::size_t i = 0; i < 32; ++i) {
+    k1[i] = static_cast<std::uint8_t>(i);
+    k2[i] = static_cast<std::uint8_t>(255 - i);
+  }
+  // Standard alphabet, padded (what `base64` and Python's b64encode print).
+  const std::string b1 = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+  const std::string b2 = "//79/Pv6+fj39vX08/Lx8O/u7ezr6uno5+bl5OPi4eA=";
+  CHECK(base64_encode(k1) == b1);
+  CHECK(base64_encode(k2) == b2);
+
+  // Accepted: the padding is optional, and any number of '=' may end it.
+  const std::string bare = b2.substr(0, 43);
+  for (const std::string& text : {b2, bare, bare + "==", bare + "====="}) {
+    INFO(text);
+    CHECK(base64_decode_key(text) == k2);
+  }
+  // The 43rd character carries the last 4 bits and 2 unused ones, which are
+  // not checked: '8' (60) and '9' (61) differ only there.
+  std::string loose = b1;
+  REQUIRE(loose[42] == '8');
+  loose[42] = '9';
+  CHECK(base64_decode_key(loose) == k1);
+
+  // Refused: whitespace and line ends anywhere, other alphabets, '=' inside,
+  // other lengths.
+  for (const std::string& text :
+       {" " + b2, b2 + "\n", b2 + " ", bare + "\r\n", bare.substr(0, 20) + " " + bare.substr(20),
+        bare.substr(0, 20) + "\n" + bare.substr(20), std::string("-_79") + bare.substr(4),
+        "=" + bare, bare.substr(0, 21) + "=" + bare.substr(21), bare + "A", bare + "A=",
+        bare.substr(0, 42), bare.substr(0, 42) + "=", b2 + b2, std::string(), std::string("===")}) {
+    INFO("'" << text << "'");
+    CHECK_FALSE(base64_decode_key(text));
+  }
+}
+
 TEST_CASE("persist: a corrupt file is reported and moved aside", "[unit][daemon]") {
   const auto dir = temp_dir("corrupt");
   for (const char* text :
