@@ -31,6 +31,7 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include "../common/wait_until.hpp"
 #include "client.hpp"
 
 #ifndef SHOALD_BIN
@@ -50,15 +51,7 @@ namespace fs = std::filesystem;
 using json = nlohmann::json;
 using steady = std::chrono::steady_clock;
 
-/// Polls `pred` every 20 ms until it holds or `timeout` passed.
-inline bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds timeout) {
-  const auto end = steady::now() + timeout;
-  for (;;) {
-    if (pred()) return true;
-    if (steady::now() >= end) return pred();
-    std::this_thread::sleep_for(20ms);
-  }
-}
+using shoal::test::wait_until;
 
 inline std::string read_file(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);
