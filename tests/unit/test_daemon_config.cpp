@@ -1,5 +1,6 @@
 // shoald's configuration and persisted files: every field validated with its
-// name in the error, atomic writes, corrupt files moved aside.
+// name in the error, atomic writes, corrupt files moved aside; and the
+// patterns of its filters (matcher.hpp).
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -13,6 +14,7 @@
 #include <shoal/node.hpp>
 
 #include "config.hpp"
+#include "matcher.hpp"
 #include "persist.hpp"
 
 using namespace shoal::daemon;
@@ -554,4 +556,40 @@ TEST_CASE("config: refusal_suspicion_timeout in seconds, checked, unset keeps th
   CHECK(field_of([](daemon_config& d) { d.refusal_suspicion_timeout_s = std::nan(""); }) ==
         "refusal_suspicion_timeout");
   CHECK(field_of([](daemon_config& d) { d.refusal_suspicion_timeout_s = 3600.0; }).empty());
+}
+
+TEST_CASE("matcher: RE2 on the whole value, byte by byte, bounded", "[unit][daemon]") {
+  std::string err;
+  const auto m = [&](std::string_view pattern) {
+    auto r = matcher::compile(pattern, err);
+    INFO(pattern << ": " << err);
+    REQUIRE(r);
+    return std::move(*r);
+  };
+  // The whole value, never a search; alternatives are anchored together.
+  CHECK(m("db-[0-9]+").matches("db-12"));
+  CHECK_FALSE(m("db-[0-9]+").matches("db-12x"));
+  CHECK_FALSE(m("db").matches("xdb"));
+  CHECK(m("a|b").matches("b"));
+  CHECK_FALSE(m("a|b").matches("ab"));
+  CHECK(m("").matches(""));
+  CHECK_FALSE(m("").matches("a"));
+  // Bytes: '.' is any byte but '\n', valid UTF-8 or not.
+  CHECK(m(".*").matches(std::string("\xff\x00\xc3", 3)));
+  CHECK_FALSE(m(".*").matches("a\nb"));
+  CHECK(m("(?s).*").matches("a\nb"));
+  CHECK(m("caf..").matches("caf\xc3\xa9"));
+  CHECK(m("(?i)DB").matches("db"));
+  // Linear time: the classic exponential case for a backtracking engine.
+  CHECK_FALSE(m("(a|aa)*b").matches(std::string(5000, 'a')));
+
+  CHECK_FALSE(matcher::compile(std::string(257, 'a'), err));
+  CHECK(err == "regular expression longer than 256 bytes");
+  CHECK(matcher::compile(std::string(256, 'a'), err));
+  CHECK_FALSE(matcher::compile("(a)\\1", err));
+  CHECK(err.starts_with("bad regular expression: "));
+  std::string huge;
+  while (huge.size() + 8 <= matcher::max_pattern_bytes) huge += "\\w{1000}";
+  CHECK_FALSE(matcher::compile(huge, err));
+  CHECK(err == "bad regular expression: pattern too large - compile failed");
 }
