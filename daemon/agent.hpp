@@ -10,8 +10,10 @@
 //                  requests and direct replies between daemons
 //   stats.cpp      the counters: the `stats` command and the /metrics text
 // Around it: shoald.cpp (main), config.* (flags, TOML, environment),
-// persist.* (files in --data-dir), server.* (the socket, sessions, streams),
-// frame.hpp (framing and msgpack helpers), metrics.* (the HTTP listener).
+// persist.* (files in --data-dir), key_text.* (keys as base64, new keys),
+// server.* (the socket, sessions, streams), frame.hpp (framing and msgpack
+// helpers), matcher.* (the filters' patterns), metrics.* (the HTTP listener).
+// shoalctl.cpp and client.* are the other side of the socket.
 #pragma once
 
 #include <atomic>
