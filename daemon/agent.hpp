@@ -1,5 +1,19 @@
 // shoald's agent: one shoal::node, the socket API's commands, persistence in
 // --data-dir, cluster-wide key operations, signals and the metrics listener.
+//
+// One class, one file per concept:
+//   agent.cpp      start-up, the run loop, signals, SIGHUP reload, shutdown
+//                  (and the `leave` command), persistence of state and keyring
+//   commands.cpp   the socket commands on this node: members, member, join,
+//                  force-leave, tags, info (on_request dispatches every command)
+//   keys.cpp       the `keys` command: cluster-wide key operations, gossiped
+//                  requests and direct replies between daemons
+//   stats.cpp      the counters: the `stats` command and the /metrics text
+// Around it: shoald.cpp (main), config.* (flags, TOML, environment),
+// persist.* (files in --data-dir), key_text.* (keys as base64, new keys),
+// server.* (the socket, sessions, streams), frame.hpp (framing and msgpack
+// helpers), matcher.* (the filters' patterns), metrics.* (the HTTP listener).
+// shoalctl.cpp and client.* are the other side of the socket.
 #pragma once
 
 #include <atomic>
@@ -13,10 +27,10 @@
 #include <thread>
 #include <vector>
 
+#include <spdlog/logger.h>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <spdlog/logger.h>
 
 #include <shoal/node.hpp>
 
@@ -68,10 +82,12 @@ class agent : public request_handler {
   void reload();
   void shutdown(bool leave, std::shared_ptr<session> s = nullptr, std::uint64_t id = 0);
 
-  void cmd_members(const std::shared_ptr<session>& s, std::uint64_t id, const msgpack::object& args);
+  void cmd_members(const std::shared_ptr<session>& s, std::uint64_t id,
+                   const msgpack::object& args);
   void cmd_member(const std::shared_ptr<session>& s, std::uint64_t id, const msgpack::object& args);
   void cmd_join(const std::shared_ptr<session>& s, std::uint64_t id, const msgpack::object& args);
-  void cmd_force_leave(const std::shared_ptr<session>& s, std::uint64_t id, const msgpack::object& args);
+  void cmd_force_leave(const std::shared_ptr<session>& s, std::uint64_t id,
+                       const msgpack::object& args);
   void cmd_tags(const std::shared_ptr<session>& s, std::uint64_t id, const msgpack::object& args);
   void cmd_stats(const std::shared_ptr<session>& s, std::uint64_t id);
   void cmd_info(const std::shared_ptr<session>& s, std::uint64_t id);
@@ -105,7 +121,8 @@ class agent : public request_handler {
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   std::mt19937_64 rng_{std::random_device{}()};
   std::map<std::uint64_t, key_query> key_queries_;
-  std::map<std::pair<std::string, std::uint64_t>, std::chrono::steady_clock::time_point> seen_key_ops_;
+  std::map<std::pair<std::string, std::uint64_t>, std::chrono::steady_clock::time_point>
+      seen_key_ops_;
   std::uint64_t key_ops_rejected_ = 0;
 };
 

@@ -73,7 +73,7 @@ std::error_code connect_errno(int e, const std::string& path) {
     case ENOENT:
       return client_errc::socket_missing;
     case ECONNREFUSED: {
-      struct stat st{};
+      struct stat st {};
       if (::stat(path.c_str(), &st) == 0 && !S_ISSOCK(st.st_mode)) return client_errc::not_a_socket;
       return client_errc::connection_refused;
     }
@@ -177,85 +177,24 @@ bool to_json(const msgpack::object& o, json& out, int depth_left) {
   }
 }
 
-void pack_json(msgpack::packer<msgpack::sbuffer>& pk, const json& v) {
-  switch (v.type()) {
-    case json::value_t::null:
-    case json::value_t::discarded:
-      pk.pack_nil();
-      break;
-    case json::value_t::boolean:
-      v.get<bool>() ? pk.pack_true() : pk.pack_false();
-      break;
-    case json::value_t::number_unsigned:
-      pk.pack_uint64(v.get<std::uint64_t>());
-      break;
-    case json::value_t::number_integer: {
-      const auto i = v.get<std::int64_t>();
-      if (i >= 0)
-        pk.pack_uint64(static_cast<std::uint64_t>(i));
-      else
-        pk.pack_int64(i);
-      break;
-    }
-    case json::value_t::number_float:
-      pk.pack_double(v.get<double>());
-      break;
-    case json::value_t::string: {
-      const auto& s = v.get_ref<const std::string&>();
-      pk.pack_str(static_cast<std::uint32_t>(s.size()));
-      pk.pack_str_body(s.data(), static_cast<std::uint32_t>(s.size()));
-      break;
-    }
-    case json::value_t::binary: {
-      const auto& b = v.get_binary();
-      pk.pack_bin(static_cast<std::uint32_t>(b.size()));
-      pk.pack_bin_body(reinterpret_cast<const char*>(b.data()), static_cast<std::uint32_t>(b.size()));
-      break;
-    }
-    case json::value_t::array:
-      pk.pack_array(static_cast<std::uint32_t>(v.size()));
-      for (const auto& e : v) pack_json(pk, e);
-      break;
-    case json::value_t::object:
-      pk.pack_map(static_cast<std::uint32_t>(v.size()));
-      for (const auto& [k, e] : v.items()) {
-        pk.pack_str(static_cast<std::uint32_t>(k.size()));
-        pk.pack_str_body(k.data(), static_cast<std::uint32_t>(k.size()));
-        pack_json(pk, e);
-      }
-      break;
-  }
-}
-
 std::vector<std::uint8_t> encode_frame(const json& v) {
-  msgpack::sbuffer buf;
-  msgpack::packer<msgpack::sbuffer> pk(buf);
-  pack_json(pk, v);
-  return make_frame(buf);
+  const auto body = json::to_msgpack(v);
+  return make_frame(reinterpret_cast<const char*>(body.data()), body.size());
 }
 
 std::vector<std::uint8_t> encode_request(std::uint64_t id, std::string_view cmd, const json& args) {
-  msgpack::sbuffer buf;
-  msgpack::packer<msgpack::sbuffer> pk(buf);
-  pk.pack_map(args.is_null() ? 2 : 3);  // in the order of PROTOCOL.md's example
-  pk.pack_str(2);
-  pk.pack_str_body("id", 2);
-  pk.pack_uint64(id);
-  pk.pack_str(3);
-  pk.pack_str_body("cmd", 3);
-  pk.pack_str(static_cast<std::uint32_t>(cmd.size()));
-  pk.pack_str_body(cmd.data(), static_cast<std::uint32_t>(cmd.size()));
-  if (!args.is_null()) {
-    pk.pack_str(4);
-    pk.pack_str_body("args", 4);
-    pack_json(pk, args);
-  }
-  return make_frame(buf);
+  // In the order of PROTOCOL.md's example: id, cmd, args.
+  nlohmann::ordered_json request = {{"id", id}, {"cmd", cmd}};
+  if (!args.is_null()) request["args"] = nlohmann::ordered_json(args);
+  const auto body = nlohmann::ordered_json::to_msgpack(request);
+  return make_frame(reinterpret_cast<const char*>(body.data()), body.size());
 }
 
 // ---- connection ----
 
-connection::~connection() { close(); }
+connection::~connection() {
+  close();
+}
 
 connection::connection(connection&& o) noexcept
     : fd_(std::exchange(o.fd_, -1)), reader_(std::move(o.reader_)) {}
@@ -377,8 +316,8 @@ std::error_code connection::read(json& out, client_clock::time_point deadline) {
   if (auto ec = read_raw(payload, deadline)) return ec;
   try {
     const auto* data = reinterpret_cast<const char*>(payload.data());
-    auto oh = msgpack::unpack(data, payload.size(), nullptr, nullptr,
-                              frame_unpack_limit(payload.size()));
+    auto oh =
+        msgpack::unpack(data, payload.size(), nullptr, nullptr, frame_unpack_limit(payload.size()));
     if (oh.get().type != msgpack::type::MAP || !to_json(oh.get(), out))
       return client_errc::bad_reply;
   } catch (const std::exception&) {  // msgpack reports bad bytes and limits by throwing

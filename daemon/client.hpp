@@ -10,8 +10,9 @@
 //    the result or the daemon's error, and stream events.
 //
 // Values are nlohmann::json: msgpack maps, arrays, strings and integers map
-// one to one (msgpack bin becomes a json binary). Frames from the daemon are
-// unpacked with bounded sizes and nesting before conversion.
+// one to one (msgpack bin becomes a json binary). Frames to the daemon are
+// nlohmann's to_msgpack; frames from the daemon are unpacked with bounded
+// sizes and nesting (msgpack-c) before conversion (to_json below).
 #pragma once
 
 #include <chrono>
@@ -71,14 +72,16 @@ struct daemon_error {
   std::string message;
 };
 
-/// Converts one unpacked msgpack value into json. Maps must have string keys
-/// and nesting is bounded; false (with `out` unspecified) otherwise.
+/// Converts one unpacked msgpack value into json. Maps must have string keys,
+/// ext values are refused and nesting is bounded; false (with `out`
+/// unspecified) otherwise. Kept rather than json::from_msgpack, which has no
+/// bound on nesting (it recurses once per level: a 16 MiB frame of nested
+/// arrays would exhaust the stack) and reads ext values as binaries.
 bool to_json(const msgpack::object& o, json& out, int depth_left = 32);
 
-/// Packs a json value as msgpack (map keys as str).
-void pack_json(msgpack::packer<msgpack::sbuffer>& pk, const json& v);
-
-/// Encodes one frame: length prefix and the msgpack of `v`.
+/// Encodes one frame: length prefix and the msgpack of `v` (json::to_msgpack:
+/// integers in their shortest form, a double as float32 when that is exact,
+/// map keys as str). `v` holds no discarded value (a failed parse's result).
 std::vector<std::uint8_t> encode_frame(const json& v);
 
 /// Encodes a request frame {"id", "cmd", "args"} (args omitted when null).
@@ -98,8 +101,7 @@ class connection {
   /// connection and sets `ec` (a client_errc when the cause is recognised,
   /// else the system error).
   static connection open(const std::string& path, std::chrono::milliseconds timeout,
-                         std::error_code& ec,
-                         std::size_t max_frame = client_max_frame_bytes);
+                         std::error_code& ec, std::size_t max_frame = client_max_frame_bytes);
 
   bool is_open() const noexcept { return fd_ >= 0; }
   int native_handle() const noexcept { return fd_; }

@@ -13,18 +13,9 @@
 namespace shoal::daemon {
 namespace {
 
-constexpr char b64_alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-int b64_value(char c) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '+') return 62;
-  if (c == '/') return 63;
-  return -1;
+std::string errno_text(const char* what) {
+  return std::string(what) + ": " + std::strerror(errno);
 }
-
-std::string errno_text(const char* what) { return std::string(what) + ": " + std::strerror(errno); }
 
 bool write_all(int fd, std::string_view s) {
   while (!s.empty()) {
@@ -39,47 +30,6 @@ bool write_all(int fd, std::string_view s) {
 }
 
 }  // namespace
-
-std::string base64_encode(const encryption_key& key) {
-  std::string out;
-  std::size_t i = 0;
-  for (; i + 3 <= key.size(); i += 3) {
-    const std::uint32_t v = (std::uint32_t{key[i]} << 16) | (std::uint32_t{key[i + 1]} << 8) | key[i + 2];
-    for (int s = 18; s >= 0; s -= 6) out += b64_alphabet[(v >> s) & 63];
-  }
-  if (i < key.size()) {  // 32 = 10 * 3 + 2
-    std::uint32_t v = std::uint32_t{key[i]} << 16;
-    if (i + 1 < key.size()) v |= std::uint32_t{key[i + 1]} << 8;
-    out += b64_alphabet[(v >> 18) & 63];
-    out += b64_alphabet[(v >> 12) & 63];
-    out += (i + 1 < key.size()) ? b64_alphabet[(v >> 6) & 63] : '=';
-    out += '=';
-  }
-  return out;
-}
-
-std::optional<encryption_key> base64_decode_key(std::string_view text) {
-  while (!text.empty() && text.back() == '=') text.remove_suffix(1);
-  std::vector<std::uint8_t> bytes;
-  std::uint32_t acc = 0;
-  int bits = 0;
-  for (char c : text) {
-    const int v = b64_value(c);
-    if (v < 0) return std::nullopt;
-    acc = (acc << 6) | static_cast<std::uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      bytes.push_back(static_cast<std::uint8_t>(acc >> bits));
-      acc &= (1u << bits) - 1;
-    }
-    if (bytes.size() > 32) return std::nullopt;
-  }
-  if (bytes.size() != 32) return std::nullopt;
-  encryption_key k{};
-  std::copy(bytes.begin(), bytes.end(), k.begin());
-  return k;
-}
 
 std::string write_file_atomic(const std::string& path, std::string_view content) {
   const std::string tmp = path + ".tmp";
@@ -98,7 +48,8 @@ std::string write_file_atomic(const std::string& path, std::string_view content)
     return err;
   }
   const auto slash = path.rfind('/');
-  const std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
+  const std::string dir =
+      slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
   const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd >= 0) {
     ::fsync(dfd);
@@ -107,7 +58,8 @@ std::string write_file_atomic(const std::string& path, std::string_view content)
   return {};
 }
 
-std::optional<std::string> read_file(const std::string& path, std::size_t max_bytes, std::string& error) {
+std::optional<std::string> read_file(const std::string& path, std::size_t max_bytes,
+                                     std::string& error) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     if (errno != ENOENT) error = errno_text("open");
@@ -137,7 +89,8 @@ std::optional<std::string> read_file(const std::string& path, std::size_t max_by
 }
 
 std::string move_aside(const std::string& path) {
-  const std::string aside = path + ".corrupt-" + std::to_string(static_cast<long long>(std::time(nullptr)));
+  const std::string aside =
+      path + ".corrupt-" + std::to_string(static_cast<long long>(std::time(nullptr)));
   if (::rename(path.c_str(), aside.c_str()) != 0) return {};
   return aside;
 }
@@ -156,15 +109,18 @@ std::optional<persisted_state> decode_state(std::string_view text, std::string& 
   auto j = nlohmann::json::parse(text, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return error = "not a JSON object", std::nullopt;
   persisted_state s;
-  if (!j.contains("version") || !j["version"].is_number_unsigned() || j["version"].get<unsigned>() != 1)
+  if (!j.contains("version") || !j["version"].is_number_unsigned() ||
+      j["version"].get<unsigned>() != 1)
     return error = "missing or unsupported \"version\"", std::nullopt;
   if (!j.contains("incarnation") || !j["incarnation"].is_number_unsigned())
     return error = "\"incarnation\" must be an unsigned integer", std::nullopt;
   s.incarnation = j["incarnation"].get<std::uint64_t>();
   if (j.contains("name") && j["name"].is_string()) s.name = j["name"].get<std::string>();
-  if (!j.contains("members") || !j["members"].is_array()) return error = "\"members\" must be an array", std::nullopt;
+  if (!j.contains("members") || !j["members"].is_array())
+    return error = "\"members\" must be an array", std::nullopt;
   for (const auto& m : j["members"]) {
-    if (!m.is_object() || !m.contains("name") || !m["name"].is_string() || !m.contains("addr") || !m["addr"].is_string())
+    if (!m.is_object() || !m.contains("name") || !m["name"].is_string() || !m.contains("addr") ||
+        !m["addr"].is_string())
       return error = "each member needs string \"name\" and \"addr\"", std::nullopt;
     s.members.push_back({m["name"].get<std::string>(), m["addr"].get<std::string>()});
   }
@@ -177,9 +133,11 @@ std::string encode_keyring(const std::vector<encryption_key>& keys) {
   return j.dump(1) + "\n";
 }
 
-std::optional<std::vector<encryption_key>> decode_keyring(std::string_view text, std::string& error) {
+std::optional<std::vector<encryption_key>> decode_keyring(std::string_view text,
+                                                          std::string& error) {
   auto j = nlohmann::json::parse(text, nullptr, false);
-  if (j.is_discarded() || !j.is_array()) return error = "not a JSON array of base64 keys", std::nullopt;
+  if (j.is_discarded() || !j.is_array())
+    return error = "not a JSON array of base64 keys", std::nullopt;
   std::vector<encryption_key> keys;
   for (const auto& e : j) {
     if (!e.is_string()) return error = "keys must be strings", std::nullopt;

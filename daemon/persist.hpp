@@ -12,6 +12,8 @@
 
 #include <shoal/node.hpp>
 
+#include "key_text.hpp"
+
 namespace shoal::daemon {
 
 struct known_member {
@@ -32,7 +34,8 @@ enum class load_status { absent, ok, corrupt };
 std::string write_file_atomic(const std::string& path, std::string_view content);
 
 /// Reads at most `max_bytes`; nullopt when absent; "error" set on read failure.
-std::optional<std::string> read_file(const std::string& path, std::size_t max_bytes, std::string& error);
+std::optional<std::string> read_file(const std::string& path, std::size_t max_bytes,
+                                     std::string& error);
 
 /// Renames a corrupt file aside; returns the new name ("" on failure).
 std::string move_aside(const std::string& path);
@@ -43,15 +46,14 @@ std::optional<persisted_state> decode_state(std::string_view text, std::string& 
 
 /// The keyring file: a JSON array of base64 keys, primary first.
 std::string encode_keyring(const std::vector<encryption_key>& keys);
-std::optional<std::vector<encryption_key>> decode_keyring(std::string_view text, std::string& error);
-
-std::string base64_encode(const encryption_key& key);
-std::optional<encryption_key> base64_decode_key(std::string_view text);
+std::optional<std::vector<encryption_key>> decode_keyring(std::string_view text,
+                                                          std::string& error);
 
 /// Loads `path` with `decode`; a corrupt file is moved aside and reported in
 /// `message` (status corrupt).
 template <class T, class Decode>
-load_status load_file(const std::string& path, std::size_t max_bytes, Decode decode, T& out, std::string& message) {
+load_status load_file(const std::string& path, std::size_t max_bytes, Decode decode, T& out,
+                      std::string& message) {
   std::string err;
   auto text = read_file(path, max_bytes, err);
   if (!text) {
@@ -62,7 +64,8 @@ load_status load_file(const std::string& path, std::size_t max_bytes, Decode dec
   auto v = decode(*text, err);
   if (!v) {
     const std::string aside = move_aside(path);
-    message = path + ": " + err + (aside.empty() ? " (could not move it aside)" : " (moved to " + aside + ")");
+    message = path + ": " + err +
+              (aside.empty() ? " (could not move it aside)" : " (moved to " + aside + ")");
     return load_status::corrupt;
   }
   out = std::move(*v);

@@ -21,35 +21,47 @@ using local = asio::local::stream_protocol;
 
 const char* status_name(member_state s) noexcept {
   switch (s) {
-    case member_state::alive: return "alive";
-    case member_state::suspect: return "suspect";
-    case member_state::dead: return "failed";
-    case member_state::left: return "left";
+    case member_state::alive:
+      return "alive";
+    case member_state::suspect:
+      return "suspect";
+    case member_state::dead:
+      return "failed";
+    case member_state::left:
+      return "left";
   }
   return "unknown";
 }
 
 const char* event_name(event_type t) noexcept {
   switch (t) {
-    case event_type::member_joined: return "joined";
-    case event_type::member_updated: return "updated";
-    case event_type::member_suspected: return "suspected";
-    case event_type::member_alive: return "alive";
-    case event_type::member_failed: return "failed";
-    case event_type::member_left: return "left";
-    case event_type::member_reaped: return "reaped";
+    case event_type::member_joined:
+      return "joined";
+    case event_type::member_updated:
+      return "updated";
+    case event_type::member_suspected:
+      return "suspected";
+    case event_type::member_alive:
+      return "alive";
+    case event_type::member_failed:
+      return "failed";
+    case event_type::member_left:
+      return "left";
+    case event_type::member_reaped:
+      return "reaped";
   }
   return "unknown";
 }
-
-namespace {
 
 void write_str(writer& w, std::string_view s) {
   w.pack_str(static_cast<std::uint32_t>(s.size()));
   w.pack_str_body(s.data(), static_cast<std::uint32_t>(s.size()));
 }
 
-std::vector<std::uint8_t> reply_frame(std::uint64_t id, const char* key, const std::function<void(writer&)>& fill) {
+namespace {
+
+std::vector<std::uint8_t> reply_frame(std::uint64_t id, const char* key,
+                                      const std::function<void(writer&)>& fill) {
   msgpack::sbuffer b;
   writer w(b);
   w.pack_map(2);
@@ -98,13 +110,16 @@ session::session(server& srv, local::socket sock)
       linger_timer_(srv.context()),
       reader_(srv.limits().max_frame_bytes) {}
 
-void session::start() { do_read(); }
+void session::start() {
+  do_read();
+}
 
 void session::do_read() {
   if (reading_ || busy_ || closing_ || closed_) return;
   reading_ = true;
-  sock_.async_read_some(asio::buffer(rbuf_), [self = shared_from_this()](const boost::system::error_code& ec,
-                                                                         std::size_t n) { self->on_read(ec, n); });
+  sock_.async_read_some(asio::buffer(rbuf_),
+                        [self = shared_from_this()](const boost::system::error_code& ec,
+                                                    std::size_t n) { self->on_read(ec, n); });
 }
 
 void session::on_read(const boost::system::error_code& ec, std::size_t n) {
@@ -132,8 +147,8 @@ void session::process() {
         frame_timer_.cancel();
         ++srv_.mutable_stats().frames_too_large;
         error(0, "frame_too_large",
-              "frame length is 0 or exceeds max_frame_bytes (" + std::to_string(srv_.limits().max_frame_bytes) +
-                  ")");
+              "frame length is 0 or exceeds max_frame_bytes (" +
+                  std::to_string(srv_.limits().max_frame_bytes) + ")");
         closing_ = true;
         if (!writing_) close();
         return;
@@ -165,8 +180,8 @@ parsed_request parse_request(std::span<const std::uint8_t> frame) {
   parsed_request r;
   try {
     std::size_t off = 0;
-    r.handle = msgpack::unpack(reinterpret_cast<const char*>(frame.data()), frame.size(), off, nullptr, nullptr,
-                               frame_unpack_limit(frame.size()));
+    r.handle = msgpack::unpack(reinterpret_cast<const char*>(frame.data()), frame.size(), off,
+                               nullptr, nullptr, frame_unpack_limit(frame.size()));
     if (off != frame.size()) throw std::runtime_error("trailing bytes after the map");
   } catch (const std::exception&) {
     r.code = "bad_frame";
@@ -210,7 +225,8 @@ parsed_request parse_request(std::span<const std::uint8_t> frame) {
 void session::dispatch(const std::vector<std::uint8_t>& frame) {
   const parsed_request r = parse_request(frame);
   if (r.code) {
-    ++(std::string_view(r.code) == "bad_frame" ? srv_.mutable_stats().bad_frames : srv_.mutable_stats().bad_requests);
+    ++(std::string_view(r.code) == "bad_frame" ? srv_.mutable_stats().bad_frames
+                                               : srv_.mutable_stats().bad_requests);
     error(r.id, r.code, r.message);
     return;
   }
@@ -226,7 +242,8 @@ void session::dispatch(const std::vector<std::uint8_t>& frame) {
       return;
     }
     if (v->via.u64 != protocol_version) {
-      error(id, "unsupported_version", "this daemon speaks version 1 only (min_version 1, max_version 1)");
+      error(id, "unsupported_version",
+            "this daemon speaks version 1 only (min_version 1, max_version 1)");
       return;
     }
     handshaken_ = true;
@@ -264,13 +281,15 @@ void session::dispatch(const std::vector<std::uint8_t>& frame) {
           }
         }
         if (!found) {
-          error(id, "invalid_argument", "unknown event type (joined updated suspected alive failed left reaped)");
+          error(id, "invalid_argument",
+                "unknown event type (joined updated suspected alive failed left reaped)");
           return;
         }
       }
     }
     if (streams_.count(id) == 0 && streams_.size() >= srv_.limits().max_streams) {
-      error(id, "too_many_streams", "at most " + std::to_string(srv_.limits().max_streams) + " streams per connection");
+      error(id, "too_many_streams",
+            "at most " + std::to_string(srv_.limits().max_streams) + " streams per connection");
       return;
     }
     reply(id, [](writer& w) { w.pack_map(0); });
@@ -437,7 +456,8 @@ std::string server::listen(const std::string& path, unsigned mode, const std::st
     const int err = errno;
     if (fd >= 0) ::close(fd);
     if (rc == 0) return "a live daemon already answers on " + path;
-    if (err != ECONNREFUSED && err != ENOENT) return "cannot check " + path + ": " + std::strerror(err);
+    if (err != ECONNREFUSED && err != ENOENT)
+      return "cannot check " + path + ": " + std::strerror(err);
     log_->info("replacing stale socket file path={}", path);
     ::unlink(path.c_str());
   }

@@ -16,11 +16,11 @@
 #include <string_view>
 #include <vector>
 
+#include <spdlog/logger.h>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <msgpack.hpp>
-#include <spdlog/logger.h>
 
 #include <shoal/events.hpp>
 
@@ -29,6 +29,9 @@
 namespace shoal::daemon {
 
 using writer = msgpack::packer<msgpack::sbuffer>;
+
+/// Packs `s` as a msgpack str.
+void write_str(writer& w, std::string_view s);
 
 struct server_limits {
   std::size_t max_connections = 64;
@@ -43,12 +46,12 @@ struct server_stats {
   std::uint64_t connections = 0;           ///< accepted and served
   std::uint64_t connections_rejected = 0;  ///< over max_connections
   std::uint64_t frames_in = 0, frames_out = 0;
-  std::uint64_t bad_frames = 0;            ///< not a msgpack map with an id
+  std::uint64_t bad_frames = 0;  ///< not a msgpack map with an id
   std::uint64_t bad_requests = 0;
   std::uint64_t frames_too_large = 0;
-  std::uint64_t frames_timed_out = 0;      ///< started frames that never completed
+  std::uint64_t frames_timed_out = 0;  ///< started frames that never completed
   std::uint64_t unknown_commands = 0;
-  std::uint64_t streams_lagged = 0;        ///< connections cut off for falling behind
+  std::uint64_t streams_lagged = 0;  ///< connections cut off for falling behind
 };
 
 class session;
@@ -69,7 +72,7 @@ class request_handler {
 struct parsed_request {
   msgpack::object_handle handle;
   std::uint64_t id = 0;
-  std::string_view cmd;                 ///< points into handle
+  std::string_view cmd;                   ///< points into handle
   const msgpack::object* args = nullptr;  ///< a map (empty when omitted)
   const char* code = nullptr;
   std::string message;
@@ -116,8 +119,8 @@ class session : public std::enable_shared_from_this<session> {
   std::deque<std::vector<std::uint8_t>> out_;
   bool writing_ = false;
   bool reading_ = false;
-  bool busy_ = false;           ///< a request awaits its reply
-  bool closing_ = false;        ///< write what is queued, then close
+  bool busy_ = false;     ///< a request awaits its reply
+  bool closing_ = false;  ///< write what is queued, then close
   bool closed_ = false;
   bool handshaken_ = false;
   std::map<std::uint64_t, std::set<event_type>> streams_;  ///< id -> types (empty: all)

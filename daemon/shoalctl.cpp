@@ -5,10 +5,8 @@
 // (--format json). Exit codes: 0 ok, 1 error reported by the daemon, 2 usage,
 // 3 cannot reach the daemon.
 #include <signal.h>
-#include <sys/random.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <csignal>
 #include <cstdio>
 #include <ctime>
@@ -23,6 +21,7 @@
 #include <shoal/version.hpp>
 
 #include "client.hpp"
+#include "key_text.hpp"
 
 namespace {
 
@@ -37,7 +36,9 @@ struct settings {
   double timeout_s = 30;
 };
 
-bool json_out(const settings& s) { return s.format == "json"; }
+bool json_out(const settings& s) {
+  return s.format == "json";
+}
 
 // ---- output helpers ----
 
@@ -309,7 +310,9 @@ int cmd_tags(const settings& s, const std::vector<std::string>& set,
 }
 
 volatile std::sig_atomic_t g_stop = 0;
-extern "C" void on_stop_signal(int) { g_stop = 1; }
+extern "C" void on_stop_signal(int) {
+  g_stop = 1;
+}
 
 std::string utc_time(const json& ms) {
   if (!ms.is_number_unsigned()) return "-";
@@ -325,7 +328,7 @@ std::string utc_time(const json& ms) {
 }
 
 int cmd_monitor(const settings& s, const std::vector<std::string>& types) {
-  struct sigaction sa{};
+  struct sigaction sa {};
   sa.sa_handler = on_stop_signal;
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, nullptr);
@@ -363,10 +366,10 @@ int cmd_monitor(const settings& s, const std::vector<std::string>& types) {
     } else {
       const json member = e.value("member", json::object());
       // Lines come one at a time: fixed widths for the short columns keep them roughly aligned.
-      print_table({{utc_time(e.value("time_ms", json())), pad(str_field(e, "type"), 9),
-                    str_field(member, "name"), host_port(member),
-                    pad(str_field(member, "status"), 7),
-                    tags_text(member.value("tags", json::object()))}});
+      print_table(
+          {{utc_time(e.value("time_ms", json())), pad(str_field(e, "type"), 9),
+            str_field(member, "name"), host_port(member), pad(str_field(member, "status"), 7),
+            tags_text(member.value("tags", json::object()))}});
     }
     std::fflush(stdout);
   }
@@ -391,12 +394,12 @@ int cmd_info(const settings& s) {
   return mirrored_call(s, "info", nullptr, [&](const json& res) {
     std::vector<std::vector<std::string>> rows;
     const std::vector<std::pair<const char*, const char*>> known = {
-        {"name", "name"},          {"version", "version"},
-        {"addr", "address"},       {"bind", "bind"},
-        {"preset", "preset"},      {"health_score", "health score"},
-        {"digest", "digest"},      {"incarnation", "incarnation"},
-        {"members", "members"},    {"encrypted", "encrypted"},
-        {"label", "label"},        {"uptime_s", "uptime (s)"}};
+        {"name", "name"},       {"version", "version"},
+        {"addr", "address"},    {"bind", "bind"},
+        {"preset", "preset"},   {"health_score", "health score"},
+        {"digest", "digest"},   {"incarnation", "incarnation"},
+        {"members", "members"}, {"encrypted", "encrypted"},
+        {"label", "label"},     {"uptime_s", "uptime (s)"}};
     for (const auto& [key, title] : known) {
       const auto it = res.find(key);
       if (it == res.end()) continue;
@@ -420,12 +423,14 @@ int cmd_info(const settings& s) {
 }
 
 /// One `a.b.c  value` row per leaf of nested maps (depth is bounded by the client).
-void flatten(const std::string& prefix, const json& v, std::vector<std::vector<std::string>>& rows) {
+void flatten(const std::string& prefix, const json& v,
+             std::vector<std::vector<std::string>>& rows) {
   if (!v.is_object()) {
     rows.push_back({prefix, scalar_text(v)});
     return;
   }
-  for (const auto& [k, e] : v.items()) flatten(prefix.empty() ? clean(k) : prefix + "." + clean(k), e, rows);
+  for (const auto& [k, e] : v.items())
+    flatten(prefix.empty() ? clean(k) : prefix + "." + clean(k), e, rows);
 }
 
 int cmd_stats(const settings& s) {
@@ -451,9 +456,9 @@ int cmd_keys(const settings& s, const std::string& op, const std::string& key) {
       const auto keys = res.value("keys", json::object());
       const auto primary = res.value("primary", json::object());
       for (const auto& [k, n] : keys.items())
-        rows.push_back({clean(k), scalar_text(n) + "/" + responded,
-                        primary.contains(k) ? scalar_text(primary[k]) + "/" + responded
-                                            : "0/" + responded});
+        rows.push_back(
+            {clean(k), scalar_text(n) + "/" + responded,
+             primary.contains(k) ? scalar_text(primary[k]) + "/" + responded : "0/" + responded});
       print_table(rows);
     } else {
       std::printf("%s: %s of %s nodes responded\n", op.c_str(), responded.c_str(), nodes.c_str());
@@ -468,35 +473,13 @@ int cmd_keys(const settings& s, const std::string& op, const std::string& key) {
   });
 }
 
-std::string base64(const std::uint8_t* p, std::size_t n) {
-  static const char* abc = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  for (std::size_t i = 0; i < n; i += 3) {
-    const std::uint32_t b0 = p[i];
-    const std::uint32_t b1 = i + 1 < n ? p[i + 1] : 0;
-    const std::uint32_t b2 = i + 2 < n ? p[i + 2] : 0;
-    const std::uint32_t v = (b0 << 16) | (b1 << 8) | b2;
-    out += abc[(v >> 18) & 63];
-    out += abc[(v >> 12) & 63];
-    out += i + 1 < n ? abc[(v >> 6) & 63] : '=';
-    out += i + 2 < n ? abc[v & 63] : '=';
-  }
-  return out;
-}
-
 int cmd_keygen() {
-  std::uint8_t key[32];
-  std::size_t got = 0;
-  while (got < sizeof key) {  // getrandom(2): the kernel's urandom source
-    const ssize_t n = getrandom(key + got, sizeof key - got, 0);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      std::perror("shoalctl: getrandom");
-      return exit_daemon;
-    }
-    got += static_cast<std::size_t>(n);
+  const auto key = random_key();  // libsodium's randombytes: the kernel's getrandom(2)
+  if (!key) {
+    std::fprintf(stderr, "shoalctl: libsodium could not be initialised\n");
+    return exit_daemon;
   }
-  std::printf("%s\n", base64(key, sizeof key).c_str());
+  std::printf("%s\n", base64_encode(*key).c_str());
   return exit_ok;
 }
 
@@ -562,7 +545,8 @@ int main(int argc, char** argv) {
   auto* monitor = app.add_subcommand("monitor", "print membership events until interrupted");
   monitor->add_option("--type", types, "event types to show (repeatable, or a,b)")
       ->delimiter(',')
-      ->check(CLI::IsMember({"joined", "updated", "suspected", "alive", "failed", "left", "reaped"}));
+      ->check(
+          CLI::IsMember({"joined", "updated", "suspected", "alive", "failed", "left", "reaped"}));
   add_format(monitor);
 
   auto* info = app.add_subcommand("info", "the local node and the daemon");

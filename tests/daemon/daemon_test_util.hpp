@@ -31,6 +31,7 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include "../common/wait_until.hpp"
 #include "client.hpp"
 
 #ifndef SHOALD_BIN
@@ -50,15 +51,7 @@ namespace fs = std::filesystem;
 using json = nlohmann::json;
 using steady = std::chrono::steady_clock;
 
-/// Polls `pred` every 20 ms until it holds or `timeout` passed.
-inline bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds timeout) {
-  const auto end = steady::now() + timeout;
-  for (;;) {
-    if (pred()) return true;
-    if (steady::now() >= end) return pred();
-    std::this_thread::sleep_for(20ms);
-  }
-}
+using shoal::test::wait_until;
 
 inline std::string read_file(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);
@@ -201,7 +194,8 @@ struct run_result {
 };
 
 /// Runs a command to completion (SIGKILL after `timeout`), capturing stdout and stderr.
-inline run_result run(const std::vector<std::string>& argv, std::chrono::milliseconds timeout = 30s) {
+inline run_result run(const std::vector<std::string>& argv,
+                      std::chrono::milliseconds timeout = 30s) {
   int out[2], err[2];
   if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) throw std::runtime_error("pipe2");
   const pid_t parent = getpid();
@@ -290,11 +284,9 @@ struct daemon_spec {
   fs::path data_dir() const { return dir / name; }
   std::string addr() const { return "127.0.0.1:" + std::to_string(port); }
   std::vector<std::string> argv() const {
-    std::vector<std::string> a = {SHOALD_BIN,     "--name",       name,
-                                  "--bind",       addr(),         "--socket",
-                                  socket(),       "--data-dir",   data_dir(),
-                                  "--preset",     "local",        "--log-level",
-                                  "debug"};
+    std::vector<std::string> a = {SHOALD_BIN, "--name",      name,         "--bind",   addr(),
+                                  "--socket", socket(),      "--data-dir", data_dir(), "--preset",
+                                  "local",    "--log-level", "debug"};
     for (const auto& j : join) {
       a.push_back("--join");
       a.push_back(j);
@@ -366,6 +358,8 @@ inline run_result ctl(const std::string& socket, std::vector<std::string> args,
 }
 
 /// Parses JSON that shoalctl printed; a discarded value when it is no JSON.
-inline json parse_json(const std::string& s) { return json::parse(s, nullptr, false); }
+inline json parse_json(const std::string& s) {
+  return json::parse(s, nullptr, false);
+}
 
 }  // namespace dtest

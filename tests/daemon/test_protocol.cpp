@@ -51,8 +51,8 @@ void check_member_shape(const json& m) {
   CHECK(m["name"].is_string());
   CHECK(m["addr"].is_string());
   CHECK(m["port"].is_number_unsigned());
-  CHECK(std::set<std::string>{"alive", "suspect", "failed", "left"}.contains(
-      m.value("status", "")));
+  CHECK(
+      std::set<std::string>{"alive", "suspect", "failed", "left"}.contains(m.value("status", "")));
   CHECK(m["incarnation"].is_number_unsigned());
   CHECK(m["tags"].is_object());
   CHECK(m["protocol"].is_number_unsigned());
@@ -100,7 +100,7 @@ TEST_CASE("protocol: request ids, frames and argument types", "[daemon][protocol
   CHECK(s.read()["id"] == std::uint64_t{1} << 63);
 
   CHECK(s.error_code("members", json::array()) == "bad_request");  // args not a map
-  s.send_frame(json{{"id", 77}});                                   // cmd missing
+  s.send_frame(json{{"id", 77}});                                  // cmd missing
   auto f = s.read();
   CHECK(f["id"] == 77);
   CHECK(f["error"]["code"] == "bad_request");
@@ -115,8 +115,8 @@ TEST_CASE("protocol: request ids, frames and argument types", "[daemon][protocol
   CHECK(s.error_code("stream", json{{"types", {"exploded"}}}) == "invalid_argument");
 
   // Unknown keys are ignored, in the request and in args.
-  s.send_frame(json{{"id", 90}, {"cmd", "member"}, {"args", {{"name", "solo"}, {"later", 1}}},
-                    {"trace", "x"}});
+  s.send_frame(json{
+      {"id", 90}, {"cmd", "member"}, {"args", {{"name", "solo"}, {"later", 1}}}, {"trace", "x"}});
   f = s.read();
   CHECK(f["id"] == 90);
   CHECK(f["result"]["name"] == "solo");
@@ -178,14 +178,61 @@ TEST_CASE("protocol: every command's result has its documented shape", "[daemon]
     REQUIRE(f["result"][group].is_object());
     for (const auto& [k, v] : f["result"][group].items()) CHECK(v.is_number_unsigned());
   }
-  for (const char* k : {"connections", "connections_rejected", "frames_in", "frames_out",
-                        "bad_frames", "frames_too_large", "streams", "streams_lagged",
-                        "unknown_commands"})
+  for (const char* k :
+       {"connections", "connections_rejected", "frames_in", "frames_out", "bad_frames",
+        "frames_too_large", "streams", "streams_lagged", "unknown_commands"})
     CHECK(f["result"]["daemon"].contains(k));
 
   CHECK(s.error_code("keys", json{{"op", "list"}}) == "encryption_disabled");
   CHECK(s.error_code("force-leave", json{{"name", "solo"}}) == "not_failed");
   CHECK(s.error_code("force-leave", json{{"name", "ghost"}}) == "not_found");
+}
+
+TEST_CASE("protocol: members filters are RE2 patterns that match the whole value, in bytes",
+          "[daemon][protocol]") {
+  // "caf\xc3\xa9": "cafe" with an acute e, two bytes in UTF-8.
+  lone_daemon d({"--tag", "role=db-1", "--tag", "note=caf\xc3\xa9"});
+  session s(d.socket());
+  const auto count = [&](const json& args) {
+    const auto f = s.call("members", args);
+    INFO(args.dump() << " -> " << f.dump());
+    REQUIRE(f.contains("result"));
+    return f["result"]["members"].size();
+  };
+  // The whole value, as ^(?:pattern)$: never a search, alternatives included.
+  CHECK(count(json{{"name", "solo|other"}}) == 1);
+  CHECK(count(json{{"name", "sol|other"}}) == 0);
+  CHECK(count(json{{"name", "ol"}}) == 0);
+  CHECK(count(json{{"name", "s\\w+"}}) == 1);
+  CHECK(count(json{{"name", "(?i)SOLO"}}) == 1);  // RE2 flag syntax
+  CHECK(count(json{{"tags", {{"role", "db-\\d"}}}}) == 1);
+  CHECK(count(json{{"tags", {{"role", "db"}}}}) == 0);
+  // Bytes: the two-byte character is two `.`s.
+  CHECK(count(json{{"tags", {{"note", "caf.."}}}}) == 1);
+  CHECK(count(json{{"tags", {{"note", "caf."}}}}) == 0);
+  CHECK(count(json{{"tags", {{"note", "caf\xc3\xa9"}}}}) == 1);
+  CHECK(count(json{{"name", std::string(256, '.')}}) == 0);  // 256 bytes: accepted
+
+  // Not RE2, too long, or too large once compiled: invalid_argument, saying why.
+  const auto message = [&](const json& args) {
+    const auto f = s.call("members", args);
+    INFO(args.dump() << " -> " << f.dump());
+    REQUIRE(f.contains("error"));
+    CHECK(f["error"]["code"] == "invalid_argument");
+    return f["error"].value("message", "");
+  };
+  CHECK(message(json{{"name", "(unclosed"}}) ==
+        "name: bad regular expression: missing ): (unclosed");
+  CHECK(message(json{{"tags", {{"role", "x**"}}}}) ==
+        "tags: bad regular expression: bad repetition operator: **");
+  CHECK(message(json{{"name", "(s)\\1"}}).starts_with("name: bad regular expression: "));
+  CHECK(message(json{{"name", "(?=s)solo"}}).starts_with("name: bad regular expression: "));
+  CHECK(message(json{{"name", std::string(257, '.')}}) ==
+        "name: regular expression longer than 256 bytes");
+  std::string huge;
+  while (huge.size() + 8 <= 256) huge += "\\w{1000}";
+  CHECK(message(json{{"name", huge}}) ==
+        "name: bad regular expression: pattern too large - compile failed");
 }
 
 TEST_CASE("protocol: streams: reply first, filters, several per connection, stop",

@@ -18,19 +18,13 @@
 
 #include <shoal/node.hpp>
 
+#include "../common/wait_until.hpp"
+
 namespace iotest {
 
 using namespace std::chrono_literals;
 
-/// Polls `pred` every 20 ms until it holds or `timeout` passed.
-inline bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds timeout) {
-  const auto end = std::chrono::steady_clock::now() + timeout;
-  for (;;) {
-    if (pred()) return true;
-    if (std::chrono::steady_clock::now() >= end) return pred();
-    std::this_thread::sleep_for(20ms);
-  }
-}
+using shoal::test::wait_until;
 
 /// SHOAL_IO_LOG=debug (or trace, info, ...) logs every node to stderr.
 inline std::shared_ptr<spdlog::logger> test_logger(const std::string& name) {

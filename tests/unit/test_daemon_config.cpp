@@ -1,5 +1,6 @@
 // shoald's configuration and persisted files: every field validated with its
-// name in the error, atomic writes, corrupt files moved aside.
+// name in the error, atomic writes, corrupt files moved aside; and the
+// patterns of its filters (matcher.hpp).
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -13,6 +14,7 @@
 #include <shoal/node.hpp>
 
 #include "config.hpp"
+#include "matcher.hpp"
 #include "persist.hpp"
 
 using namespace shoal::daemon;
@@ -29,7 +31,8 @@ std::optional<daemon_config> load(std::vector<std::string> args, int& code) {
 }
 
 fs::path temp_dir(const char* name) {
-  auto d = fs::temp_directory_path() / (std::string("shoal-daemon-test-") + name + "-" + std::to_string(::getpid()));
+  auto d = fs::temp_directory_path() /
+           (std::string("shoal-daemon-test-") + name + "-" + std::to_string(::getpid()));
   fs::remove_all(d);
   fs::create_directories(d);
   return d;
@@ -70,7 +73,8 @@ leave_timeout = 2.5
 stream_backlog = 16
 [tags]
 role = "web"
-)", "t.toml"));
+)",
+                           "t.toml"));
   CHECK(c.name == "a");
   CHECK(c.join.size() == 2);
   CHECK(c.socket_mode == 0660);
@@ -98,10 +102,10 @@ role = "web"
 // out of range (UBSan reports it in the sanitizer build). Counts take integers
 // only, and the error names the field.
 TEST_CASE("config: a count given as a float is refused, however large", "[unit][daemon]") {
-  for (const char* text : {"udp_buffer_size = 1111111111111111111111111111111111111119e6\n",
-                           "max_connections = 1e91\n", "stream_backlog = 16.0\n",
-                           "max_members = -1e300\n", "max_frame_bytes = inf\n",
-                           "max_tcp_sessions = nan\n"}) {
+  for (const char* text :
+       {"udp_buffer_size = 1111111111111111111111111111111111111119e6\n",
+        "max_connections = 1e91\n", "stream_backlog = 16.0\n", "max_members = -1e300\n",
+        "max_frame_bytes = inf\n", "max_tcp_sessions = nan\n"}) {
     CAPTURE(text);
     daemon_config c;
     const auto err = apply_toml(c, text, "t.toml");
@@ -134,7 +138,8 @@ TEST_CASE("config: flags win over the environment, which wins over the file", "[
   std::ofstream(file) << "name = \"from-file\"\nbind = \"127.0.0.1:7100\"\npreset = \"wan\"\n";
   ::setenv("SHOAL_BIND", "127.0.0.1:7200", 1);
   int code = -1;
-  auto c = load({"--config", file.string(), "--preset", "local", "--tag", "a=1", "--tag", "b=x=y"}, code);
+  auto c = load({"--config", file.string(), "--preset", "local", "--tag", "a=1", "--tag", "b=x=y"},
+                code);
   ::unsetenv("SHOAL_BIND");
   REQUIRE(c);
   CHECK(c->name == "from-file");
@@ -179,7 +184,8 @@ max_push_pull_bytes = 8192
 udp_buffer_size = 1500
 max_tcp_sessions = 3
 max_packets_per_source_per_second = 0
-)", "t.toml"));
+)",
+                           "t.toml"));
   CHECK(c.max_name_length == 64u);
   CHECK(c.max_packets_per_source_per_second == 0u);
   REQUIRE_FALSE(validate(c));
@@ -203,7 +209,8 @@ max_packets_per_source_per_second = 0
   // File < environment < flags, each field on its own.
   const auto dir = temp_dir("limits");
   const auto file = dir / "c.toml";
-  std::ofstream(file) << "name = \"n\"\nmax_members = 100\nmax_tcp_sessions = 5\nudp_buffer_size = 1000\n";
+  std::ofstream(file)
+      << "name = \"n\"\nmax_members = 100\nmax_tcp_sessions = 5\nudp_buffer_size = 1000\n";
   ::setenv("SHOAL_MAX_MEMBERS", "200", 1);
   ::setenv("SHOAL_MAX_PACKETS_PER_SOURCE_PER_SECOND", "50", 1);
   ::setenv("SHOAL_MAX_TAG_BYTES", "300", 1);
@@ -215,13 +222,13 @@ max_packets_per_source_per_second = 0
   ::unsetenv("SHOAL_MAX_PACKETS_PER_SOURCE_PER_SECOND");
   ::unsetenv("SHOAL_MAX_TAG_BYTES");
   REQUIRE(l);
-  CHECK(l->max_members == 200u);                        // env over file
-  CHECK(l->max_tcp_sessions == 5u);                     // file
-  CHECK(l->udp_buffer_size == 1000u);                   // file
-  CHECK(l->max_packets_per_source_per_second == 50u);   // env
-  CHECK(l->max_tag_bytes == 100u);                      // flag over env
-  CHECK(l->max_name_length == 32u);                     // flag
-  CHECK(l->max_push_pull_bytes == 65536u);              // flag
+  CHECK(l->max_members == 200u);                       // env over file
+  CHECK(l->max_tcp_sessions == 5u);                    // file
+  CHECK(l->udp_buffer_size == 1000u);                  // file
+  CHECK(l->max_packets_per_source_per_second == 50u);  // env
+  CHECK(l->max_tag_bytes == 100u);                     // flag over env
+  CHECK(l->max_name_length == 32u);                    // flag
+  CHECK(l->max_push_pull_bytes == 65536u);             // flag
   const auto lnc = node_config_of(*l);
   CHECK(lnc.protocol.max_members == 200);
   CHECK(lnc.max_packets_per_source_per_second == 50);
@@ -238,7 +245,8 @@ max_packets_per_source_per_second = 0
   CHECK(code == 2);
 }
 
-TEST_CASE("config: out-of-range protocol limits are refused, naming the field", "[unit][daemon][limits]") {
+TEST_CASE("config: out-of-range protocol limits are refused, naming the field",
+          "[unit][daemon][limits]") {
   // Each range, just inside and just outside.
   struct range {
     const char* field;
@@ -252,7 +260,8 @@ TEST_CASE("config: out-of-range protocol limits are refused, naming the field", 
       {"max_push_pull_bytes", &daemon_config::max_push_pull_bytes, 4096, 256u << 20},
       {"udp_buffer_size", &daemon_config::udp_buffer_size, 576, 65000},
       {"max_tcp_sessions", &daemon_config::max_tcp_sessions, 1, 4096},
-      {"max_packets_per_source_per_second", &daemon_config::max_packets_per_source_per_second, 0, 1'000'000},
+      {"max_packets_per_source_per_second", &daemon_config::max_packets_per_source_per_second, 0,
+       1'000'000},
   };
   // An alive message must fit a packet at every extreme: the largest packet,
   // small tags (the field under test overrides either).
@@ -262,10 +271,23 @@ TEST_CASE("config: out-of-range protocol limits are refused, naming the field", 
   };
   for (const auto& r : ranges) {
     INFO(r.field);
-    CHECK(field_of([&](daemon_config& c) { roomy(c); c.*r.member = r.min; }).empty());
-    CHECK(field_of([&](daemon_config& c) { roomy(c); c.*r.member = r.max; }).empty());
-    if (r.min > 0) CHECK(field_of([&](daemon_config& c) { roomy(c); c.*r.member = r.min - 1; }) == r.field);
-    CHECK(field_of([&](daemon_config& c) { roomy(c); c.*r.member = r.max + 1; }) == r.field);
+    CHECK(field_of([&](daemon_config& c) {
+            roomy(c);
+            c.*r.member = r.min;
+          }).empty());
+    CHECK(field_of([&](daemon_config& c) {
+            roomy(c);
+            c.*r.member = r.max;
+          }).empty());
+    if (r.min > 0)
+      CHECK(field_of([&](daemon_config& c) {
+              roomy(c);
+              c.*r.member = r.min - 1;
+            }) == r.field);
+    CHECK(field_of([&](daemon_config& c) {
+            roomy(c);
+            c.*r.member = r.max + 1;
+          }) == r.field);
   }
   auto e = validate([] {
     daemon_config c;
@@ -278,19 +300,38 @@ TEST_CASE("config: out-of-range protocol limits are refused, naming the field", 
 
   // An alive message (name, tags, header) must fit udp_buffer_size: the field
   // the operator set is blamed.
-  CHECK(field_of([](daemon_config& c) { c.udp_buffer_size = 700; }) == "udp_buffer_size");  // 512 + 128 + 128
+  CHECK(field_of([](daemon_config& c) { c.udp_buffer_size = 700; }) ==
+        "udp_buffer_size");  // 512 + 128 + 128
   CHECK(field_of([](daemon_config& c) { c.udp_buffer_size = 768; }).empty());
   CHECK(field_of([](daemon_config& c) { c.max_tag_bytes = 1200; }) == "max_tag_bytes");
   CHECK(field_of([](daemon_config& c) { c.max_name_length = 800; }) == "max_name_length");
-  CHECK(field_of([](daemon_config& c) { c.max_tag_bytes = 100; c.udp_buffer_size = 600; }).empty());
+  CHECK(field_of([](daemon_config& c) {
+          c.max_tag_bytes = 100;
+          c.udp_buffer_size = 600;
+        }).empty());
 
   // The name and the tags are held to the configured limits, not the defaults.
-  CHECK(field_of([](daemon_config& c) { c.max_name_length = 4; c.name = "abcde"; }) == "name");
-  CHECK(field_of([](daemon_config& c) { c.max_name_length = 4; c.name = "abcd"; }).empty());
+  CHECK(field_of([](daemon_config& c) {
+          c.max_name_length = 4;
+          c.name = "abcde";
+        }) == "name");
+  CHECK(field_of([](daemon_config& c) {
+          c.max_name_length = 4;
+          c.name = "abcd";
+        }).empty());
   CHECK(field_of([](daemon_config& c) { c.name = std::string(200, 'x'); }) == "name");
-  CHECK(field_of([](daemon_config& c) { c.max_name_length = 200; c.name = std::string(200, 'x'); }).empty());
-  CHECK(field_of([](daemon_config& c) { c.max_tag_bytes = 10; c.tags["k"] = "0123456789"; }) == "tags");
-  CHECK(field_of([](daemon_config& c) { c.max_tag_bytes = 0; c.tags["k"] = ""; }) == "tags");
+  CHECK(field_of([](daemon_config& c) {
+          c.max_name_length = 200;
+          c.name = std::string(200, 'x');
+        }).empty());
+  CHECK(field_of([](daemon_config& c) {
+          c.max_tag_bytes = 10;
+          c.tags["k"] = "0123456789";
+        }) == "tags");
+  CHECK(field_of([](daemon_config& c) {
+          c.max_tag_bytes = 0;
+          c.tags["k"] = "";
+        }) == "tags");
   CHECK(field_of([](daemon_config& c) {
           c.max_tag_bytes = 2000;
           c.udp_buffer_size = 2400;
@@ -352,7 +393,8 @@ TEST_CASE("config: shoald.example.toml parses, and each commented field is valid
   for (std::string line; std::getline(in, line);) lines.push_back(line);
   auto parse = [&](std::size_t uncomment, daemon_config& c) {
     std::string text;
-    for (std::size_t i = 0; i < lines.size(); ++i) text += (i == uncomment ? lines[i].substr(2) : lines[i]) + "\n";
+    for (std::size_t i = 0; i < lines.size(); ++i)
+      text += (i == uncomment ? lines[i].substr(2) : lines[i]) + "\n";
     c.name = "n";
     return apply_toml(c, text, "shoald.example.toml");
   };
@@ -366,16 +408,21 @@ TEST_CASE("config: shoald.example.toml parses, and each commented field is valid
     const std::string& line = lines[i];
     if (line.rfind("# ", 0) != 0 || line.find(" = ") == std::string::npos) continue;
     const std::string key = line.substr(2, line.find(' ', 2) - 2);
-    if (key.find_first_not_of("abcdefghijklmnopqrstuvwxyz_") != std::string::npos) continue;  // prose
+    if (key.find_first_not_of("abcdefghijklmnopqrstuvwxyz_") != std::string::npos)
+      continue;  // prose
     INFO(line);
     daemon_config c;
     REQUIRE_FALSE(parse(i, c));
     CHECK_FALSE(validate(c));
     ++fields;
     if (key == "role") CHECK(c.tags.at("role") == "web");
-    static const std::set<std::string> protocol_limits = {
-        "max_name_length", "max_tag_bytes", "max_members", "max_push_pull_bytes", "udp_buffer_size",
-        "max_tcp_sessions", "max_packets_per_source_per_second"};
+    static const std::set<std::string> protocol_limits = {"max_name_length",
+                                                          "max_tag_bytes",
+                                                          "max_members",
+                                                          "max_push_pull_bytes",
+                                                          "udp_buffer_size",
+                                                          "max_tcp_sessions",
+                                                          "max_packets_per_source_per_second"};
     if (!protocol_limits.count(key)) continue;
     ++limits;
     const auto nc = node_config_of(c);
@@ -417,14 +464,53 @@ TEST_CASE("persist: state and keyring round-trip, atomically written", "[unit][d
   CHECK(base64_decode_key(base64_encode(k1)) == k1);
   CHECK_FALSE(base64_decode_key("c2hvcnQ="));  // 5 bytes
   CHECK_FALSE(base64_decode_key("not base64!"));
-  CHECK(load_file((dir / "absent.json").string(), 1 << 20, decode_state, back, msg) == load_status::absent);
+  CHECK(load_file((dir / "absent.json").string(), 1 << 20, decode_state, back, msg) ==
+        load_status::absent);
   fs::remove_all(dir);
+}
+
+TEST_CASE("persist: base64 keys are read as shoald always read them", "[unit][daemon]") {
+  shoal::encryption_key k1{}, k2{};
+  for (std::size_t i = 0; i < 32; ++i) {
+    k1[i] = static_cast<std::uint8_t>(i);
+    k2[i] = static_cast<std::uint8_t>(255 - i);
+  }
+  // Standard alphabet, padded (what `base64` and Python's b64encode print).
+  const std::string b1 = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+  const std::string b2 = "//79/Pv6+fj39vX08/Lx8O/u7ezr6uno5+bl5OPi4eA=";
+  CHECK(base64_encode(k1) == b1);
+  CHECK(base64_encode(k2) == b2);
+
+  // Accepted: the padding is optional, and any number of '=' may end it.
+  const std::string bare = b2.substr(0, 43);
+  for (const std::string& text : {b2, bare, bare + "==", bare + "====="}) {
+    INFO(text);
+    CHECK(base64_decode_key(text) == k2);
+  }
+  // The 43rd character carries the last 4 bits and 2 unused ones, which are
+  // not checked: '8' (60) and '9' (61) differ only there.
+  std::string loose = b1;
+  REQUIRE(loose[42] == '8');
+  loose[42] = '9';
+  CHECK(base64_decode_key(loose) == k1);
+
+  // Refused: whitespace and line ends anywhere, other alphabets, '=' inside,
+  // other lengths.
+  for (const std::string& text :
+       {" " + b2, b2 + "\n", b2 + " ", bare + "\r\n", bare.substr(0, 20) + " " + bare.substr(20),
+        bare.substr(0, 20) + "\n" + bare.substr(20), std::string("-_79") + bare.substr(4),
+        "=" + bare, bare.substr(0, 21) + "=" + bare.substr(21), bare + "A", bare + "A=",
+        bare.substr(0, 42), bare.substr(0, 42) + "=", b2 + b2, std::string(), std::string("===")}) {
+    INFO("'" << text << "'");
+    CHECK_FALSE(base64_decode_key(text));
+  }
 }
 
 TEST_CASE("persist: a corrupt file is reported and moved aside", "[unit][daemon]") {
   const auto dir = temp_dir("corrupt");
-  for (const char* text : {"{\"version\": 1, \"incarnation\": -3, \"members\": []}", "\x00\xff garbage", "[]",
-                           "{\"version\": 2, \"incarnation\": 1, \"members\": []}"}) {
+  for (const char* text :
+       {"{\"version\": 1, \"incarnation\": -3, \"members\": []}", "\x00\xff garbage", "[]",
+        "{\"version\": 2, \"incarnation\": 1, \"members\": []}"}) {
     const auto path = (dir / "state.json").string();
     std::ofstream(path, std::ios::binary) << text;
     persisted_state back;
@@ -446,12 +532,15 @@ TEST_CASE("persist: a corrupt file is reported and moved aside", "[unit][daemon]
   fs::remove_all(dir);
 }
 
-TEST_CASE("config: refusal_suspicion_timeout in seconds, checked, unset keeps the preset", "[unit][daemon]") {
+TEST_CASE("config: refusal_suspicion_timeout in seconds, checked, unset keeps the preset",
+          "[unit][daemon]") {
   daemon_config c;
   c.name = "n";
-  CHECK(node_config_of(c).protocol.refusal_suspicion_timeout == shoal::config::lan().refusal_suspicion_timeout);
+  CHECK(node_config_of(c).protocol.refusal_suspicion_timeout ==
+        shoal::config::lan().refusal_suspicion_timeout);
   c.preset = "wan";
-  CHECK(node_config_of(c).protocol.refusal_suspicion_timeout == shoal::config::wan().refusal_suspicion_timeout);
+  CHECK(node_config_of(c).protocol.refusal_suspicion_timeout ==
+        shoal::config::wan().refusal_suspicion_timeout);
   REQUIRE_FALSE(apply_toml(c, "refusal_suspicion_timeout = 0.5\n", "t"));
   CHECK_FALSE(validate(c));
   CHECK(node_config_of(c).protocol.refusal_suspicion_timeout == std::chrono::milliseconds(500));
@@ -460,9 +549,47 @@ TEST_CASE("config: refusal_suspicion_timeout in seconds, checked, unset keeps th
   const auto e = apply_toml(c, "refusal_suspicion_timeout = \"2s\"\n", "t");
   REQUIRE(e);
   CHECK(e->find("refusal_suspicion_timeout") != std::string::npos);
-  CHECK(field_of([](daemon_config& d) { d.refusal_suspicion_timeout_s = -1.0; }) == "refusal_suspicion_timeout");
-  CHECK(field_of([](daemon_config& d) { d.refusal_suspicion_timeout_s = 3601.0; }) == "refusal_suspicion_timeout");
+  CHECK(field_of([](daemon_config& d) { d.refusal_suspicion_timeout_s = -1.0; }) ==
+        "refusal_suspicion_timeout");
+  CHECK(field_of([](daemon_config& d) { d.refusal_suspicion_timeout_s = 3601.0; }) ==
+        "refusal_suspicion_timeout");
   CHECK(field_of([](daemon_config& d) { d.refusal_suspicion_timeout_s = std::nan(""); }) ==
         "refusal_suspicion_timeout");
   CHECK(field_of([](daemon_config& d) { d.refusal_suspicion_timeout_s = 3600.0; }).empty());
+}
+
+TEST_CASE("matcher: RE2 on the whole value, byte by byte, bounded", "[unit][daemon]") {
+  std::string err;
+  const auto m = [&](std::string_view pattern) {
+    auto r = matcher::compile(pattern, err);
+    INFO(pattern << ": " << err);
+    REQUIRE(r);
+    return std::move(*r);
+  };
+  // The whole value, never a search; alternatives are anchored together.
+  CHECK(m("db-[0-9]+").matches("db-12"));
+  CHECK_FALSE(m("db-[0-9]+").matches("db-12x"));
+  CHECK_FALSE(m("db").matches("xdb"));
+  CHECK(m("a|b").matches("b"));
+  CHECK_FALSE(m("a|b").matches("ab"));
+  CHECK(m("").matches(""));
+  CHECK_FALSE(m("").matches("a"));
+  // Bytes: '.' is any byte but '\n', valid UTF-8 or not.
+  CHECK(m(".*").matches(std::string("\xff\x00\xc3", 3)));
+  CHECK_FALSE(m(".*").matches("a\nb"));
+  CHECK(m("(?s).*").matches("a\nb"));
+  CHECK(m("caf..").matches("caf\xc3\xa9"));
+  CHECK(m("(?i)DB").matches("db"));
+  // Linear time: the classic exponential case for a backtracking engine.
+  CHECK_FALSE(m("(a|aa)*b").matches(std::string(5000, 'a')));
+
+  CHECK_FALSE(matcher::compile(std::string(257, 'a'), err));
+  CHECK(err == "regular expression longer than 256 bytes");
+  CHECK(matcher::compile(std::string(256, 'a'), err));
+  CHECK_FALSE(matcher::compile("(a)\\1", err));
+  CHECK(err.starts_with("bad regular expression: "));
+  std::string huge;
+  while (huge.size() + 8 <= matcher::max_pattern_bytes) huge += "\\w{1000}";
+  CHECK_FALSE(matcher::compile(huge, err));
+  CHECK(err == "bad regular expression: pattern too large - compile failed");
 }
