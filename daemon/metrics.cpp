@@ -134,9 +134,7 @@ std::string render_metrics(const node& n, const server& srv, std::uint64_t key_o
   t.family("shoal_streams_in_progress", "gauge", "Outgoing TCP exchanges in progress.");
   t.sample("shoal_streams_in_progress", "", ns.streams);
 
-  for_each_counter(srv.stats(), [&](const char* name, std::uint64_t v) {
-    counter_family(t, "shoal_socket_", name, "Unix-socket API counter of shoald.", v);
-  });
+  counters(t, "shoal_socket_", srv.stats());
   t.family("shoal_socket_clients", "gauge", "Clients connected to the Unix socket.");
   t.sample("shoal_socket_clients", "", srv.connections());
   t.family("shoal_socket_streams", "gauge", "Event streams open on the Unix socket.");
@@ -149,8 +147,9 @@ std::string render_metrics(const node& n, const server& srv, std::uint64_t key_o
 std::string render_metrics_reference() {
   std::string out =
       "# Counters of shoald\n\n"
-      "Generated from the counter lists in include/shoal/core.hpp (SHOAL_CORE_COUNTERS) and\n"
-      "include/shoal/node.hpp (SHOAL_RUNTIME_COUNTERS); tests/daemon/test_stats_fields.cpp\n"
+      "Generated from the counter lists in include/shoal/core.hpp (SHOAL_CORE_COUNTERS),\n"
+      "include/shoal/node.hpp (SHOAL_RUNTIME_COUNTERS) and daemon/server.hpp\n"
+      "(SHOAL_SERVER_COUNTERS); tests/daemon/test_stats_fields.cpp\n"
       "fails when this file and the lists differ (`SHOAL_UPDATE_DOCS=1` rewrites it). Every\n"
       "counter only grows. `shoalctl stats` shows each under its group and name;\n"
       "`/metrics` (shoald `--metrics-bind`) exports it as the Prometheus family given.\n"
@@ -170,6 +169,7 @@ std::string render_metrics_reference() {
   };
   table("Protocol (the core: shoal::core_stats)", "core", "shoal_", core_stats{});
   table("Runtime (sockets: shoal::runtime_stats)", "runtime", "shoal_runtime_", runtime_stats{});
+  table("Socket API (shoald's Unix socket)", "daemon", "shoal_socket_", server_stats{});
   return out;
 }
 

@@ -42,17 +42,34 @@ struct server_limits {
   std::chrono::milliseconds lagged_linger{5000};
 };
 
+/// The socket API's counters, each as X(name, help), in the manner of
+/// SHOAL_CORE_COUNTERS: the struct, its visitor, shoalctl stats ("daemon"),
+/// /metrics (shoal_socket_*) and docs/metrics.md come from this list.
+#define SHOAL_SERVER_COUNTERS(X)                                                       \
+  X(connections, "clients accepted and served")                                        \
+  X(connections_rejected, "clients refused: over max_connections")                     \
+  X(frames_in, "request frames read")                                                  \
+  X(frames_out, "reply and event frames written")                                      \
+  X(bad_frames, "frames that were not a msgpack map with an id")                       \
+  X(bad_requests, "requests refused as bad_request")                                   \
+  X(frames_too_large, "frames over the frame bound; the connection is closed")         \
+  X(frames_timed_out, "frames started that never completed within frame_timeout")      \
+  X(unknown_commands, "requests naming no command the daemon knows")                   \
+  X(streams_lagged, "connections cut off for falling behind their event stream")
+
 struct server_stats {
-  std::uint64_t connections = 0;           ///< accepted and served
-  std::uint64_t connections_rejected = 0;  ///< over max_connections
-  std::uint64_t frames_in = 0, frames_out = 0;
-  std::uint64_t bad_frames = 0;  ///< not a msgpack map with an id
-  std::uint64_t bad_requests = 0;
-  std::uint64_t frames_too_large = 0;
-  std::uint64_t frames_timed_out = 0;  ///< started frames that never completed
-  std::uint64_t unknown_commands = 0;
-  std::uint64_t streams_lagged = 0;  ///< connections cut off for falling behind
+#define SHOAL_FIELD_(name, help) std::uint64_t name = 0;
+  SHOAL_SERVER_COUNTERS(SHOAL_FIELD_)
+#undef SHOAL_FIELD_
 };
+
+/// Calls f(name, help, value) for every counter of SHOAL_SERVER_COUNTERS.
+template <class F>
+void visit_counters(const server_stats& s, F&& f) {
+#define SHOAL_VISIT_(name, help) f(#name, help, s.name);
+  SHOAL_SERVER_COUNTERS(SHOAL_VISIT_)
+#undef SHOAL_VISIT_
+}
 
 class session;
 

@@ -10,9 +10,9 @@
 
 namespace shoal::daemon {
 
-// core_stats and runtime_stats are listed once, in the public headers
-// (SHOAL_CORE_COUNTERS, SHOAL_RUNTIME_COUNTERS); these only adapt their
-// visitors to (name, value).
+// Every stats struct is listed once (SHOAL_CORE_COUNTERS and
+// SHOAL_RUNTIME_COUNTERS in the public headers, SHOAL_SERVER_COUNTERS in
+// server.hpp); these only adapt their visitors to (name, value).
 template <class F>
 void for_each_counter(const core_stats& s, F&& f) {
   visit_counters(s, [&](const char* name, const char*, std::uint64_t v) { f(name, v); });
@@ -35,16 +35,7 @@ void for_each_message_type(const core_stats& s, F&& f) {
 
 template <class F>
 void for_each_counter(const server_stats& s, F&& f) {
-  f("connections", s.connections);
-  f("connections_rejected", s.connections_rejected);
-  f("frames_in", s.frames_in);
-  f("frames_out", s.frames_out);
-  f("bad_frames", s.bad_frames);
-  f("bad_requests", s.bad_requests);
-  f("frames_too_large", s.frames_too_large);
-  f("frames_timed_out", s.frames_timed_out);
-  f("unknown_commands", s.unknown_commands);
-  f("streams_lagged", s.streams_lagged);
+  visit_counters(s, [&](const char* name, const char*, std::uint64_t v) { f(name, v); });
 }
 
 }  // namespace shoal::daemon

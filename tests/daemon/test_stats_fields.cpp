@@ -1,5 +1,5 @@
-// Every counter of the public lists (SHOAL_CORE_COUNTERS, SHOAL_RUNTIME_COUNTERS)
-// reaches `shoalctl stats` and /metrics, and docs/metrics.md is the reference
+// Every counter of the lists (SHOAL_CORE_COUNTERS, SHOAL_RUNTIME_COUNTERS,
+// SHOAL_SERVER_COUNTERS) reaches `shoalctl stats` and /metrics, and docs/metrics.md is the reference
 // generated from the same lists.
 #include <arpa/inet.h>
 
@@ -11,6 +11,7 @@
 
 #include "daemon_test_util.hpp"
 #include "metrics.hpp"
+#include "server.hpp"
 
 using namespace dtest;
 
@@ -84,6 +85,10 @@ TEST_CASE("stats fields: every core and runtime counter reaches stats and /metri
   shoal::visit_counters(shoal::runtime_stats{}, [&](const char* name, const char*, std::uint64_t) {
     check("runtime", "shoal_runtime_", name);
   });
+  shoal::daemon::visit_counters(shoal::daemon::server_stats{},
+                                [&](const char* name, const char*, std::uint64_t) {
+                                  check("daemon", "shoal_socket_", name);
+                                });
   // The counter security.md tells operators to watch, once missing from both.
   CHECK(s.at("core").contains("claims_out_of_reach"));
   CHECK(has_sample(metrics, "shoal_claims_out_of_reach_total"));
