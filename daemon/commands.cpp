@@ -3,6 +3,7 @@
 // shutdown (agent.cpp), `keys` a cluster key operation (keys.cpp), `stats`
 // is in stats.cpp.
 #include "agent.hpp"
+#include "names.hpp"
 
 #include <cstdio>
 #include <set>
@@ -60,7 +61,7 @@ void agent::cmd_members(const std::shared_ptr<session>& s, std::uint64_t id,
       if (e.type != msgpack::type::STR)
         return s->error(id, "bad_request", "\"status\" must be an array of strings");
       std::string v(e.via.str.ptr, e.via.str.size);
-      if (v != "alive" && v != "suspect" && v != "failed" && v != "left")
+      if (!parse_status(v))
         return s->error(id, "invalid_argument", "status must be alive, suspect, failed or left");
       statuses.insert(v);
     }
@@ -254,9 +255,8 @@ void agent::cmd_info(const std::shared_ptr<session>& s, std::uint64_t id) {
     w.pack_uint64(self.incarnation);
     write_str(w, "members");
     w.pack_map(4);
-    const char* names[4] = {"alive", "suspect", "failed", "left"};
-    for (int i = 0; i < 4; ++i) {
-      write_str(w, names[i]);
+    for (std::size_t i = 0; i < status_names.size(); ++i) {
+      write_str(w, status_names[i]);
       w.pack_uint64(counts[i]);
     }
     write_str(w, "encrypted");

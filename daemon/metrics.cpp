@@ -5,6 +5,7 @@
 #include <boost/beast/http.hpp>
 
 #include "agent.hpp"
+#include "names.hpp"
 #include "stats_fields.hpp"
 
 namespace shoal::daemon {
@@ -68,9 +69,10 @@ class http_session : public std::enable_shared_from_this<http_session> {
     parser_.body_limit(8192);
     parser_.header_limit(8192);
     stream_.expires_after(std::chrono::seconds(5));
-    http::async_read(stream_, buf_, parser_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
-      if (!ec) self->respond();
-    });
+    http::async_read(stream_, buf_, parser_,
+                     [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                       if (!ec) self->respond();
+                     });
   }
 
  private:
@@ -91,10 +93,11 @@ class http_session : public std::enable_shared_from_this<http_session> {
       res->body() = agent_.metrics_text();
     }
     res->prepare_payload();
-    http::async_write(stream_, *res, [self = shared_from_this(), res](beast::error_code, std::size_t) {
-      beast::error_code ignored;
-      self->stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
-    });
+    http::async_write(stream_, *res,
+                      [self = shared_from_this(), res](beast::error_code, std::size_t) {
+                        beast::error_code ignored;
+                        self->stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+                      });
   }
 
   beast::tcp_stream stream_;
@@ -111,8 +114,8 @@ std::string render_metrics(const node& n, const server& srv, std::uint64_t key_o
   std::uint64_t counts[4] = {};
   for (const auto& m : n.members()) ++counts[static_cast<int>(m.state)];
   t.family("shoal_members", "gauge", "Members of the local view by state.");
-  const char* states[4] = {"alive", "suspect", "failed", "left"};
-  for (int i = 0; i < 4; ++i) t.sample("shoal_members", std::string("state=\"") + states[i] + "\"", counts[i]);
+  for (std::size_t i = 0; i < status_names.size(); ++i)
+    t.sample("shoal_members", "state=\"" + std::string(status_names[i]) + "\"", counts[i]);
   t.family("shoal_health_score", "gauge", "Lifeguard local health score (0 is healthy).");
   t.sample("shoal_health_score", "", static_cast<std::uint64_t>(n.health_score()));
 
@@ -124,9 +127,11 @@ std::string render_metrics(const node& n, const server& srv, std::uint64_t key_o
     if (s.rfind("invalid_", 0) == 0)
       t.sample("shoal_invalid_packets_total", "reason=\"" + std::string(s.substr(8)) + "\"", v);
   });
-  t.family("shoal_messages_total", "counter", "Protocol messages by type and direction (UDP and TCP).");
+  t.family("shoal_messages_total", "counter",
+           "Protocol messages by type and direction (UDP and TCP).");
   for_each_message_type(ns.core, [&](const char* type, const char* dir, std::uint64_t v) {
-    t.sample("shoal_messages_total", std::string("type=\"") + type + "\",direction=\"" + dir + "\"", v);
+    t.sample("shoal_messages_total", std::string("type=\"") + type + "\",direction=\"" + dir + "\"",
+             v);
   });
   counters(t, "shoal_runtime_", ns.runtime);
   t.family("shoal_tcp_sessions", "gauge", "Incoming TCP exchanges in progress.");
@@ -139,7 +144,8 @@ std::string render_metrics(const node& n, const server& srv, std::uint64_t key_o
   t.sample("shoal_socket_clients", "", srv.connections());
   t.family("shoal_socket_streams", "gauge", "Event streams open on the Unix socket.");
   t.sample("shoal_socket_streams", "", srv.streams());
-  t.family("shoal_key_ops_rejected_total", "counter", "Malformed cluster key-operation messages ignored.");
+  t.family("shoal_key_ops_rejected_total", "counter",
+           "Malformed cluster key-operation messages ignored.");
   t.sample("shoal_key_ops_rejected_total", "", key_ops_rejected);
   return std::move(t.out);
 }
@@ -173,7 +179,8 @@ std::string render_metrics_reference() {
   return out;
 }
 
-metrics_server::metrics_server(asio::io_context& ctx, const agent& a, std::shared_ptr<spdlog::logger> log)
+metrics_server::metrics_server(asio::io_context& ctx, const agent& a,
+                               std::shared_ptr<spdlog::logger> log)
     : ctx_(ctx), agent_(a), log_(std::move(log)), acceptor_(ctx) {}
 
 std::string metrics_server::listen(const std::string& host_port) {

@@ -1,5 +1,7 @@
 #include "server.hpp"
 
+#include "names.hpp"
+
 #include <grp.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -20,37 +22,13 @@ namespace asio = boost::asio;
 using local = asio::local::stream_protocol;
 
 const char* status_name(member_state s) noexcept {
-  switch (s) {
-    case member_state::alive:
-      return "alive";
-    case member_state::suspect:
-      return "suspect";
-    case member_state::dead:
-      return "failed";
-    case member_state::left:
-      return "left";
-  }
-  return "unknown";
+  const auto i = static_cast<std::size_t>(s);
+  return i < status_names.size() ? status_names[i].data() : "unknown";
 }
 
 const char* event_name(event_type t) noexcept {
-  switch (t) {
-    case event_type::member_joined:
-      return "joined";
-    case event_type::member_updated:
-      return "updated";
-    case event_type::member_suspected:
-      return "suspected";
-    case event_type::member_alive:
-      return "alive";
-    case event_type::member_failed:
-      return "failed";
-    case event_type::member_left:
-      return "left";
-    case event_type::member_reaped:
-      return "reaped";
-  }
-  return "unknown";
+  const auto i = static_cast<std::size_t>(t);
+  return i < event_names.size() ? event_names[i].data() : "unknown";
 }
 
 void write_str(writer& w, std::string_view s) {
@@ -273,14 +251,9 @@ void session::dispatch(const std::vector<std::uint8_t>& frame) {
       }
       for (std::uint32_t i = 0; i < t->via.array.size; ++i) {
         const auto s = as_str(&t->via.array.ptr[i]);
-        bool found = false;
-        for (int e = 0; s && e <= static_cast<int>(event_type::member_reaped); ++e) {
-          if (*s == event_name(static_cast<event_type>(e))) {
-            types.insert(static_cast<event_type>(e));
-            found = true;
-          }
-        }
-        if (!found) {
+        const auto type = s ? parse_event(*s) : std::nullopt;
+        if (type) types.insert(*type);
+        if (!type) {
           error(id, "invalid_argument",
                 "unknown event type (joined updated suspected alive failed left reaped)");
           return;

@@ -22,6 +22,7 @@
 
 #include "client.hpp"
 #include "key_text.hpp"
+#include "names.hpp"
 
 namespace {
 
@@ -378,7 +379,7 @@ int cmd_monitor(const settings& s, const std::vector<std::string>& types) {
 
 /// "alive=3 suspect=0 failed=1 left=0", states in that order, then any others.
 std::string counts_text(const json& counts) {
-  static const std::vector<std::string> order = {"alive", "suspect", "failed", "left"};
+  static const std::vector<std::string> order(status_names.begin(), status_names.end());
   std::string v;
   const auto add = [&](const std::string& k, const json& n) {
     v += (v.empty() ? "" : " ") + clean(k) + "=" + scalar_text(n);
@@ -507,7 +508,7 @@ int main(int argc, char** argv) {
   auto* members = app.add_subcommand("members", "list members");
   members->add_option("--status", filter.status, "keep these states (repeatable, or a,b)")
       ->delimiter(',')
-      ->check(CLI::IsMember({"alive", "suspect", "failed", "left"}));
+      ->check(CLI::IsMember(std::vector<std::string>(status_names.begin(), status_names.end())));
   members->add_option("--name", filter.name, "regular expression matching the whole name");
   members->add_option("--tag", filter.tags, "KEY=REGEX on a tag's whole value (repeatable)");
   members->add_flag("--detailed", filter.detailed, "also incarnation and protocol");
@@ -545,8 +546,7 @@ int main(int argc, char** argv) {
   auto* monitor = app.add_subcommand("monitor", "print membership events until interrupted");
   monitor->add_option("--type", types, "event types to show (repeatable, or a,b)")
       ->delimiter(',')
-      ->check(
-          CLI::IsMember({"joined", "updated", "suspected", "alive", "failed", "left", "reaped"}));
+      ->check(CLI::IsMember(std::vector<std::string>(event_names.begin(), event_names.end())));
   add_format(monitor);
 
   auto* info = app.add_subcommand("info", "the local node and the daemon");
