@@ -52,8 +52,11 @@ struct config {
   /// and costs more packets.
   duration probe_interval = std::chrono::seconds(1);
   /// How long a direct ping waits for its ack before indirect probes start,
-  /// scaled by the health multiplier. lan: 500 ms. Should exceed the network's
-  /// 99th percentile round trip.
+  /// scaled by the health multiplier like probe_interval. lan: 500 ms. Should
+  /// exceed the network's 99th percentile round trip. Relays nack at 80% of
+  /// what is left of the prober's period after it (the indirect ping carries
+  /// the deadline), so a healthy relay's nack is back before the probe
+  /// closes.
   duration probe_timeout = std::chrono::milliseconds(500);
   /// k: members asked to ping a target that missed its direct ack. lan: 3.
   /// More tolerates more loss on the prober's links; 0 disables indirect probes.
@@ -73,25 +76,29 @@ struct config {
   int suspicion_max_timeout_mult = 6;
   /// Fast path for a process that is gone from a host that is up. When a
   /// probe this node sent is answered by ICMP port unreachable (the runtime
-  /// reports it; the simulator can model it), it asks its indirect probers
-  /// at once instead of at probe_timeout. A relay whose ping is refused too
-  /// (a second path agrees) accuses the target at once, marking the
-  /// accusation "refused", and nacks; an ack through any relay clears it; a
-  /// period without one ends in the prober's suspicion, marked refused too.
-  /// Once suspicion_mult - 1 distinct members (3 in lan, 5 in wan, 2 in
-  /// local; fewer in a cluster too small to have them) saw the port refused,
-  /// the suspicion ends after this timeout instead of the Lifeguard one
-  /// above: a process that nothing listens for cannot refute anyway. One
-  /// probe round brings at most indirect_checks + 1 refusals (4 in lan and
-  /// wan), so wan waits for a second prober. Fewer refusals, or a target that
-  /// answers, leave the ordinary suspicion in force. 0 disables (ICMP
-  /// ignored). lan: 2 s; wan: 10 s; local: 1 s.
-  /// ICMP is not authenticated: an attacker who can forge port-unreachable
-  /// messages to a prober and its relays while they probe a target can get
-  /// it suspected, and with enough of them declared dead this much sooner
-  /// than otherwise (it is still alive and refutes once it hears). On such networks, and with encryption where
-  /// that matters, set 0 (shoald does so when a keyring is configured and
-  /// the field is not set; docs/security.md).
+  /// reports it; the simulator can model it), it asks its relays (the
+  /// indirect probers) at once instead of at probe_timeout. A relay whose own
+  /// ping is refused too says so in its nack; a relay accuses nobody. Any ack
+  /// ends the probe. A probe period that ends without an ack suspects the
+  /// target and says how many distinct paths (this node's own and its
+  /// relays') were refused. A suspicion whose accusation reports two or more
+  /// refused paths ends after this timeout instead of the Lifeguard one: a
+  /// process that nothing listens for cannot refute anyway. One refused path,
+  /// however often reported (a REJECT rule on one path, or forged ICMP),
+  /// leaves the ordinary suspicion in force, and reports of different probers
+  /// are not added up (they may name the same relay's path). The same in
+  /// every preset: wan probes less often and waits 10 s here, so it removes
+  /// a stopped process in about one wan probe round plus 10 s. A cluster of
+  /// two has no relay, so no fast path. 0 disables (ICMP ignored). lan: 2 s;
+  /// wan: 10 s; local: 1 s.
+  /// ICMP is not authenticated: an attacker who forges port-unreachable
+  /// messages to a prober and its relays while they probe a target, and also
+  /// stops the target's answers from reaching them, can get it declared dead
+  /// this much sooner than otherwise (it is still alive and refutes once it
+  /// hears). Forged ICMP alone, against a member that answers, changes
+  /// nothing. On such networks, and with encryption where that matters, set
+  /// 0 (shoald does so when a keyring is configured and the field is not
+  /// set; docs/security.md).
   duration refusal_suspicion_timeout = std::chrono::seconds(2);
 
   // ---- local health (Lifeguard) ----

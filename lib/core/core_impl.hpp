@@ -266,7 +266,12 @@ class core_impl {
   void emit(event_type t, const member_entry& e, outbox& out);
   void mark_down(time_point now, member_entry& e, member_state s, std::uint64_t inc, outbox& out);
   void start_suspicion(time_point now, member_entry& e, std::uint64_t inc, const std::string& from,
-                       bool refused);
+                       std::uint32_t refused_paths);
+  /// The refused paths a suspect message reports (1 for an older sender's
+  /// bare refused flag).
+  static std::uint32_t refused_paths(const wire::suspect& m) noexcept {
+    return m.refused ? std::max<std::uint32_t>(m.refused_paths, 1) : 0;
+  }
   bool valid_tags(const tag_map& tags) const;
   wire::alive alive_msg(const member_entry& e) const;
   void reap(time_point now, outbox& out);
@@ -299,7 +304,9 @@ class core_impl {
   void check_digest(time_point now, const member_entry& peer, std::uint64_t theirs, outbox& out);
   void on_nack(const wire::nack& m);
   void on_relay_timeout(std::uint64_t seq, outbox& out);
-  void accuse_refused(time_point now, member_entry& e, outbox& out);
+  /// How long a relay waits for the target before it nacks, for a request
+  /// that did not say (older requesters).
+  duration default_nack_timeout() const noexcept;
 
   // ---- gossip.cpp: dissemination, anti-entropy, join, leave, healing ----
   void queue_broadcast(const std::string& key, const wire::message& m, bool marks_leave = false);
@@ -373,6 +380,8 @@ class core_impl {
     bool refused = false;  // our ping drew ICMP port unreachable
     int indirect_expected = 0;
     int nacks = 0;
+    int refused_nacks = 0;  // relays whose ping was refused too
+    time_point ends{};      // when this probe period ends (the next probe)
   } probe_;
   std::uint32_t next_seq_ = 0;
   int digest_mismatch_streak_ = 0;

@@ -288,28 +288,29 @@ void core_impl::on_suspect(time_point now, const wire::suspect& m, outbox& out) 
   const verdict v = judge_claim(e, claim::suspect, m.incarnation);
   if (v == verdict::ignore) return;
   if (v == verdict::confirm) {
-    if (e->susp && e->susp->incarnation() == m.incarnation && e->susp->confirm(m.from, m.refused)) {
+    if (e->susp && e->susp->incarnation() == m.incarnation &&
+        e->susp->confirm(m.from, refused_paths(m))) {
       schedule(e->susp->deadline(), timer_kind::suspicion, e->susp->token(), m.node);
       queue_broadcast(m.node, m);  // let others count this accuser too
     }
     return;
   }
   set_state(*e, member_state::suspect, m.incarnation, now);
-  start_suspicion(now, *e, m.incarnation, m.from, m.refused);
+  start_suspicion(now, *e, m.incarnation, m.from, refused_paths(m));
   ++stats_.suspicions;
   if (e->confirmed) emit(event_type::member_suspected, *e, out);
   queue_broadcast(m.node, m);
 }
 
 void core_impl::start_suspicion(time_point now, member_entry& e, std::uint64_t inc,
-                                const std::string& from, bool refused) {
+                                const std::string& from, std::uint32_t refused_paths) {
   const std::size_t n = live_count_;
   const int k = suspicion_k(cfg_.suspicion_mult, n);
   const duration min = suspicion_min(cfg_.suspicion_mult, n, cfg_.probe_interval);
   const duration max = min * cfg_.suspicion_max_timeout_mult;
   // The first accuser and the k others Lifeguard waits for.
   e.susp = std::make_unique<suspicion>(next_token_++, inc, now, min, max, k,
-                                       cfg_.refusal_suspicion_timeout, k + 1, from, refused);
+                                       cfg_.refusal_suspicion_timeout, from, refused_paths);
   schedule(e.susp->deadline(), timer_kind::suspicion, e.susp->token(), *e.name);
 }
 

@@ -3,6 +3,7 @@
 // fallback when the direct ack is late; suspicion when the period ends
 // without any ack. Also the answering side: acks and relayed pings.
 #include <algorithm>
+#include <limits>
 
 #include "core/core_impl.hpp"
 
@@ -10,7 +11,8 @@ namespace shoal::detail {
 
 void core_impl::on_probe_timer(time_point now, outbox& out) {
   finish_probe(now, out);
-  schedule(now + awareness_.scale(cfg_.probe_interval), timer_kind::probe);
+  const time_point next = now + awareness_.scale(cfg_.probe_interval);
+  schedule(next, timer_kind::probe);
   if (leaving_ || probe_list_.empty()) return;
   if (probe_pos_ >= probe_list_.size()) {
     rng_.shuffle(probe_list_, [this](std::size_t k) {
@@ -19,7 +21,12 @@ void core_impl::on_probe_timer(time_point now, outbox& out) {
     probe_pos_ = 0;
   }
   member_entry& t = *probe_list_[probe_pos_++];
-  probe_ = probe_state{++next_seq_, *t.name, t.incarnation, true, false, false, false, 0, 0};
+  probe_ = probe_state{};
+  probe_.seq = ++next_seq_;
+  probe_.target = *t.name;
+  probe_.incarnation = t.incarnation;
+  probe_.active = true;
+  probe_.ends = next;
   ++stats_.probes;
   const wire::ping p{probe_.seq, *t.name, *self_->name, self_->addr};
   if (t.state == member_state::suspect) {
@@ -29,7 +36,9 @@ void core_impl::on_probe_timer(time_point now, outbox& out) {
   } else {
     send(t.addr, p, out);
   }
-  schedule(now + cfg_.probe_timeout, timer_kind::probe_timeout, probe_.seq);
+  // Both the period and the wait for the direct ack stretch with our health
+  // score (Lifeguard): a slow node waits longer before it involves others.
+  schedule(now + awareness_.scale(cfg_.probe_timeout), timer_kind::probe_timeout, probe_.seq);
 }
 
 void core_impl::finish_probe(time_point now, outbox& out) {
@@ -46,11 +55,15 @@ void core_impl::finish_probe(time_point now, outbox& out) {
   if (benched_) return;
   member_entry* e = lookup(probe_.target);
   if (!e || !e->up() || e->incarnation != probe_.incarnation) return;  // refuted meanwhile
-  on_suspect(now, wire::suspect{e->incarnation, probe_.target, *self_->name, probe_.refused},
-             out);
+  // How many distinct paths refused: ours, and those our relays reported.
+  // Two or more (and no ack) end the suspicion after the refusal timeout.
+  wire::suspect s{e->incarnation, probe_.target, *self_->name};
+  s.refused_paths = static_cast<std::uint32_t>((probe_.refused ? 1 : 0) + probe_.refused_nacks);
+  s.refused = s.refused_paths > 0;
+  on_suspect(now, s, out);
 }
 
-void core_impl::start_indirect_probes(time_point, std::uint64_t seq, outbox& out) {
+void core_impl::start_indirect_probes(time_point now, std::uint64_t seq, outbox& out) {
   if (!probe_.active || probe_.acked || probe_.seq != seq || probe_.indirect_sent) return;
   member_entry* target = lookup(probe_.target);
   if (!target) return;
@@ -65,8 +78,14 @@ void core_impl::start_indirect_probes(time_point, std::uint64_t seq, outbox& out
     if (std::find(peers.begin(), peers.end(), p) != peers.end()) continue;
     peers.push_back(p);
   }
-  const wire::indirect_ping req{probe_.seq,   probe_.target, target->addr,
-                                *self_->name, self_->addr,   true};
+  // The relays nack at 80% of what is left of our period, so that a nack
+  // from a healthy relay is back before we close the probe and count the
+  // missing ones against ourselves (Lifeguard).
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(probe_.ends - now);
+  wire::indirect_ping req{probe_.seq,   probe_.target, target->addr,
+                          *self_->name, self_->addr,   true};
+  req.nack_timeout_ms = static_cast<std::uint32_t>(std::clamp<std::int64_t>(
+      left.count() * 4 / 5, 1, std::numeric_limits<std::uint32_t>::max()));
   for (member_entry* p : peers) send(p->addr, req, out);
   probe_.indirect_expected = static_cast<int>(peers.size());
   stats_.indirect_probes += peers.size();
@@ -98,7 +117,22 @@ void core_impl::on_indirect_ping(time_point now, const address& from, const wire
   const std::uint32_t seq = ++next_seq_;
   relays_.emplace(seq, relay{from, m.seq, m.want_nack, m.target_addr, m.target});
   send(m.target_addr, wire::ping{seq, m.target, *self_->name, self_->addr}, out);
-  schedule(now + cfg_.probe_timeout, timer_kind::relay_timeout, seq);
+  // The requester says when its nack is due; bounded by the longest probe
+  // period any of us runs, so a hostile request cannot hold a relay slot.
+  const duration longest = cfg_.probe_interval * std::max(1, cfg_.awareness_max_multiplier);
+  const duration wait =
+      m.nack_timeout_ms > 0
+          ? std::min<duration>(std::chrono::milliseconds(m.nack_timeout_ms), longest)
+          : default_nack_timeout();
+  schedule(now + wait, timer_kind::relay_timeout, seq);
+}
+
+duration core_impl::default_nack_timeout() const noexcept {
+  // What a requester of the same preset has left after its probe timeout,
+  // 80% of it, as it would have asked.
+  const duration left = cfg_.probe_interval - cfg_.probe_timeout;
+  return std::max<duration>(std::min(cfg_.probe_timeout, left * 4 / 5),
+                            std::chrono::milliseconds(1));
 }
 
 void core_impl::on_relay_timeout(std::uint64_t seq, outbox& out) {
@@ -171,10 +205,9 @@ void core_impl::on_unreachable(time_point now, const address& to, outbox& out) {
       ++stats_.refusals;
       probe_.refused = true;
       // One refused path accuses nobody (a REJECT rule, a forged ICMP): ask
-      // the indirect probers now rather than at probe_timeout. A relay whose
-      // ping is refused too accuses at once (a second path agrees); an ack
-      // through any relay ends it; otherwise the period ends in a suspicion
-      // that counts our refusal.
+      // the relays now rather than at the probe timeout. Their nacks say
+      // whether their pings were refused too; any ack ends it; a period
+      // without one ends in a suspicion that counts the refused paths.
       start_indirect_probes(now, probe_.seq, out);
     }
   }
@@ -185,28 +218,18 @@ void core_impl::on_unreachable(time_point now, const address& to, outbox& out) {
     }
     const relay r = std::move(it->second);
     it = relays_.erase(it);
-    if (member_entry* e = lookup(r.target); e && e != self_ && e->up() && e->addr == to) {
-      ++stats_.refusals;
-      accuse_refused(now, *e, out);
-    }
-    // A nack at once (we are working, the target is not), carrying our
-    // accusation: the prober counts every refusal it asked for without
-    // waiting for gossip, where accusations about one member supersede each
-    // other in the queues and may not all reach any one node.
-    if (r.want_nack) send(r.origin, wire::nack{r.origin_seq}, out);
+    ++stats_.refusals;
+    // A nack at once, reporting the refusal: the prober decides, from its own
+    // path and ours. A relay accuses nobody.
+    if (r.want_nack) send(r.origin, wire::nack{r.origin_seq, true}, out);
   }
-}
-
-void core_impl::accuse_refused(time_point now, member_entry& e, outbox& out) {
-  if (benched_) return;  // a node that judged its own network broken accuses nobody
-  wire::suspect s{e.incarnation, *e.name, *self_->name};
-  s.refused = true;
-  on_suspect(now, s, out);
 }
 
 void core_impl::on_nack(const wire::nack& m) {
   ++stats_.nacks_in;
-  if (probe_.active && m.seq == probe_.seq) ++probe_.nacks;
+  if (!probe_.active || m.seq != probe_.seq || probe_.nacks >= probe_.indirect_expected) return;
+  ++probe_.nacks;  // at most one per relay asked: more are forged or duplicated
+  if (m.refused) ++probe_.refused_nacks;
 }
 
 }  // namespace shoal::detail

@@ -1,7 +1,10 @@
 // One suspicion (Lifeguard): the timeout starts at max and shrinks as
-// independent members confirm it; each accuser is counted once. Accusers
-// that saw the target's port refused are counted apart: enough of them end
-// the suspicion after the short refusal timeout (config.hpp).
+// independent members confirm it; each accuser is counted once. Accusations
+// also say how many distinct paths to the suspect one probe found refused
+// (ICMP port unreachable: the prober's own ping and its relays', none of them
+// answered). Once one accusation reports two, the suspicion ends after the
+// short refusal timeout (config.hpp). Reports of different accusers are not
+// added up: they may name the same path (a relay two probers both asked).
 #pragma once
 
 #include <algorithm>
@@ -14,34 +17,31 @@
 
 namespace shoal::detail {
 
+/// Refused paths that end a suspicion early: one could be a REJECT rule on a
+/// single path or a forged ICMP.
+inline constexpr int refused_paths_needed = 2;
+
 class suspicion {
  public:
-  /// `refusal_timeout` 0: refusals are not counted. `refusers_needed`
-  /// distinct refusing accusers switch the deadline to start + refusal_timeout.
+  /// `refusal_timeout` 0: refusals are not counted.
   suspicion(std::uint64_t token, std::uint64_t incarnation, time_point start, duration min,
-            duration max, int k, duration refusal_timeout, int refusers_needed,
-            std::string first_accuser, bool refused)
+            duration max, int k, duration refusal_timeout, std::string first_accuser,
+            std::uint32_t refused_paths)
       : token_(token),
         incarnation_(incarnation),
         start_(start),
         min_(min),
         max_(max),
         refusal_timeout_(refusal_timeout),
-        k_(k),
-        refusers_needed_(std::max(1, refusers_needed)) {
-    if (refused && refusal_timeout_ > duration::zero()) refusers_.push_back(first_accuser);
+        k_(k) {
+    note_refusals(refused_paths);
     accusers_.push_back(std::move(first_accuser));
   }
 
   /// Records an accuser; true when it is new to either count (the deadline
   /// may have moved, and peers should hear of it too).
-  bool confirm(const std::string& from, bool refused) {
-    bool recorded = false;
-    if (refused && refusal_timeout_ > duration::zero() && !refusal_due() &&
-        std::find(refusers_.begin(), refusers_.end(), from) == refusers_.end()) {
-      refusers_.push_back(from);
-      recorded = true;
-    }
+  bool confirm(const std::string& from, std::uint32_t refused_paths) {
+    bool recorded = note_refusals(refused_paths);
     if (confirmations() < k_ &&
         std::find(accusers_.begin(), accusers_.end(), from) == accusers_.end()) {
       accusers_.push_back(from);
@@ -52,10 +52,12 @@ class suspicion {
 
   /// Independent confirmations beyond the first accuser.
   int confirmations() const noexcept { return static_cast<int>(accusers_.size()) - 1; }
-  /// Distinct accusers that saw the port refused.
-  int refusals() const noexcept { return static_cast<int>(refusers_.size()); }
-  /// Enough refusals for the short timeout.
-  bool refusal_due() const noexcept { return refusals() >= refusers_needed_; }
+  /// The most distinct refused paths one accusation reported.
+  int refused_paths() const noexcept { return most_reported_; }
+  /// Enough refused paths for the short timeout.
+  bool refusal_due() const noexcept {
+    return refusal_timeout_ > duration::zero() && refused_paths() >= refused_paths_needed;
+  }
 
   time_point deadline() const {
     const time_point lifeguard = start_ + suspicion_timeout(min_, max_, k_, confirmations());
@@ -66,14 +68,21 @@ class suspicion {
   std::uint64_t incarnation() const noexcept { return incarnation_; }
 
  private:
+  bool note_refusals(std::uint32_t paths) {
+    if (refusal_timeout_ <= duration::zero()) return false;
+    const int reported = static_cast<int>(std::min<std::uint32_t>(paths, 1024));
+    if (reported <= most_reported_) return false;
+    most_reported_ = reported;
+    return true;
+  }
+
   std::uint64_t token_;
   std::uint64_t incarnation_;
   time_point start_;
   duration min_, max_, refusal_timeout_;
   int k_;
-  int refusers_needed_;
+  int most_reported_ = 0;
   std::vector<std::string> accusers_;
-  std::vector<std::string> refusers_;
 };
 
 }  // namespace shoal::detail

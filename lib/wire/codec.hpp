@@ -21,11 +21,14 @@
 //
 //   message = msgpack array [type (uint), field 1, field 2, ...]
 //     1 ping          [1, seq, target, source, source_addr]
-//     2 indirect_ping [2, seq, target, target_addr, source, source_addr, want_nack]
+//     2 indirect_ping [2, seq, target, target_addr, source, source_addr, want_nack,
+//                      nack_timeout_ms (optional: how long the relay waits
+//                      before it nacks)]
 //     3 ack           [3, seq, digest]
-//     4 nack          [4, seq]
+//     4 nack          [4, seq, refused (bool, optional: sent only when true)]
 //     5 suspect       [5, incarnation, node, from, refused (bool, optional:
-//                      sent only when true)]
+//                      sent only when true), refused_paths (optional, after
+//                      refused)]
 //     6 alive         [6, incarnation, node, addr, tags, protocol]
 //     7 dead          [7, incarnation, node, from]
 //     8 left          [8, incarnation, node]
@@ -37,7 +40,9 @@
 //   tags = msgpack map str -> str
 //
 // Unknown message types are skipped (a newer peer may send them) and
-// counted; missing fields are an error; extra trailing fields are ignored.
+// counted; missing fields are an error; extra trailing fields are ignored,
+// so an optional field is only ever added at the end, and older decoders skip
+// it.
 #pragma once
 
 #include <cstddef>

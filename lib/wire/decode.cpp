@@ -104,16 +104,42 @@ class decoder {
     if (fields < field_count<T>) return errc::malformed;
     auto& m = std::get<T>(out.emplace_back(std::in_place_type<T>));
     errc e = read(m);
+    // Optional fields (codec.hpp) that are present, then any later ones this
+    // build does not know, skipped.
     std::size_t optional = 0;
-    if constexpr (std::is_same_v<T, suspect>) {
-      if (e == errc::ok && fields > field_count<T>) {
-        e = r_.read_bool(m.refused);
-        optional = 1;
-      }
-    }
+    if (e == errc::ok) e = read_optional(m, fields - field_count<T>, optional);
     if (e == errc::ok) e = r_.skip_objects(fields - field_count<T> - optional, field_depth);
     if (e != errc::ok) out.pop_back();
     return e;
+  }
+
+  // -- optional trailing fields: read those present (`extra` of them are),
+  // counting them in `used` --
+
+  template <class T>
+  errc read_optional(T&, std::size_t, std::size_t&) noexcept {
+    return errc::ok;
+  }
+  errc read_optional(indirect_ping& m, std::size_t extra, std::size_t& used) noexcept {
+    if (extra < 1) return errc::ok;
+    used = 1;
+    return uint(m.nack_timeout_ms);
+  }
+  errc read_optional(nack& m, std::size_t extra, std::size_t& used) noexcept {
+    if (extra < 1) return errc::ok;
+    used = 1;
+    return r_.read_bool(m.refused);
+  }
+  errc read_optional(suspect& m, std::size_t extra, std::size_t& used) noexcept {
+    if (extra < 1) return errc::ok;
+    used = 1;
+    SHOAL_WIRE_TRY(r_.read_bool(m.refused));
+    if (extra < 2) {
+      m.refused_paths = m.refused ? 1 : 0;  // an older sender: one path, its own
+      return errc::ok;
+    }
+    used = 2;
+    return uint(m.refused_paths);
   }
 
   // -- fields --

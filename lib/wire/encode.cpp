@@ -86,13 +86,14 @@ struct encoder {
     pack_addr(pk, m.source_addr);
   }
   void operator()(const indirect_ping& m) const {
-    pack_head(pk, msg_type::indirect_ping, 6);
+    pack_head(pk, msg_type::indirect_ping, m.nack_timeout_ms > 0 ? 7 : 6);
     pk.pack_uint32(m.seq);
     pack_str(pk, m.target);
     pack_addr(pk, m.target_addr);
     pack_str(pk, m.source);
     pack_addr(pk, m.source_addr);
     pack_bool(pk, m.want_nack);
+    if (m.nack_timeout_ms > 0) pk.pack_uint32(m.nack_timeout_ms);
   }
   void operator()(const ack& m) const {
     pack_head(pk, msg_type::ack, 2);
@@ -100,15 +101,19 @@ struct encoder {
     pk.pack_uint64(m.digest);
   }
   void operator()(const nack& m) const {
-    pack_head(pk, msg_type::nack, 1);
+    pack_head(pk, msg_type::nack, m.refused ? 2 : 1);
     pk.pack_uint32(m.seq);
+    if (m.refused) pack_bool(pk, true);
   }
   void operator()(const suspect& m) const {
-    pack_head(pk, msg_type::suspect, m.refused ? 4 : 3);
+    pack_head(pk, msg_type::suspect, m.refused ? 5 : 3);
     pk.pack_uint64(m.incarnation);
     pack_str(pk, m.node);
     pack_str(pk, m.from);
-    if (m.refused) pack_bool(pk, true);
+    if (m.refused) {
+      pack_bool(pk, true);
+      pk.pack_uint32(m.refused_paths);
+    }
   }
   void operator()(const alive& m) const {
     pack_head(pk, msg_type::alive, 5);

@@ -36,6 +36,10 @@ struct indirect_ping {
   std::string source;
   address source_addr;
   bool want_nack = true;
+  /// How long the relay waits for the target before it nacks, ms, so the
+  /// nack reaches the requester before its probe period ends (Lifeguard).
+  /// 0: not sent (older requesters); the relay then uses its own estimate.
+  std::uint32_t nack_timeout_ms = 0;
   friend bool operator==(const indirect_ping&, const indirect_ping&) = default;
 };
 
@@ -47,9 +51,13 @@ struct ack {
   friend bool operator==(const ack&, const ack&) = default;
 };
 
-/// Sent by an indirect prober whose target did not answer in time.
+/// Sent by an indirect prober whose target did not answer in time, or
+/// refused its ping.
 struct nack {
   std::uint32_t seq = 0;
+  /// The relay's ping drew ICMP port unreachable from the target's host: a
+  /// path of its own that refused. On the wire only when true.
+  bool refused = false;
   friend bool operator==(const nack&, const nack&) = default;
 };
 
@@ -57,10 +65,14 @@ struct suspect {
   std::uint64_t incarnation = 0;
   std::string node;
   std::string from;
-  /// `from` pinged `node` and its host answered that nothing listens on the
-  /// port (ICMP port unreachable): first-hand evidence the process is gone.
-  /// On the wire only when true (an optional fourth field).
+  /// `from` probed `node` and at least one path (its own ping, or a relay's)
+  /// drew ICMP port unreachable: nothing listens on the port. On the wire
+  /// only when true (optional fourth field), with refused_paths after it.
   bool refused = false;
+  /// Distinct paths (the accuser's own and its relays') whose pings were
+  /// refused, none answered (optional fifth field; 1 when only the fourth
+  /// came, from an older sender).
+  std::uint32_t refused_paths = 0;
   friend bool operator==(const suspect&, const suspect&) = default;
 };
 

@@ -50,51 +50,57 @@ TEST_CASE("suspicion k is mult - 2, capped by members that can confirm", "[unit]
 
 TEST_CASE("a suspicion counts each accuser once", "[unit]") {
   const shoal::time_point t0{};
-  suspicion s(1, 7, t0, 2s, 30s, 3, 1s, 4, "a", false);
+  suspicion s(1, 7, t0, 2s, 30s, 3, 1s, "a", 0);
   CHECK(s.deadline() == t0 + 30s);
-  CHECK(s.confirm("b", false));
-  CHECK_FALSE(s.confirm("b", false));
-  CHECK_FALSE(s.confirm("a", false));
+  CHECK(s.confirm("b", 0));
+  CHECK_FALSE(s.confirm("b", 0));
+  CHECK_FALSE(s.confirm("a", 0));
   CHECK(s.confirmations() == 1);
   CHECK(s.deadline() == t0 + 16s);
-  CHECK(s.confirm("c", false));
-  CHECK(s.confirm("d", false));
+  CHECK(s.confirm("c", 0));
+  CHECK(s.confirm("d", 0));
   CHECK(s.deadline() == t0 + 2s);
-  CHECK_FALSE(s.confirm("e", false));  // already at min
-  CHECK(s.refusals() == 0);
+  CHECK_FALSE(s.confirm("e", 0));  // already at min
+  CHECK(s.refused_paths() == 0);
 }
 
-TEST_CASE("a suspicion takes the refusal timeout once enough accusers saw the port refused",
-          "[unit]") {
+TEST_CASE("a suspicion takes the refusal timeout once two refused paths are known", "[unit]") {
   const shoal::time_point t0{};
-  SECTION("the first accuser counts; each refuser once; a plain accusation is no refusal") {
-    suspicion s(1, 7, t0, 8s, 48s, 2, 2s, 3, "a", true);
-    CHECK(s.refusals() == 1);
-    CHECK(s.deadline() == t0 + 48s);
-    CHECK(s.confirm("b", false));
-    CHECK(s.refusals() == 1);
-    CHECK(s.confirm("b", true));  // b now also saw it refused
-    CHECK_FALSE(s.confirm("b", true));
-    CHECK(s.refusals() == 2);
-    CHECK_FALSE(s.refusal_due());
-    CHECK(s.deadline() > t0 + 8s);
-    CHECK(s.confirm("c", true));
+  SECTION("one accuser reporting two paths") {
+    suspicion s(1, 7, t0, 8s, 48s, 2, 2s, "a", 2);
+    CHECK(s.refused_paths() == 2);
     CHECK(s.refusal_due());
     CHECK(s.deadline() == t0 + 2s);
-    CHECK_FALSE(s.confirm("d", true));  // nothing left to count
+  }
+  SECTION("one path is not enough, however often it is reported") {
+    suspicion s(1, 7, t0, 8s, 48s, 2, 2s, "a", 1);
+    CHECK(s.refused_paths() == 1);
+    CHECK_FALSE(s.refusal_due());
+    CHECK_FALSE(s.confirm("a", 1));  // the same accuser again
+    CHECK(s.confirm("b", 0));        // a plain accusation is no refusal
+    CHECK(s.refused_paths() == 1);
+    CHECK(s.deadline() > t0 + 8s);
+  }
+  SECTION("accusers' reports are not added up: they may name the same path") {
+    suspicion s(1, 7, t0, 8s, 48s, 2, 2s, "a", 1);
+    CHECK(s.confirm("b", 1));  // a new accuser, one path (maybe a's relay's)
+    CHECK(s.refused_paths() == 1);
+    CHECK_FALSE(s.refusal_due());
+    CHECK(s.confirm("c", 2));  // c's probe found two
+    CHECK(s.refusal_due());
+    CHECK(s.deadline() == t0 + 2s);
   }
   SECTION("a refusal timeout longer than the Lifeguard deadline changes nothing") {
-    suspicion s(1, 7, t0, 1s, 6s, 1, 10s, 1, "a", true);
+    suspicion s(1, 7, t0, 1s, 6s, 1, 10s, "a", 2);
     CHECK(s.refusal_due());
     CHECK(s.deadline() == t0 + 6s);
   }
   SECTION("with the refusal timeout 0 refusals are not counted") {
-    suspicion s(1, 7, t0, 8s, 48s, 2, 0s, 3, "a", true);
-    CHECK(s.confirm("b", true));
-    CHECK(s.confirm("c", true));
-    CHECK(s.refusals() == 0);
+    suspicion s(1, 7, t0, 8s, 48s, 2, 0s, "a", 3);
+    CHECK(s.confirm("b", 2));
+    CHECK(s.refused_paths() == 0);
     CHECK_FALSE(s.refusal_due());
-    CHECK(s.deadline() == t0 + 8s);
+    CHECK(s.deadline() == t0 + suspicion_timeout(8s, 48s, 2, 1));  // Lifeguard's, b counted
   }
 }
 

@@ -657,10 +657,11 @@ TEST_CASE("wire: member state must be 0..3", "[unit]") {
 
 TEST_CASE("wire: extra trailing fields are skipped", "[unit]") {
   const auto d = decode(packet(2, packed([](raw_packer& pk) {
-                                 pk.pack_array(2 + 9);  // nack + 9 future fields
+                                 // nack, its optional refused flag, 8 future fields
+                                 pk.pack_array(2 + 9);
                                  pk.pack_uint8(4);
                                  pk.pack_uint32(77);
-                                 pk.pack_nil();
+                                 pk.pack_true();
                                  pk.pack_double(1.5);
                                  pk.pack_float(2.5f);
                                  pk.pack_int8(-3);
@@ -697,6 +698,7 @@ TEST_CASE("wire: extra trailing fields are skipped", "[unit]") {
   REQUIRE_FALSE(d.ec);
   REQUIRE(d.msgs.size() == 2);
   CHECK(std::get<wire::nack>(d.msgs[0]).seq == 77);
+  CHECK(std::get<wire::nack>(d.msgs[0]).refused);
   const auto& pp = std::get<wire::push_pull>(d.msgs[1]);
   CHECK(pp.members.size() == 1);
   CHECK(pp.members[0].state == shoal::member_state::left);
@@ -938,16 +940,18 @@ TEST_CASE("wire: encoded messages tell their type, the builder counts by type", 
   CHECK(counts[0] == 1);
 }
 
-TEST_CASE("wire: a suspect carries the refused flag only when set", "[unit]") {
+TEST_CASE("wire: a suspect carries the refused paths only when some were refused", "[unit]") {
   const wire::message plain = wire::suspect{9, "node-a", "node-b"};
   wire::suspect flagged{9, "node-a", "node-b"};
   flagged.refused = true;
+  flagged.refused_paths = 2;
   const wire::message refused = flagged;
   const bytes p = wire::encode_packet({&plain, 1});
   const bytes r = wire::encode_packet({&refused, 1});
-  // A plain suspicion keeps the three-field form older peers send; the flag
-  // adds one msgpack bool (and the array header stays one byte).
-  CHECK(r.size() == p.size() + 1);
+  // A plain suspicion keeps the three-field form older peers send; a refused
+  // one adds a msgpack bool and the count (and the array header stays one
+  // byte).
+  CHECK(r.size() == p.size() + 2);
   const auto dp = decode(p);
   const auto dr = decode(r);
   REQUIRE_FALSE(dp.ec);
@@ -955,8 +959,22 @@ TEST_CASE("wire: a suspect carries the refused flag only when set", "[unit]") {
   REQUIRE(dp.msgs.size() == 1);
   REQUIRE(dr.msgs.size() == 1);
   CHECK_FALSE(std::get<wire::suspect>(dp.msgs[0]).refused);
+  CHECK(std::get<wire::suspect>(dp.msgs[0]).refused_paths == 0);
   CHECK(std::get<wire::suspect>(dr.msgs[0]) == flagged);
 
+  SECTION("an older sender's flag alone reads as one refused path") {
+    const auto d = decode(packet(1, packed([](raw_packer& pk) {
+                                   pk.pack_array(5);
+                                   pk.pack_uint8(5);
+                                   pk.pack_uint8(1);
+                                   str(pk, "a");
+                                   str(pk, "b");
+                                   pk.pack_true();
+                                 })));
+    REQUIRE_FALSE(d.ec);
+    CHECK(std::get<wire::suspect>(d.msgs[0]).refused);
+    CHECK(std::get<wire::suspect>(d.msgs[0]).refused_paths == 1);
+  }
   SECTION("a fourth field that is not a bool is malformed") {
     const auto d = decode(packet(1, packed([](raw_packer& pk) {
                                    pk.pack_array(5);
@@ -968,20 +986,41 @@ TEST_CASE("wire: a suspect carries the refused flag only when set", "[unit]") {
                                  })));
     CHECK(d.ec == shoal::errc::malformed);
   }
-  SECTION("fields after the flag are skipped") {
+  SECTION("fields after the count are skipped") {
     const auto d = decode(packet(1, packed([](raw_packer& pk) {
-                                   pk.pack_array(6);
+                                   pk.pack_array(7);
                                    pk.pack_uint8(5);
                                    pk.pack_uint8(1);
                                    str(pk, "a");
                                    str(pk, "b");
                                    pk.pack_true();
+                                   pk.pack_uint8(3);
                                    str(pk, "future");
                                  })));
     REQUIRE_FALSE(d.ec);
     REQUIRE(d.msgs.size() == 1);
-    CHECK(std::get<wire::suspect>(d.msgs[0]).refused);
+    CHECK(std::get<wire::suspect>(d.msgs[0]).refused_paths == 3);
   }
+}
+
+TEST_CASE("wire: optional fields of indirect pings and nacks round-trip and stay optional",
+          "[unit]") {
+  wire::indirect_ping ip{5, "t", v4(3, 7946), "s", v4(4, 7946), true};
+  const bytes old_form = wire::encode_packet(std::vector<wire::message>{ip});
+  ip.nack_timeout_ms = 400;
+  const bytes new_form = wire::encode_packet(std::vector<wire::message>{ip});
+  CHECK(new_form.size() == old_form.size() + 3);  // uint16 400
+  const auto d_old = decode(old_form);
+  const auto d_new = decode(new_form);
+  REQUIRE_FALSE(d_old.ec);
+  REQUIRE_FALSE(d_new.ec);
+  CHECK(std::get<wire::indirect_ping>(d_old.msgs[0]).nack_timeout_ms == 0);
+  CHECK(std::get<wire::indirect_ping>(d_new.msgs[0]) == ip);
+  const bytes plain = wire::encode_packet(std::vector<wire::message>{wire::nack{7}});
+  const bytes refused = wire::encode_packet(std::vector<wire::message>{wire::nack{7, true}});
+  CHECK(refused.size() == plain.size() + 1);
+  CHECK_FALSE(std::get<wire::nack>(decode(plain).msgs[0]).refused);
+  CHECK(std::get<wire::nack>(decode(refused).msgs[0]).refused);
 }
 
 TEST_CASE("wire format: a stream body decodes incrementally", "[unit]") {

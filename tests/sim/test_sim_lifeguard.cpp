@@ -1,0 +1,70 @@
+// Lifeguard's local health on the simulator: a healthy node whose relays are
+// healthy never raises its own score, and nothing a peer claims can stop a
+// healthy member from refuting.
+#include <algorithm>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <catch2/catch.hpp>
+#include <shoal/sim.hpp>
+
+#include "sim_vocabulary.hpp"
+#include "wire/codec.hpp"
+
+using namespace std::chrono_literals;
+using shoal::member_state;
+using shoal::sim::node_id;
+using shoal::sim::simulator;
+
+namespace {
+
+/// Runs the simulator for `d` in steps of `step` and returns, per live node,
+/// the highest health score it had at any step.
+std::map<node_id, int> max_scores(simulator& sim, shoal::duration d, shoal::duration step) {
+  std::map<node_id, int> top;
+  for (shoal::duration t{}; t < d; t += step) {
+    sim.run_for(step);
+    for (node_id i : sim.live_nodes())
+      top[i] = std::max(top[i], sim.node_core(i).health_score());
+  }
+  return top;
+}
+
+void silent_dead_among_healthy(const shoal::config& cfg, const shoal::sim::network_config& net,
+                               shoal::duration run) {
+  for_each_seed([&](std::uint64_t seed) {
+    auto o = sim_options(seed);
+    o.base = cfg;
+    o.net = net;
+    simulator sim(o);
+    const auto nodes = sim.start_converged(12);
+    sim.run_for(10s);
+    sim.crash(5, false);  // the host goes silent
+    // Every healthy prober that probes n5 gets nacks from its healthy relays
+    // in time: missing nacks are the only failed probe that counts against
+    // the prober, so nobody's score moves.
+    const auto top = max_scores(sim, run, 100ms);
+    for (const auto& [n, score] : top) {
+      CAPTURE(n);
+      CHECK(score == 0);
+    }
+    CHECK(sum_live(sim, &shoal::core_stats::probe_failures) > 0);  // n5 was probed in vain
+    CHECK(sim.wait_status_everywhere("n5", member_state::dead, 120s));
+  });
+}
+
+}  // namespace
+
+TEST_CASE("lifeguard: nacks from healthy relays arrive in time (lan)", "[sim]") {
+  silent_dead_among_healthy(shoal::config::lan(), shoal::sim::network_config::lan(), 60s);
+}
+
+TEST_CASE("lifeguard: nacks from healthy relays arrive in time (wan)", "[sim]") {
+  silent_dead_among_healthy(shoal::config::wan(), shoal::sim::network_config::wan(), 300s);
+}
+
+TEST_CASE("lifeguard: nacks from healthy relays arrive in time (local)", "[sim]") {
+  silent_dead_among_healthy(shoal::config::local(), shoal::sim::network_config::local(), 60s);
+}
