@@ -380,8 +380,9 @@ void runtime::deliver_events(std::vector<event>& events) {
   // The core already logs each membership change at info; here at debug, as
   // delivered to subscribers.
   for (const auto& e : events)
-    log_.log(spdlog::level::debug, "deliver {} member={} addr={} inc={} state={}", to_string(e.type),
-             e.who.name, e.who.addr.to_string(), e.who.incarnation, to_string(e.who.state));
+    log_.log(spdlog::level::debug, "deliver {} member={} addr={} inc={} state={}",
+             to_string(e.type), e.who.name, e.who.addr.to_string(), e.who.incarnation,
+             to_string(e.who.state));
   std::vector<std::shared_ptr<node::event_handler>> handlers;
   {
     std::lock_guard lock(cb_mu_);
@@ -471,7 +472,8 @@ void runtime::on_receive(const error_code& ec, std::size_t n) {
     log_.log(spdlog::level::trace, "udp in from={} bytes={}", from.to_string(), n);
     if (!rate_limiter_.allow(from, std::chrono::steady_clock::now())) {
       bump(counters_.rate_limited);
-      warn_limited("udp packets dropped: over max_packets_per_source_per_second", "from=" + from.to_string());
+      warn_limited("udp packets dropped: over max_packets_per_source_per_second",
+                   "from=" + from.to_string());
       if (!closed_) do_receive();
       return;
     }

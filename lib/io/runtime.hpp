@@ -239,8 +239,8 @@ class runtime : public std::enable_shared_from_this<runtime> {
   udp::endpoint sender_;
   std::deque<outgoing_packet> send_queue_;
   bool sending_ = false;
-  bool send_retried_ = false;  // the front packet failed once on an ICMP error
-  bool icmp_errors_ = false;   // the socket queues ICMP errors (set before on_started)
+  bool send_retried_ = false;       // the front packet failed once on an ICMP error
+  bool icmp_errors_ = false;        // the socket queues ICMP errors (set before on_started)
   bool error_read_posted_ = false;  // read_error_queue() waits on the strand
   std::unordered_map<std::uint64_t, std::weak_ptr<tcp_session>> sessions_;
   std::unordered_map<std::uint64_t, std::weak_ptr<stream_client>> clients_;
