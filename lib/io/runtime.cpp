@@ -50,9 +50,7 @@ constexpr std::size_t max_send_queue = 4096;    // packets waiting for the socke
 constexpr int max_icmp_per_wakeup = 64;         // error-queue entries read per handler
 constexpr int max_bind_attempts = 16;           // port 0: UDP's port may be taken on TCP
 constexpr int socket_receive_buffer = 1 << 20;  // asked of the kernel, best effort
-constexpr auto accept_retry_delay = std::chrono::milliseconds(100);
 constexpr auto warning_period = std::chrono::seconds(10);
-constexpr auto blocking_grace = std::chrono::seconds(2);  // beyond a call's own bound
 
 bool is_unspecified(const address& a) {
   const auto ip = a.ip();
@@ -65,23 +63,6 @@ std::uint64_t random_seed() {
 }
 
 }  // namespace
-
-/// A join() call waiting for its exchanges (strand).
-struct runtime::join_op {
-  explicit join_op(const strand_type& s) : timer(s) {}
-  std::promise<join_result> promise;
-  join_result result;
-  std::set<std::uint64_t> streams;  // core stream ids still in flight
-  std::error_code last_error;
-  net::steady_timer timer;  // bounds resolution plus exchanges
-  bool done = false;
-};
-
-/// A leave() call waiting for the departure to be sent (strand).
-struct runtime::leave_waiter {
-  std::promise<std::error_code> promise;
-  time_point deadline;
-};
 
 runtime::runtime(node_config cfg, net::io_context& ctx, std::shared_ptr<net::io_context> owned)
     : owned_ctx_(std::move(owned)),
@@ -604,121 +585,6 @@ void runtime::on_send(const error_code& ec, std::size_t n) {
   if (send_queue_.empty()) check_leave();
 }
 
-// ---- TCP: accepting peers' exchanges, starting ours ----
-
-void runtime::do_accept() {
-  acceptor_.async_accept([self = shared_from_this()](const error_code& ec, tcp::socket socket) {
-    self->on_accept(ec, std::move(socket));
-  });
-}
-
-void runtime::on_accept(const error_code& ec, tcp::socket socket) {
-  if (ec == net::error::operation_aborted || closed_) return;
-  if (ec) {  // e.g. out of descriptors: try again a little later, do not spin
-    fail(ec, "tcp accept");
-    accept_retry_timer_.expires_after(accept_retry_delay);
-    accept_retry_timer_.async_wait([self = shared_from_this()](const error_code& e) {
-      if (e == net::error::operation_aborted || self->closed_) return;
-      self->do_accept();
-    });
-    return;
-  }
-  if (sessions_.size() >= cfg_.max_tcp_sessions) {
-    bump(counters_.tcp_rejected);
-    error_code ignored;
-    const auto ep = socket.remote_endpoint(ignored);
-    warn_limited("tcp connection closed: max_tcp_sessions reached",
-                 "peer=" + to_address(ep).to_string());
-    socket.close(ignored);
-  } else {
-    bump(counters_.tcp_accepted);
-    const std::uint64_t id = next_io_id_++;
-    auto session = std::make_shared<tcp_session>(shared_from_this(), id, std::move(socket));
-    sessions_.emplace(id, session);
-    session_count_ = sessions_.size();
-    session->start();
-  }
-  do_accept();
-}
-
-bytes runtime::serve_stream(const address& from, std::span<const std::uint8_t> request) {
-  if (closed_) return {};
-  bytes opened;
-  if (!open_in(request, opened, from, "tcp request", max_frame()))
-    return {};  // close without a reply
-  bytes reply;
-  {
-    std::lock_guard lock(mu_);
-    reply = core_->handle_stream(now(), from, request, pending_);
-  }
-  drain();
-  if (!reply.empty()) seal_out(reply);
-  return reply;
-}
-
-void runtime::session_done(std::uint64_t session_id, bool /*ok*/) {
-  sessions_.erase(session_id);
-  session_count_ = sessions_.size();
-}
-
-void runtime::start_stream(stream_request req) {
-  if (clients_.size() >= cfg_.max_tcp_sessions) {
-    bump(counters_.streams_rejected);
-    log_.log(spdlog::level::debug, "stream not started to={}: max_tcp_sessions reached",
-             req.to.to_string());
-    finish_stream(req.id, net::error::no_buffer_space, {});
-    return;
-  }
-  log_.log(spdlog::level::debug, "stream start id={} to={} kind={} bytes={}", req.id,
-           req.to.to_string(), static_cast<int>(req.kind), req.data.size());
-  seal_out(req.data);
-  const std::uint64_t id = next_io_id_++;
-  auto client = std::make_shared<stream_client>(shared_from_this(), id, std::move(req));
-  clients_.emplace(id, client);
-  stream_count_ = clients_.size();
-  client->start();
-}
-
-void runtime::stream_done(std::uint64_t client_id, std::uint64_t stream_id, const address& peer,
-                          const error_code& e, std::span<const std::uint8_t> reply) {
-  clients_.erase(client_id);
-  stream_count_ = clients_.size();
-  if (closed_) return;
-  error_code ec = e;
-  bytes opened;
-  if (!ec && !open_in(reply, opened, peer, "tcp reply", max_frame()))
-    ec = boost::system::errc::make_error_code(boost::system::errc::permission_denied);
-  if (ec) {
-    bump(counters_.streams_failed);
-    log_.log(spdlog::level::debug, "stream failed id={} error={}", stream_id, ec.message());
-  } else {
-    bump(counters_.streams_ok);
-  }
-  finish_stream(stream_id, ec, reply);
-  drain();
-}
-
-void runtime::finish_stream(std::uint64_t stream_id, const error_code& ec,
-                            std::span<const std::uint8_t> reply) {
-  {
-    std::lock_guard lock(mu_);
-    if (ec)
-      core_->stream_failed(now(), stream_id, pending_);
-    else
-      core_->handle_stream_reply(now(), stream_id, reply, pending_);
-  }
-  const auto it = join_streams_.find(stream_id);
-  if (it == join_streams_.end()) return;
-  const auto op = it->second;
-  join_streams_.erase(it);
-  op->streams.erase(stream_id);
-  if (ec)
-    op->last_error = to_std(ec);
-  else
-    ++op->result.contacted;
-  if (op->streams.empty()) complete_join(op, {});
-}
-
 // ---- seeds and join ----
 
 /// One do_resolve() call: the names still being resolved and what came back.
@@ -1078,11 +944,6 @@ void runtime::on_user_state(node::user_state_handler handler) {
 std::shared_ptr<const keyring> runtime::keyring_snapshot() const {
   std::lock_guard lock(keys_mu_);
   return keys_;
-}
-
-std::size_t runtime::max_frame() const {
-  return std::min<std::size_t>(cfg_.protocol.max_push_pull_bytes,
-                               std::numeric_limits<std::uint32_t>::max());
 }
 
 void runtime::seal_out(bytes& data) {

@@ -19,6 +19,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -64,6 +65,10 @@ struct runtime_counters {
     return s;
   }
 };
+
+/// How much longer than its own bound a blocking facade call (stop, join,
+/// leave) waits for the strand.
+inline constexpr auto blocking_grace = std::chrono::seconds(2);
 
 inline void bump(std::atomic<std::uint64_t>& c, std::uint64_t n = 1) {
   c.fetch_add(n, std::memory_order_relaxed);
@@ -252,6 +257,23 @@ class runtime : public std::enable_shared_from_this<runtime> {
   std::unordered_map<std::uint64_t, std::shared_ptr<join_op>> join_streams_;  // core stream id
   std::vector<std::shared_ptr<leave_waiter>> leave_waiters_;
   std::map<std::string, rate_limit, std::less<>> warnings_;
+};
+
+/// A join() call waiting for its exchanges (strand).
+struct runtime::join_op {
+  explicit join_op(const strand_type& s) : timer(s) {}
+  std::promise<join_result> promise;
+  join_result result;
+  std::set<std::uint64_t> streams;  // core stream ids still in flight
+  std::error_code last_error;
+  net::steady_timer timer;  // bounds resolution plus exchanges
+  bool done = false;
+};
+
+/// A leave() call waiting for the departure to be sent (strand).
+struct runtime::leave_waiter {
+  std::promise<std::error_code> promise;
+  time_point deadline;
 };
 
 }  // namespace shoal::io
