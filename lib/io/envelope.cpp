@@ -67,7 +67,7 @@ bool runtime::open_in(std::span<const std::uint8_t>& data, bytes& storage, const
       break;
   }
   warn_limited(to_string(r.status),
-               std::string("dropped ") + channel + " from=" + from.to_string());
+               [&] { return std::string("dropped ") + channel + " from=" + from.to_string(); });
   return false;
 }
 

@@ -68,7 +68,7 @@ void runtime::on_resolve(const error_code& ec, const udp::resolver::results_type
   if (ec) {
     bump(counters_.resolve_failures);
     batch->error = to_std(ec);
-    warn_limited("cannot resolve seed", "seed=" + name + " error=" + ec.message());
+    warn_limited("cannot resolve seed", [&] { return "seed=" + name + " error=" + ec.message(); });
   } else {
     for (const auto& entry : results) add_resolved(*batch, to_address(entry.endpoint()));
   }

@@ -106,6 +106,12 @@ inline std::error_code to_std(const error_code& ec) {
 }
 
 /// Logging through the optional logger (null: nothing is logged).
+///
+/// log() formats only when the level is enabled, but its arguments are
+/// evaluated before the call: a line written per packet or per stream whose
+/// arguments cost something (an address's to_string(), an error's message())
+/// goes through SHOAL_LOG instead, which evaluates nothing when the level is
+/// off.
 class log_sink {
  public:
   explicit log_sink(std::shared_ptr<spdlog::logger> logger) : logger_(std::move(logger)) {}
@@ -121,6 +127,16 @@ class log_sink {
  private:
   std::shared_ptr<spdlog::logger> logger_;
 };
+
+/// Logs through `sink` (a log_sink) at `lvl` with a format and its
+/// arguments, as log_sink::log, but evaluates the arguments only when `lvl`
+/// is enabled: for the per-packet and per-stream lines, so trace and debug
+/// logging cost nothing when off. In the spirit of spdlog's
+/// SPDLOG_LOGGER_TRACE.
+#define SHOAL_LOG(sink, lvl, ...)                            \
+  do {                                                       \
+    if ((sink).enabled(lvl)) (sink).log((lvl), __VA_ARGS__); \
+  } while (false)
 
 /// One warning per period (lib/core/rate_limit.hpp, shared with the core).
 using detail::rate_limit;

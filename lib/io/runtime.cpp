@@ -341,9 +341,9 @@ void runtime::deliver_events(std::vector<event>& events) {
   // The core already logs each membership change at info; here at debug, as
   // delivered to subscribers.
   for (const auto& e : events)
-    log_.log(spdlog::level::debug, "deliver {} member={} addr={} inc={} state={}",
-             to_string(e.type), e.who.name, e.who.addr.to_string(), e.who.incarnation,
-             to_string(e.who.state));
+    SHOAL_LOG(log_, spdlog::level::debug, "deliver {} member={} addr={} inc={} state={}",
+              to_string(e.type), e.who.name, e.who.addr.to_string(), e.who.incarnation,
+              to_string(e.who.state));
   std::vector<std::shared_ptr<node::event_handler>> handlers;
   {
     std::lock_guard lock(cb_mu_);
@@ -410,17 +410,16 @@ void runtime::on_tick(const error_code& ec, std::uint64_t generation) {
 
 // ---- logging ----
 
-void runtime::warn_limited(const char* what, const std::string& detail) {
+spdlog::level::level_enum runtime::warning_level(const char* what) {
   auto it = warnings_.find(std::string_view(what));
   if (it == warnings_.end())
     it = warnings_.emplace(std::string(what), rate_limit(warning_period)).first;
-  const auto lvl = it->second.allow(now()) ? spdlog::level::warn : spdlog::level::debug;
-  log_.log(lvl, "{} {}", what, detail);
+  return it->second.allow(now()) ? spdlog::level::warn : spdlog::level::debug;
 }
 
 void runtime::fail(const error_code& ec, const char* what) const {
   if (ec == net::error::operation_aborted) return;
-  log_.log(spdlog::level::debug, "{} failed: {}", what, ec.message());
+  SHOAL_LOG(log_, spdlog::level::debug, "{} failed: {}", what, ec.message());
 }
 
 }  // namespace shoal::io

@@ -37,7 +37,7 @@
 //   envelope.cpp    seal_out/open_in around the core's bytes; the keyring and the
 //                   facade's key operations
 // Beside them, used by the runtime: net.hpp (Asio aliases, address conversions,
-// log_sink), security (the envelope's format, the keyring class), compress
+// log_sink, SHOAL_LOG), security (the envelope's format, the keyring class), compress
 // (raw deflate), icmp (reading the error queue), rate_limit.hpp (packets per source),
 // seeds (parsing "host:port"), framing.hpp (the TCP frame header); inbound (open and
 // decode in one call, for fuzz targets) and node.cpp (shoal::node, forwarding here).
@@ -45,6 +45,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <concepts>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -166,9 +167,15 @@ class runtime : public std::enable_shared_from_this<runtime> {
   bool open_in(std::span<const std::uint8_t>& data, bytes& storage, const address& from,
                const char* channel, std::size_t max_plain);
   // runtime.cpp
-  /// Logs a warning a peer (or the network) can provoke: at most once per
-  /// 10 s per `what`, at debug level in between.
-  void warn_limited(const char* what, const std::string& detail);
+  /// Logs a warning a peer (or the network) can provoke, "<what> <detail>":
+  /// at warn at most once per 10 s per `what`, at debug in between.
+  /// `detail` returns the rest of the line; it is called only when the line
+  /// is written, so a flood of dropped packets builds no strings.
+  template <std::invocable Detail>
+  void warn_limited(const char* what, const Detail& detail) {
+    const auto lvl = warning_level(what);
+    SHOAL_LOG(log_, lvl, "{} {}", what, detail());
+  }
   /// Logs a failed operation (operation_aborted is not a failure).
   void fail(const error_code& ec, const char* what) const;
 
@@ -182,6 +189,9 @@ class runtime : public std::enable_shared_from_this<runtime> {
   std::error_code bind_sockets();
   error_code open_and_bind(const net::ip::address& ip, std::uint16_t port);
   std::optional<net::ip::address> route_source(bool v6);
+  /// warn_limited()'s level for `what` now; counts the line against the
+  /// rate limit of its `what`.
+  spdlog::level::level_enum warning_level(const char* what);
 
   // runtime.cpp (strand)
   void on_started();

@@ -49,10 +49,11 @@ void runtime::on_accept(const error_code& ec, tcp::socket socket) {
   }
   if (sessions_.size() >= cfg_.max_tcp_sessions) {
     bump(counters_.tcp_rejected);
+    warn_limited("tcp connection closed: max_tcp_sessions reached", [&] {
+      error_code ignored;
+      return "peer=" + to_address(socket.remote_endpoint(ignored)).to_string();
+    });
     error_code ignored;
-    const auto ep = socket.remote_endpoint(ignored);
-    warn_limited("tcp connection closed: max_tcp_sessions reached",
-                 "peer=" + to_address(ep).to_string());
     socket.close(ignored);
   } else {
     bump(counters_.tcp_accepted);
@@ -88,13 +89,13 @@ void runtime::session_done(std::uint64_t session_id, bool /*ok*/) {
 void runtime::start_stream(stream_request req) {
   if (clients_.size() >= cfg_.max_tcp_sessions) {
     bump(counters_.streams_rejected);
-    log_.log(spdlog::level::debug, "stream not started to={}: max_tcp_sessions reached",
-             req.to.to_string());
+    SHOAL_LOG(log_, spdlog::level::debug, "stream not started to={}: max_tcp_sessions reached",
+              req.to.to_string());
     finish_stream(req.id, net::error::no_buffer_space, {});
     return;
   }
-  log_.log(spdlog::level::debug, "stream start id={} to={} kind={} bytes={}", req.id,
-           req.to.to_string(), static_cast<int>(req.kind), req.data.size());
+  SHOAL_LOG(log_, spdlog::level::debug, "stream start id={} to={} kind={} bytes={}", req.id,
+            req.to.to_string(), static_cast<int>(req.kind), req.data.size());
   seal_out(req.data);
   const std::uint64_t id = next_io_id_++;
   auto client = std::make_shared<stream_client>(shared_from_this(), id, std::move(req));
@@ -114,7 +115,7 @@ void runtime::stream_done(std::uint64_t client_id, std::uint64_t stream_id, cons
     ec = boost::system::errc::make_error_code(boost::system::errc::permission_denied);
   if (ec) {
     bump(counters_.streams_failed);
-    log_.log(spdlog::level::debug, "stream failed id={} error={}", stream_id, ec.message());
+    SHOAL_LOG(log_, spdlog::level::debug, "stream failed id={} error={}", stream_id, ec.message());
   } else {
     bump(counters_.streams_ok);
   }
@@ -184,7 +185,7 @@ void tcp_session::on_read_header(const error_code& ec) {
   if (n == 0 || n > rt_->max_frame()) {
     if (n > 0) bump(rt_->counters().frames_too_large);
     rt_->warn_limited(n == 0 ? "empty stream request" : "stream request over max_push_pull_bytes",
-                      "peer=" + peer_.to_string());
+                      [&] { return "peer=" + peer_.to_string(); });
     return finish(net::error::message_size);
   }
   body_.resize(n);
@@ -301,7 +302,7 @@ void stream_client::on_read_header(const error_code& ec) {
   if (n == 0 || n > rt_->max_frame()) {
     if (n > 0) bump(rt_->counters().frames_too_large);
     rt_->warn_limited(n == 0 ? "empty stream reply" : "stream reply over max_push_pull_bytes",
-                      "peer=" + req_.to.to_string());
+                      [&] { return "peer=" + req_.to.to_string(); });
     return finish(net::error::message_size);
   }
   reply_.resize(n);

@@ -45,7 +45,7 @@ void runtime::on_receive(const error_code& ec, std::size_t n) {
   if (ec && icmp_errors_ && is_icmp_error(ec)) {
     // An ICMP error about an earlier datagram, reported in place of this
     // read; the error queue holds it (on_error_ready).
-    log_.log(spdlog::level::trace, "udp receive: pending icmp error {}", ec.message());
+    SHOAL_LOG(log_, spdlog::level::trace, "udp receive: pending icmp error {}", ec.message());
   } else if (ec) {
     bump(counters_.udp_receive_errors);
     fail(ec, "udp receive");
@@ -53,17 +53,18 @@ void runtime::on_receive(const error_code& ec, std::size_t n) {
     bump(counters_.udp_packets_in);
     bump(counters_.udp_bytes_in, n);
     const address from = to_address(sender_);
-    log_.log(spdlog::level::trace, "udp in from={} bytes={}", from.to_string(), n);
+    SHOAL_LOG(log_, spdlog::level::trace, "udp in from={} bytes={}", from.to_string(), n);
     if (!rate_limiter_.allow(from, std::chrono::steady_clock::now())) {
       bump(counters_.rate_limited);
       warn_limited("udp packets dropped: over max_packets_per_source_per_second",
-                   "from=" + from.to_string());
+                   [&] { return "from=" + from.to_string(); });
       if (!closed_) do_receive();
       return;
     }
     if (n >= receive_buffer_.size()) {  // over max_datagram_in(), maybe truncated
       bump(counters_.udp_too_large);
-      warn_limited("udp datagram dropped: larger than any peer sends", "from=" + from.to_string());
+      warn_limited("udp datagram dropped: larger than any peer sends",
+                   [&] { return "from=" + from.to_string(); });
       if (!closed_) do_receive();
       return;
     }
@@ -114,7 +115,7 @@ void runtime::read_error_queue() {
       continue;
     }
     bump(counters_.icmp_unreachable_in);
-    log_.log(spdlog::level::trace, "icmp port unreachable to={}", entry->to.to_string());
+    SHOAL_LOG(log_, spdlog::level::trace, "icmp port unreachable to={}", entry->to.to_string());
     {
       std::lock_guard lock(mu_);
       core_->handle_unreachable(now(), entry->to, pending_);
@@ -148,12 +149,13 @@ void runtime::do_send() {
     const auto ep = udp_endpoint(family_, p.to);
     if (!ep) {  // e.g. an IPv6 peer and an IPv4 socket
       bump(counters_.udp_send_errors);
-      log_.log(spdlog::level::debug, "udp send skipped to={}: other address family",
-               p.to.to_string());
+      SHOAL_LOG(log_, spdlog::level::debug, "udp send skipped to={}: other address family",
+                p.to.to_string());
       send_queue_.pop_front();
       continue;
     }
-    log_.log(spdlog::level::trace, "udp out to={} bytes={}", p.to.to_string(), p.data.size());
+    SHOAL_LOG(log_, spdlog::level::trace, "udp out to={} bytes={}", p.to.to_string(),
+              p.data.size());
     sending_ = true;
     udp_.async_send_to(
         net::buffer(p.data), *ep,
@@ -169,7 +171,8 @@ void runtime::on_send(const error_code& ec, std::size_t n) {
     // failed this send before it left. Reading the error queue clears it
     // (and hands the core what it says); then once more. Twice means it is
     // ours, or a flood of ICMP that refills the queue as fast as we read.
-    log_.log(spdlog::level::trace, "udp send: pending icmp error {}, retrying", ec.message());
+    SHOAL_LOG(log_, spdlog::level::trace, "udp send: pending icmp error {}, retrying",
+              ec.message());
     send_retried_ = true;
     read_error_queue();
     do_send();
