@@ -11,9 +11,12 @@
 #include <utility>
 
 #include <spdlog/logger.h>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ip/udp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
 #include <boost/system/error_code.hpp>
 
 #include <shoal/address.hpp>
@@ -27,6 +30,17 @@ namespace net = boost::asio;
 using udp = net::ip::udp;
 using tcp = net::ip::tcp;
 using error_code = boost::system::error_code;
+
+/// The strand a runtime runs on, and I/O objects bound to it by their type.
+/// An object of Asio's default executor type (udp::socket, steady_timer)
+/// holds the strand type-erased, and the strand does not fit the erasure's
+/// inline storage: every operation it starts and every completion it
+/// dispatches copies the strand into a new heap block. Typed with the strand,
+/// they allocate nothing for it; the UDP socket and the tick timer work per
+/// datagram.
+using strand_type = net::strand<net::io_context::executor_type>;
+using strand_udp_socket = udp::socket::rebind_executor<strand_type>::other;
+using strand_timer = net::steady_timer::rebind_executor<strand_type>::other;
 
 /// The core's clock: steady_clock, so a cast is all the conversion there is.
 inline time_point now() {

@@ -102,8 +102,6 @@ inline void bump(std::atomic<std::uint64_t>& c, std::uint64_t n = 1) {
 
 class runtime : public std::enable_shared_from_this<runtime> {
  public:
-  using strand_type = net::strand<net::io_context::executor_type>;
-
   /// `owned` is set when the node runs its own thread on `ctx`.
   runtime(node_config cfg, net::io_context& ctx, std::shared_ptr<net::io_context> owned);
   ~runtime();
@@ -276,15 +274,15 @@ class runtime : public std::enable_shared_from_this<runtime> {
   bool leaving_ = false;
   family family_ = family::v4;
   address advertise_;
-  udp::socket udp_;
+  strand_udp_socket udp_;
   tcp::acceptor acceptor_;
-  net::steady_timer tick_timer_;
+  strand_timer tick_timer_;
   std::uint64_t tick_generation_ = 0;
   std::optional<time_point> tick_armed_at_;
-  net::steady_timer accept_retry_timer_;
-  net::steady_timer seed_timer_;
+  strand_timer accept_retry_timer_;
+  strand_timer seed_timer_;
   bool seed_timer_armed_ = false;
-  net::steady_timer leave_timer_;
+  strand_timer leave_timer_;
   std::vector<std::uint8_t> receive_buffer_;
   source_rate_limiter rate_limiter_;  ///< strand only
   udp::endpoint sender_;
@@ -312,7 +310,7 @@ struct runtime::join_op {
   join_result result;
   std::set<std::uint64_t> streams;  // core stream ids still in flight
   std::error_code last_error;
-  net::steady_timer timer;  // bounds resolution plus exchanges
+  strand_timer timer;  // bounds resolution plus exchanges
   bool done = false;
 };
 

@@ -82,7 +82,7 @@ void runtime::on_receive(const error_code& ec, std::size_t n) {
 }
 
 void runtime::do_wait_error() {
-  udp_.async_wait(udp::socket::wait_error,
+  udp_.async_wait(strand_udp_socket::wait_error,
                   [self = shared_from_this()](const error_code& ec) { self->on_error_ready(ec); });
 }
 
