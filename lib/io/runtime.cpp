@@ -37,6 +37,28 @@ bool is_unspecified(const address& a) {
   return std::all_of(ip.begin(), ip.end(), [](std::uint8_t b) { return b == 0; });
 }
 
+/// Elements a dispatched batch's vectors keep room for: what a datagram or a
+/// tick asks for (a few packets and events). A burst's room (a full state's
+/// events) is released rather than kept for the node's lifetime.
+constexpr std::size_t kept_batch_capacity = 8;
+
+template <class T>
+void clear_keeping_small(std::vector<T>& v) {
+  if (v.capacity() > kept_batch_capacity)
+    std::vector<T>().swap(v);
+  else
+    v.clear();
+}
+
+/// Empties a dispatched batch for reuse.
+void recycle(outbox& b) {
+  clear_keeping_small(b.packets);
+  clear_keeping_small(b.streams);
+  clear_keeping_small(b.events);
+  clear_keeping_small(b.user_messages);
+  clear_keeping_small(b.user_states);
+}
+
 std::uint64_t random_seed() {
   std::random_device rd;
   return (std::uint64_t{rd()} << 32) ^ std::uint64_t{rd()};
@@ -293,18 +315,23 @@ void runtime::post_drain() {
 void runtime::drain() {
   if (closed_) return;
   time_point next = time_point::max();
+  // Swapped with pending_, then handed back emptied: the core fills the same
+  // vectors again, so a datagram in and an ack out allocate no outbox.
+  outbox batch;
+  bool swapped = false;
   for (;;) {
-    outbox batch;
     {
       std::lock_guard lock(mu_);
       if (pending_.empty()) {
+        if (swapped) std::swap(batch, pending_);
         next = core_->next_deadline();
         break;
       }
-      batch = std::move(pending_);
-      pending_.clear();
+      std::swap(batch, pending_);
+      swapped = true;
     }
     dispatch(batch);
+    recycle(batch);
     if (closed_) return;  // a callback stopped the node
   }
   arm_tick(next);
