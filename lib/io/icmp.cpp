@@ -96,7 +96,7 @@ icmp_report parse_icmp_error(const ::msghdr& m) {
   return r;
 }
 
-error_code enable_icmp_errors(udp::socket& s, family f) {
+error_code enable_icmp_errors(strand_udp_socket& s, family f) {
   const int fd = s.native_handle();
   // A dual-stack socket's IPv4 peers are reported only with IP_RECVERR.
   if (f != family::v6_only)
@@ -106,7 +106,7 @@ error_code enable_icmp_errors(udp::socket& s, family f) {
   return {};
 }
 
-std::optional<icmp_report> read_icmp_error(udp::socket& s, error_code& ec) {
+std::optional<icmp_report> read_icmp_error(strand_udp_socket& s, error_code& ec) {
   ec.clear();
   // One sock_extended_err and the offender's address: well under this.
   alignas(::cmsghdr) std::array<unsigned char, 256> control{};
@@ -152,11 +152,11 @@ bool is_icmp_error(const error_code& ec) {
 
 #else  // not Linux: ICMP errors are never enabled nor reported
 
-error_code enable_icmp_errors(udp::socket&, family) {
+error_code enable_icmp_errors(strand_udp_socket&, family) {
   return net::error::operation_not_supported;
 }
 
-std::optional<icmp_report> read_icmp_error(udp::socket&, error_code& ec) {
+std::optional<icmp_report> read_icmp_error(strand_udp_socket&, error_code& ec) {
   ec.clear();
   return std::nullopt;
 }

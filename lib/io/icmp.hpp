@@ -39,11 +39,11 @@ struct icmp_report {
 
 /// Asks the kernel to queue ICMP errors about datagrams sent from `s` (open,
 /// of family `f`). Not Linux: operation_not_supported.
-error_code enable_icmp_errors(udp::socket& s, family f);
+error_code enable_icmp_errors(strand_udp_socket& s, family f);
 
 /// Reads one entry of the error queue without blocking: nullopt with no
 /// error when it is empty, nullopt with `ec` set when reading failed.
-std::optional<icmp_report> read_icmp_error(udp::socket& s, error_code& ec);
+std::optional<icmp_report> read_icmp_error(strand_udp_socket& s, error_code& ec);
 
 /// With enable_icmp_errors, a receive or send fails with one of these when
 /// an ICMP error about an earlier datagram set the socket's pending error:

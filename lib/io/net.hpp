@@ -11,9 +11,12 @@
 #include <utility>
 
 #include <spdlog/logger.h>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ip/udp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
 #include <boost/system/error_code.hpp>
 
 #include <shoal/address.hpp>
@@ -27,6 +30,17 @@ namespace net = boost::asio;
 using udp = net::ip::udp;
 using tcp = net::ip::tcp;
 using error_code = boost::system::error_code;
+
+/// The strand a runtime runs on, and I/O objects bound to it by their type.
+/// An object of Asio's default executor type (udp::socket, steady_timer)
+/// holds the strand type-erased, and the strand does not fit the erasure's
+/// inline storage: every operation it starts and every completion it
+/// dispatches copies the strand into a new heap block. Typed with the strand,
+/// they allocate nothing for it; the UDP socket and the tick timer work per
+/// datagram.
+using strand_type = net::strand<net::io_context::executor_type>;
+using strand_udp_socket = udp::socket::rebind_executor<strand_type>::other;
+using strand_timer = net::steady_timer::rebind_executor<strand_type>::other;
 
 /// The core's clock: steady_clock, so a cast is all the conversion there is.
 inline time_point now() {
@@ -106,6 +120,12 @@ inline std::error_code to_std(const error_code& ec) {
 }
 
 /// Logging through the optional logger (null: nothing is logged).
+///
+/// log() formats only when the level is enabled, but its arguments are
+/// evaluated before the call: a line written per packet or per stream whose
+/// arguments cost something (an address's to_string(), an error's message())
+/// goes through SHOAL_LOG instead, which evaluates nothing when the level is
+/// off.
 class log_sink {
  public:
   explicit log_sink(std::shared_ptr<spdlog::logger> logger) : logger_(std::move(logger)) {}
@@ -121,6 +141,16 @@ class log_sink {
  private:
   std::shared_ptr<spdlog::logger> logger_;
 };
+
+/// Logs through `sink` (a log_sink) at `lvl` with a format and its
+/// arguments, as log_sink::log, but evaluates the arguments only when `lvl`
+/// is enabled: for the per-packet and per-stream lines, so trace and debug
+/// logging cost nothing when off. In the spirit of spdlog's
+/// SPDLOG_LOGGER_TRACE.
+#define SHOAL_LOG(sink, lvl, ...)                            \
+  do {                                                       \
+    if ((sink).enabled(lvl)) (sink).log((lvl), __VA_ARGS__); \
+  } while (false)
 
 /// One warning per period (lib/core/rate_limit.hpp, shared with the core).
 using detail::rate_limit;

@@ -1,37 +1,19 @@
-// The Boost.Asio runtime (DESIGN.md, layer 3): lifecycle, the UDP loop, the
-// tick timer, the drain of the core's outbox, the TCP acceptor, seeds, join
-// and leave. The TCP exchanges themselves are in streams.cpp.
-//
-// Sockets use the error_code overloads throughout. Timers are the exception:
-// Boost 1.74 deprecates their error_code overloads, and cancel() and
-// expires_*() on a valid timer cannot fail.
-//
-// The UDP socket's error queue (Linux, io/icmp.hpp) tells the core when a
-// datagram it sent was refused: a host that is up answers a ping to a port
-// nothing listens on with ICMP port unreachable, and the core ends such a
-// suspicion after protocol.refusal_suspicion_timeout instead of waiting for
-// Lifeguard's minimum. With that timeout set, the socket asks for
-// IP_RECVERR (and IPV6_RECVERR), a wait for error readiness stays armed on
-// the strand, and each wakeup reads at most max_icmp_per_wakeup entries
-// (the rest in one handler posted after them, so a flood of ICMP shares the
-// strand with everything else). Port unreachable goes to
-// core.handle_unreachable; anything else is only counted. The same ICMP
-// error also fails the next receive or send on the socket with the error it
-// stands for: a receive is re-armed silently and a send is tried once more.
+// The runtime's lifecycle and its loop on the strand: start() binds the
+// sockets and creates the core, stop() closes everything; drain() hands out
+// what the core asked for (sends, streams, events, user data) and re-arms the
+// one tick timer at the core's next deadline; warn_limited() and fail() log.
+// runtime.hpp maps the other files.
 #include "io/runtime.hpp"
 
 #include <algorithm>
 #include <exception>
-#include <limits>
 #include <random>
 #include <utility>
 
 #include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/post.hpp>
 
-#include "io/compress.hpp"
 #include "io/icmp.hpp"
-#include "io/seeds.hpp"
 #include "io/streams.hpp"
 
 namespace shoal::io {
@@ -46,17 +28,35 @@ std::size_t max_datagram_in(const node_config& cfg) {
   return cfg.protocol.udp_buffer_size + 512 + 3 + max_label_size + nonce_size + tag_size;
 }
 constexpr std::size_t max_rate_limited_sources = 4096;
-constexpr std::size_t max_send_queue = 4096;    // packets waiting for the socket
-constexpr int max_icmp_per_wakeup = 64;         // error-queue entries read per handler
 constexpr int max_bind_attempts = 16;           // port 0: UDP's port may be taken on TCP
 constexpr int socket_receive_buffer = 1 << 20;  // asked of the kernel, best effort
-constexpr auto accept_retry_delay = std::chrono::milliseconds(100);
 constexpr auto warning_period = std::chrono::seconds(10);
-constexpr auto blocking_grace = std::chrono::seconds(2);  // beyond a call's own bound
 
 bool is_unspecified(const address& a) {
   const auto ip = a.ip();
   return std::all_of(ip.begin(), ip.end(), [](std::uint8_t b) { return b == 0; });
+}
+
+/// Elements a dispatched batch's vectors keep room for: what a datagram or a
+/// tick asks for (a few packets and events). A burst's room (a full state's
+/// events) is released rather than kept for the node's lifetime.
+constexpr std::size_t kept_batch_capacity = 8;
+
+template <class T>
+void clear_keeping_small(std::vector<T>& v) {
+  if (v.capacity() > kept_batch_capacity)
+    std::vector<T>().swap(v);
+  else
+    v.clear();
+}
+
+/// Empties a dispatched batch for reuse.
+void recycle(outbox& b) {
+  clear_keeping_small(b.packets);
+  clear_keeping_small(b.streams);
+  clear_keeping_small(b.events);
+  clear_keeping_small(b.user_messages);
+  clear_keeping_small(b.user_states);
 }
 
 std::uint64_t random_seed() {
@@ -65,23 +65,6 @@ std::uint64_t random_seed() {
 }
 
 }  // namespace
-
-/// A join() call waiting for its exchanges (strand).
-struct runtime::join_op {
-  explicit join_op(const strand_type& s) : timer(s) {}
-  std::promise<join_result> promise;
-  join_result result;
-  std::set<std::uint64_t> streams;  // core stream ids still in flight
-  std::error_code last_error;
-  net::steady_timer timer;  // bounds resolution plus exchanges
-  bool done = false;
-};
-
-/// A leave() call waiting for the departure to be sent (strand).
-struct runtime::leave_waiter {
-  std::promise<std::error_code> promise;
-  time_point deadline;
-};
 
 runtime::runtime(node_config cfg, net::io_context& ctx, std::shared_ptr<net::io_context> owned)
     : owned_ctx_(std::move(owned)),
@@ -332,18 +315,23 @@ void runtime::post_drain() {
 void runtime::drain() {
   if (closed_) return;
   time_point next = time_point::max();
+  // Swapped with pending_, then handed back emptied: the core fills the same
+  // vectors again, so a datagram in and an ack out allocate no outbox.
+  outbox batch;
+  bool swapped = false;
   for (;;) {
-    outbox batch;
     {
       std::lock_guard lock(mu_);
       if (pending_.empty()) {
+        if (swapped) std::swap(batch, pending_);
         next = core_->next_deadline();
         break;
       }
-      batch = std::move(pending_);
-      pending_.clear();
+      std::swap(batch, pending_);
+      swapped = true;
     }
     dispatch(batch);
+    recycle(batch);
     if (closed_) return;  // a callback stopped the node
   }
   arm_tick(next);
@@ -380,8 +368,9 @@ void runtime::deliver_events(std::vector<event>& events) {
   // The core already logs each membership change at info; here at debug, as
   // delivered to subscribers.
   for (const auto& e : events)
-    log_.log(spdlog::level::debug, "deliver {} member={} addr={} inc={} state={}", to_string(e.type),
-             e.who.name, e.who.addr.to_string(), e.who.incarnation, to_string(e.who.state));
+    SHOAL_LOG(log_, spdlog::level::debug, "deliver {} member={} addr={} inc={} state={}",
+              to_string(e.type), e.who.name, e.who.addr.to_string(), e.who.incarnation,
+              to_string(e.who.state));
   std::vector<std::shared_ptr<node::event_handler>> handlers;
   {
     std::lock_guard lock(cb_mu_);
@@ -446,741 +435,18 @@ void runtime::on_tick(const error_code& ec, std::uint64_t generation) {
   drain();
 }
 
-// ---- UDP ----
-
-void runtime::do_receive() {
-  udp_.async_receive_from(net::buffer(receive_buffer_), sender_,
-                          [self = shared_from_this()](const error_code& ec, std::size_t n) {
-                            self->on_receive(ec, n);
-                          });
-}
-
-void runtime::on_receive(const error_code& ec, std::size_t n) {
-  if (ec == net::error::operation_aborted || closed_) return;
-  if (ec && icmp_errors_ && is_icmp_error(ec)) {
-    // An ICMP error about an earlier datagram, reported in place of this
-    // read; the error queue holds it (on_error_ready).
-    log_.log(spdlog::level::trace, "udp receive: pending icmp error {}", ec.message());
-  } else if (ec) {
-    bump(counters_.udp_receive_errors);
-    fail(ec, "udp receive");
-  } else {
-    bump(counters_.udp_packets_in);
-    bump(counters_.udp_bytes_in, n);
-    const address from = to_address(sender_);
-    log_.log(spdlog::level::trace, "udp in from={} bytes={}", from.to_string(), n);
-    if (!rate_limiter_.allow(from, std::chrono::steady_clock::now())) {
-      bump(counters_.rate_limited);
-      warn_limited("udp packets dropped: over max_packets_per_source_per_second", "from=" + from.to_string());
-      if (!closed_) do_receive();
-      return;
-    }
-    if (n >= receive_buffer_.size()) {  // over max_datagram_in(), maybe truncated
-      bump(counters_.udp_too_large);
-      warn_limited("udp datagram dropped: larger than any peer sends", "from=" + from.to_string());
-      if (!closed_) do_receive();
-      return;
-    }
-    std::span<const std::uint8_t> data(receive_buffer_.data(), n);
-    bytes opened;
-    if (open_in(data, opened, from, "udp", max_datagram_size)) {
-      {
-        std::lock_guard lock(mu_);
-        core_->handle_packet(now(), from, data, pending_);
-      }
-      drain();
-    }
-  }
-  if (!closed_) do_receive();
-}
-
-void runtime::do_wait_error() {
-  udp_.async_wait(udp::socket::wait_error,
-                  [self = shared_from_this()](const error_code& ec) { self->on_error_ready(ec); });
-}
-
-void runtime::on_error_ready(const error_code& ec) {
-  if (ec == net::error::operation_aborted || closed_) return;
-  if (ec) {  // not expected of an open socket; do not spin on it
-    log_.log(spdlog::level::warn, "udp error wait failed, refused pings go unnoticed: {}",
-             ec.message());
-    return;
-  }
-  // Armed before reading: an entry queued while we read wakes it again
-  // (the reactor is edge-triggered and does not look for what was there).
-  do_wait_error();
-  read_error_queue();
-}
-
-void runtime::read_error_queue() {
-  if (closed_) return;
-  bool delivered = false;
-  for (int i = 0; i < max_icmp_per_wakeup; ++i) {
-    error_code ec;
-    const auto entry = read_icmp_error(udp_, ec);
-    if (!entry) {
-      if (ec) fail(ec, "udp error queue");
-      if (delivered) drain();
-      return;
-    }
-    if (!entry->port_unreachable) {
-      bump(counters_.icmp_other_in);
-      continue;
-    }
-    bump(counters_.icmp_unreachable_in);
-    log_.log(spdlog::level::trace, "icmp port unreachable to={}", entry->to.to_string());
-    {
-      std::lock_guard lock(mu_);
-      core_->handle_unreachable(now(), entry->to, pending_);
-    }
-    delivered = true;
-  }
-  if (delivered) drain();
-  // More may be queued, and no new error may come to say so: read on after
-  // whatever else waits on the strand (one such handler at a time).
-  if (closed_ || error_read_posted_) return;
-  error_read_posted_ = true;
-  net::post(strand_, [self = shared_from_this()] {
-    self->error_read_posted_ = false;
-    self->read_error_queue();
-  });
-}
-
-void runtime::enqueue_send(outgoing_packet p) {
-  if (send_queue_.size() >= max_send_queue) {
-    bump(counters_.udp_send_dropped);
-    return;
-  }
-  seal_out(p.data);
-  send_queue_.push_back(std::move(p));
-  do_send();
-}
-
-void runtime::do_send() {
-  while (!sending_ && !send_queue_.empty()) {
-    const outgoing_packet& p = send_queue_.front();
-    const auto ep = udp_endpoint(family_, p.to);
-    if (!ep) {  // e.g. an IPv6 peer and an IPv4 socket
-      bump(counters_.udp_send_errors);
-      log_.log(spdlog::level::debug, "udp send skipped to={}: other address family",
-               p.to.to_string());
-      send_queue_.pop_front();
-      continue;
-    }
-    log_.log(spdlog::level::trace, "udp out to={} bytes={}", p.to.to_string(), p.data.size());
-    sending_ = true;
-    udp_.async_send_to(
-        net::buffer(p.data), *ep,
-        [self = shared_from_this()](const error_code& ec, std::size_t n) { self->on_send(ec, n); });
-  }
-}
-
-void runtime::on_send(const error_code& ec, std::size_t n) {
-  sending_ = false;
-  if (ec == net::error::operation_aborted || closed_) return;
-  if (ec && icmp_errors_ && is_icmp_error(ec) && !send_retried_) {
-    // The socket's pending error (an ICMP error about an earlier datagram)
-    // failed this send before it left. Reading the error queue clears it
-    // (and hands the core what it says); then once more. Twice means it is
-    // ours, or a flood of ICMP that refills the queue as fast as we read.
-    log_.log(spdlog::level::trace, "udp send: pending icmp error {}, retrying", ec.message());
-    send_retried_ = true;
-    read_error_queue();
-    do_send();
-    return;
-  }
-  send_retried_ = false;
-  if (!send_queue_.empty()) send_queue_.pop_front();
-  if (ec) {
-    bump(counters_.udp_send_errors);
-    fail(ec, "udp send");
-  } else {
-    bump(counters_.udp_packets_out);
-    bump(counters_.udp_bytes_out, n);
-  }
-  do_send();
-  if (send_queue_.empty()) check_leave();
-}
-
-// ---- TCP: accepting peers' exchanges, starting ours ----
-
-void runtime::do_accept() {
-  acceptor_.async_accept([self = shared_from_this()](const error_code& ec, tcp::socket socket) {
-    self->on_accept(ec, std::move(socket));
-  });
-}
-
-void runtime::on_accept(const error_code& ec, tcp::socket socket) {
-  if (ec == net::error::operation_aborted || closed_) return;
-  if (ec) {  // e.g. out of descriptors: try again a little later, do not spin
-    fail(ec, "tcp accept");
-    accept_retry_timer_.expires_after(accept_retry_delay);
-    accept_retry_timer_.async_wait([self = shared_from_this()](const error_code& e) {
-      if (e == net::error::operation_aborted || self->closed_) return;
-      self->do_accept();
-    });
-    return;
-  }
-  if (sessions_.size() >= cfg_.max_tcp_sessions) {
-    bump(counters_.tcp_rejected);
-    error_code ignored;
-    const auto ep = socket.remote_endpoint(ignored);
-    warn_limited("tcp connection closed: max_tcp_sessions reached",
-                 "peer=" + to_address(ep).to_string());
-    socket.close(ignored);
-  } else {
-    bump(counters_.tcp_accepted);
-    const std::uint64_t id = next_io_id_++;
-    auto session = std::make_shared<tcp_session>(shared_from_this(), id, std::move(socket));
-    sessions_.emplace(id, session);
-    session_count_ = sessions_.size();
-    session->start();
-  }
-  do_accept();
-}
-
-bytes runtime::serve_stream(const address& from, std::span<const std::uint8_t> request) {
-  if (closed_) return {};
-  bytes opened;
-  if (!open_in(request, opened, from, "tcp request", max_frame()))
-    return {};  // close without a reply
-  bytes reply;
-  {
-    std::lock_guard lock(mu_);
-    reply = core_->handle_stream(now(), from, request, pending_);
-  }
-  drain();
-  if (!reply.empty()) seal_out(reply);
-  return reply;
-}
-
-void runtime::session_done(std::uint64_t session_id, bool /*ok*/) {
-  sessions_.erase(session_id);
-  session_count_ = sessions_.size();
-}
-
-void runtime::start_stream(stream_request req) {
-  if (clients_.size() >= cfg_.max_tcp_sessions) {
-    bump(counters_.streams_rejected);
-    log_.log(spdlog::level::debug, "stream not started to={}: max_tcp_sessions reached",
-             req.to.to_string());
-    finish_stream(req.id, net::error::no_buffer_space, {});
-    return;
-  }
-  log_.log(spdlog::level::debug, "stream start id={} to={} kind={} bytes={}", req.id,
-           req.to.to_string(), static_cast<int>(req.kind), req.data.size());
-  seal_out(req.data);
-  const std::uint64_t id = next_io_id_++;
-  auto client = std::make_shared<stream_client>(shared_from_this(), id, std::move(req));
-  clients_.emplace(id, client);
-  stream_count_ = clients_.size();
-  client->start();
-}
-
-void runtime::stream_done(std::uint64_t client_id, std::uint64_t stream_id, const address& peer,
-                          const error_code& e, std::span<const std::uint8_t> reply) {
-  clients_.erase(client_id);
-  stream_count_ = clients_.size();
-  if (closed_) return;
-  error_code ec = e;
-  bytes opened;
-  if (!ec && !open_in(reply, opened, peer, "tcp reply", max_frame()))
-    ec = boost::system::errc::make_error_code(boost::system::errc::permission_denied);
-  if (ec) {
-    bump(counters_.streams_failed);
-    log_.log(spdlog::level::debug, "stream failed id={} error={}", stream_id, ec.message());
-  } else {
-    bump(counters_.streams_ok);
-  }
-  finish_stream(stream_id, ec, reply);
-  drain();
-}
-
-void runtime::finish_stream(std::uint64_t stream_id, const error_code& ec,
-                            std::span<const std::uint8_t> reply) {
-  {
-    std::lock_guard lock(mu_);
-    if (ec)
-      core_->stream_failed(now(), stream_id, pending_);
-    else
-      core_->handle_stream_reply(now(), stream_id, reply, pending_);
-  }
-  const auto it = join_streams_.find(stream_id);
-  if (it == join_streams_.end()) return;
-  const auto op = it->second;
-  join_streams_.erase(it);
-  op->streams.erase(stream_id);
-  if (ec)
-    op->last_error = to_std(ec);
-  else
-    ++op->result.contacted;
-  if (op->streams.empty()) complete_join(op, {});
-}
-
-// ---- seeds and join ----
-
-/// One do_resolve() call: the names still being resolved and what came back.
-struct runtime::resolve_batch {
-  std::size_t pending = 0;
-  std::vector<address> addrs;
-  std::error_code error;
-  resolved_handler done;
-};
-
-void runtime::do_resolve(const std::vector<std::string>& names, resolved_handler done) {
-  auto batch = std::make_shared<resolve_batch>();
-  batch->done = std::move(done);
-  for (const auto& name : names) {
-    const auto spec = parse_seed(name, port_.load());
-    if (!spec) {
-      bump(counters_.resolve_failures);
-      batch->error = errc::invalid_argument;
-      log_.log(spdlog::level::warn, "bad seed seed={}", name);
-      continue;
-    }
-    error_code ec;
-    const auto ip = net::ip::make_address(spec->host, ec);
-    if (!ec) {  // numeric: no DNS
-      add_resolved(*batch, to_address(ip, spec->port));
-      continue;
-    }
-    const std::uint64_t id = next_io_id_++;
-    auto resolver = std::make_shared<udp::resolver>(strand_);
-    resolvers_.emplace(id, resolver);
-    ++batch->pending;
-    // No address_configured flag: a host with only loopback still gets its
-    // A and AAAA records.
-    resolver->async_resolve(spec->host, std::to_string(spec->port), udp::resolver::numeric_service,
-                            [self = shared_from_this(), batch, id, name](
-                                const error_code& e, const udp::resolver::results_type& results) {
-                              self->on_resolve(e, results, batch, id, name);
-                            });
-  }
-  if (batch->pending == 0) finish_resolve(*batch);
-}
-
-void runtime::on_resolve(const error_code& ec, const udp::resolver::results_type& results,
-                         const std::shared_ptr<resolve_batch>& batch, std::uint64_t id,
-                         const std::string& name) {
-  resolvers_.erase(id);
-  if (ec == net::error::operation_aborted || closed_) return;
-  if (ec) {
-    bump(counters_.resolve_failures);
-    batch->error = to_std(ec);
-    warn_limited("cannot resolve seed", "seed=" + name + " error=" + ec.message());
-  } else {
-    for (const auto& entry : results) add_resolved(*batch, to_address(entry.endpoint()));
-  }
-  if (--batch->pending == 0) finish_resolve(*batch);
-}
-
-void runtime::add_resolved(resolve_batch& batch, const address& a) const {
-  if (reachable(family_, a) && a != advertise_) batch.addrs.push_back(a);
-}
-
-void runtime::finish_resolve(resolve_batch& batch) {
-  if (closed_) return;
-  std::sort(batch.addrs.begin(), batch.addrs.end());
-  batch.addrs.erase(std::unique(batch.addrs.begin(), batch.addrs.end()), batch.addrs.end());
-  batch.done(std::move(batch.addrs), batch.error);
-}
-
-void runtime::add_seed_names(const std::vector<std::string>& seeds) {
-  for (const auto& s : seeds)
-    if (std::find(seed_names_.begin(), seed_names_.end(), s) == seed_names_.end())
-      seed_names_.push_back(s);
-  if (!seed_names_.empty()) arm_seed_retry();
-}
-
-void runtime::join_in_background() {
-  do_resolve(seed_names_, [self = shared_from_this()](std::vector<address> addrs, std::error_code) {
-    // The core retries the addresses it was given; it only needs new ones.
-    std::vector<address> fresh;
-    for (const auto& a : addrs)
-      if (self->seeds_given_.insert(a).second) fresh.push_back(a);
-    if (fresh.empty()) return;
-    {
-      std::lock_guard lock(self->mu_);
-      self->core_->join(now(), fresh, self->pending_);
-    }
-    self->drain();
-  });
-}
-
-void runtime::arm_seed_retry() {
-  if (seed_timer_armed_ || closed_) return;
-  seed_timer_armed_ = true;
-  seed_timer_.expires_after(cfg_.protocol.seed_retry_interval);
-  seed_timer_.async_wait(
-      [self = shared_from_this()](const error_code& ec) { self->on_seed_retry(ec); });
-}
-
-void runtime::on_seed_retry(const error_code& ec) {
-  seed_timer_armed_ = false;
-  if (ec == net::error::operation_aborted || closed_ || leaving_) return;
-  if (alone()) join_in_background();  // names are resolved again each time
-  arm_seed_retry();
-}
-
-bool runtime::alone() const {
-  std::lock_guard lock(mu_);
-  return core_->count(member_state::alive) + core_->count(member_state::suspect) <= 1;
-}
-
-join_result runtime::join(const std::vector<std::string>& seeds) {
-  if (!running()) return {0, 0, errc::not_running};
-  if (strand_.running_in_this_thread())
-    return {0, 0, std::make_error_code(std::errc::resource_deadlock_would_occur)};
-  if (seeds.empty()) return {};
-  auto op = std::make_shared<join_op>(strand_);
-  auto result = op->promise.get_future();
-  net::post(strand_, [self = shared_from_this(), op, seeds] { self->do_join(seeds, op); });
-  // The op's own timer bounds it, as long as someone runs the io_context.
-  if (result.wait_for(2 * cfg_.stream_deadline + blocking_grace) != std::future_status::ready)
-    return {0, 0, std::make_error_code(std::errc::timed_out)};
-  return result.get();
-}
-
-void runtime::do_join(std::vector<std::string> seeds, std::shared_ptr<join_op> op) {
-  if (closed_) return complete_join(op, errc::not_running);
-  join_ops_.insert(op);
-  add_seed_names(seeds);
-  // Resolution plus one exchange, with room for a slow resolver.
-  op->timer.expires_after(2 * cfg_.stream_deadline);
-  op->timer.async_wait([self = shared_from_this(), op](const error_code& ec) {
-    if (ec == net::error::operation_aborted) return;
-    self->complete_join(op, std::make_error_code(std::errc::timed_out));
-  });
-  do_resolve(seeds,
-             [self = shared_from_this(), op](std::vector<address> addrs, std::error_code ec) {
-               self->on_join_resolved(std::move(addrs), ec, op);
-             });
-}
-
-void runtime::on_join_resolved(std::vector<address> addrs, std::error_code ec,
-                               const std::shared_ptr<join_op>& op) {
-  if (op->done) return;
-  op->result.resolved = addrs.size();
-  if (addrs.empty()) {
-    return complete_join(op, ec ? ec : std::make_error_code(std::errc::host_unreachable));
-  }
-  {
-    std::lock_guard lock(mu_);
-    const std::size_t first = pending_.streams.size();
-    core_->join(now(), addrs, pending_);
-    for (std::size_t i = first; i < pending_.streams.size(); ++i) {
-      const stream_request& s = pending_.streams[i];
-      if (s.kind != stream_kind::join) continue;
-      op->streams.insert(s.id);
-      join_streams_[s.id] = op;
-    }
-  }
-  for (const auto& a : addrs) seeds_given_.insert(a);
-  if (op->streams.empty()) complete_join(op, errc::not_running);  // leaving, or too busy
-  drain();
-}
-
-void runtime::complete_join(const std::shared_ptr<join_op>& op, std::error_code ec) {
-  if (op->done) return;
-  op->done = true;
-  op->timer.cancel();
-  for (const auto id : op->streams) join_streams_.erase(id);
-  op->streams.clear();
-  join_ops_.erase(op);
-  join_result r = op->result;
-  if (r.contacted > 0) {
-    r.error = {};
-  } else if (ec) {
-    r.error = ec;
-  } else {
-    r.error = op->last_error ? op->last_error : std::make_error_code(std::errc::host_unreachable);
-  }
-  log_.log(spdlog::level::debug, "join done resolved={} contacted={} error={}", r.resolved,
-           r.contacted, r.error.message());
-  op->promise.set_value(r);
-}
-
-// ---- leave ----
-
-std::error_code runtime::leave(duration timeout) {
-  if (!running()) return errc::not_running;
-  if (strand_.running_in_this_thread())
-    return std::make_error_code(std::errc::resource_deadlock_would_occur);
-  auto waiter = std::make_shared<leave_waiter>();
-  auto result = waiter->promise.get_future();
-  {
-    std::lock_guard lock(mu_);
-    const time_point t = now();
-    core_->leave(t, timeout, pending_);
-    waiter->deadline = t + timeout;
-  }
-  log_.log(spdlog::level::info, "leaving name={}", cfg_.protocol.name);
-  net::post(strand_, [self = shared_from_this(), waiter] {
-    if (self->closed_) return waiter->promise.set_value(errc::not_running);
-    self->leaving_ = true;  // no more seed retries
-    self->leave_waiters_.push_back(waiter);
-    self->leave_timer_.expires_at(to_steady(waiter->deadline));
-    self->leave_timer_.async_wait([self](const error_code& ec) {
-      if (ec == net::error::operation_aborted || self->closed_) return;
-      self->check_leave();
-    });
-    self->drain();  // sends the departure, then checks whether it is done
-  });
-  if (result.wait_for(timeout + blocking_grace) != std::future_status::ready)
-    return std::make_error_code(std::errc::timed_out);
-  return result.get();
-}
-
-void runtime::check_leave() {
-  if (leave_waiters_.empty()) return;
-  const time_point t = now();
-  bool done = false;
-  {
-    std::lock_guard lock(mu_);
-    done = core_->leave_done(t);
-  }
-  if (!done || !send_queue_.empty()) return;  // the departure must be on the wire
-  for (auto& w : leave_waiters_)
-    w->promise.set_value(t < w->deadline ? std::error_code{}
-                                         : std::make_error_code(std::errc::timed_out));
-  leave_waiters_.clear();
-  leave_timer_.cancel();
-}
-
-// ---- queries and changes (any thread) ----
-
-std::vector<member> runtime::members() const {
-  std::lock_guard lock(mu_);
-  return core_ ? core_->members() : std::vector<member>{};
-}
-
-member runtime::local_member() const {
-  std::lock_guard lock(mu_);
-  if (core_) return core_->local_member();
-  const config& p = cfg_.protocol;
-  return member{p.name, p.advertise,     p.initial_incarnation, member_state::alive,
-                p.tags, protocol_version};
-}
-
-std::optional<member> runtime::find(const std::string& name) const {
-  std::lock_guard lock(mu_);
-  if (!core_) return std::nullopt;
-  return core_->find(name);
-}
-
-int runtime::health_score() const {
-  std::lock_guard lock(mu_);
-  return core_ ? core_->health_score() : 0;
-}
-
-std::uint64_t runtime::digest() const {
-  std::lock_guard lock(mu_);
-  return core_ ? core_->digest() : 0;
-}
-
-node_stats runtime::stats() const {
-  node_stats s;
-  {
-    std::lock_guard lock(mu_);
-    if (core_) s.core = core_->stats();
-  }
-  s.runtime = counters_.snapshot();
-  s.tcp_sessions = session_count_.load();
-  s.streams = stream_count_.load();
-  return s;
-}
-
-std::error_code runtime::set_tags(tag_map tags) {
-  std::error_code ec;
-  {
-    std::lock_guard lock(mu_);
-    if (!core_) {  // before start(): the tags it starts with
-      std::size_t n = 0;
-      for (const auto& [k, v] : tags) n += k.size() + v.size();
-      if (n > cfg_.protocol.max_tag_bytes) return errc::invalid_argument;
-      cfg_.protocol.tags = std::move(tags);
-      return {};
-    }
-    if (!running()) return errc::not_running;
-    ec = core_->set_tags(now(), std::move(tags), pending_);
-  }
-  post_drain();
-  return ec;
-}
-
-std::error_code runtime::broadcast(bytes payload) {
-  if (!running()) return errc::not_running;
-  std::lock_guard lock(mu_);
-  return core_->broadcast(std::move(payload));  // leaves with the next gossip round
-}
-
-std::error_code runtime::send_to(const std::string& name, bytes payload) {
-  if (!running()) return errc::not_running;
-  std::error_code ec;
-  {
-    std::lock_guard lock(mu_);
-    ec = core_->send_to(name, std::move(payload), pending_);
-  }
-  if (!ec) post_drain();
-  return ec;
-}
-
-std::error_code runtime::force_leave(const std::string& name) {
-  if (!running()) return errc::not_running;
-  std::error_code ec;
-  {
-    std::lock_guard lock(mu_);
-    ec = core_->force_leave(now(), name, pending_);
-  }
-  if (!ec) post_drain();
-  log_.log(ec ? spdlog::level::debug : spdlog::level::info, "force-leave member={} result={}", name,
-           ec ? ec.message() : "ok");
-  return ec;
-}
-
-void runtime::set_user_state(bytes state) {
-  std::lock_guard lock(mu_);
-  if (core_)
-    core_->set_user_state(std::move(state));
-  else
-    early_user_state_ = std::move(state);
-}
-
-node::subscription runtime::subscribe(node::event_handler handler) {
-  if (!handler) return 0;
-  std::lock_guard lock(cb_mu_);
-  const node::subscription id = next_subscription_++;
-  subscribers_.emplace(id, std::make_shared<node::event_handler>(std::move(handler)));
-  return id;
-}
-
-void runtime::unsubscribe(node::subscription id) {
-  std::lock_guard lock(cb_mu_);
-  subscribers_.erase(id);
-}
-
-void runtime::on_user_message(node::user_message_handler handler) {
-  std::lock_guard lock(cb_mu_);
-  user_message_handler_ =
-      handler ? std::make_shared<node::user_message_handler>(std::move(handler)) : nullptr;
-}
-
-void runtime::on_user_state(node::user_state_handler handler) {
-  std::lock_guard lock(cb_mu_);
-  user_state_handler_ =
-      handler ? std::make_shared<node::user_state_handler>(std::move(handler)) : nullptr;
-}
-
-// ---- label and encryption ----
-
-std::shared_ptr<const keyring> runtime::keyring_snapshot() const {
-  std::lock_guard lock(keys_mu_);
-  return keys_;
-}
-
-std::size_t runtime::max_frame() const {
-  return std::min<std::size_t>(cfg_.protocol.max_push_pull_bytes,
-                               std::numeric_limits<std::uint32_t>::max());
-}
-
-void runtime::seal_out(bytes& data) {
-  static const keyring no_keys;
-  const auto keys = keyring_snapshot();
-  const keyring& sealing = cfg_.encrypt_outgoing ? *keys : no_keys;
-  const bool bare = cfg_.label.empty() && sealing.empty();
-  bool compressed = false;
-  if (cfg_.compression && data.size() >= min_compress_size) {
-    // Worth it only if the packet shrinks: a bare packet pays the outer
-    // header's two bytes for the flag.
-    const std::size_t header = bare ? seal_overhead({}, no_keys, true) : 0;
-    if (auto z = deflate_below(data, data.size() - header)) {
-      data = std::move(*z);
-      compressed = true;
-      bump(counters_.compressed_out);
-    } else {
-      bump(counters_.compress_skipped);
-    }
-  }
-  if (bare && !compressed) return;
-  data = seal(data, cfg_.label, sealing, compressed);
-}
-
-bool runtime::open_in(std::span<const std::uint8_t>& data, bytes& storage, const address& from,
-                      const char* channel, std::size_t max_plain) {
-  const auto keys = keyring_snapshot();
-  // A plain cluster and a bare core packet: nothing to open, nothing to copy.
-  if (cfg_.label.empty() && keys->empty() && (data.empty() || data[0] != outer_version))
-    return true;
-  open_result r = open_packet(data, cfg_.label, *keys, cfg_.accept_plaintext, max_plain);
-  switch (r.status) {
-    case open_status::ok:
-      if (r.compressed) bump(counters_.compressed_in);
-      storage = std::move(r.plain);
-      data = storage;
-      return true;
-    case open_status::label_mismatch:
-      bump(counters_.label_mismatch);
-      break;
-    case open_status::decrypt_failed:
-      bump(counters_.decrypt_failed);
-      break;
-    case open_status::plaintext_rejected:
-      bump(counters_.plaintext_rejected);
-      break;
-    case open_status::decompress_failed:
-      bump(counters_.decompress_failed);
-      break;
-  }
-  warn_limited(to_string(r.status),
-               std::string("dropped ") + channel + " from=" + from.to_string());
-  return false;
-}
-
-std::error_code runtime::install_key(const encryption_key& key) {
-  std::lock_guard lock(keys_mu_);
-  auto next = std::make_shared<keyring>(*keys_);
-  next->install(key);
-  keys_ = std::move(next);
-  log_.log(spdlog::level::info, "key installed keys={}", keys_->size());
-  return {};
-}
-
-std::error_code runtime::use_key(const encryption_key& key) {
-  std::lock_guard lock(keys_mu_);
-  auto next = std::make_shared<keyring>(*keys_);
-  if (!next->use(key)) return errc::invalid_argument;
-  keys_ = std::move(next);
-  log_.log(spdlog::level::info, "primary key changed keys={}", keys_->size());
-  return {};
-}
-
-std::error_code runtime::remove_key(const encryption_key& key) {
-  std::lock_guard lock(keys_mu_);
-  auto next = std::make_shared<keyring>(*keys_);
-  if (!next->remove(key)) return errc::invalid_argument;
-  keys_ = std::move(next);
-  log_.log(spdlog::level::info, "key removed keys={}", keys_->size());
-  return {};
-}
-
-std::vector<encryption_key> runtime::list_keys() const {
-  const auto keys = keyring_snapshot();
-  return keys->list();
-}
-
 // ---- logging ----
 
-void runtime::warn_limited(const char* what, const std::string& detail) {
+spdlog::level::level_enum runtime::warning_level(const char* what) {
   auto it = warnings_.find(std::string_view(what));
   if (it == warnings_.end())
     it = warnings_.emplace(std::string(what), rate_limit(warning_period)).first;
-  const auto lvl = it->second.allow(now()) ? spdlog::level::warn : spdlog::level::debug;
-  log_.log(lvl, "{} {}", what, detail);
+  return it->second.allow(now()) ? spdlog::level::warn : spdlog::level::debug;
 }
 
 void runtime::fail(const error_code& ec, const char* what) const {
   if (ec == net::error::operation_aborted) return;
-  log_.log(spdlog::level::debug, "{} failed: {}", what, ec.message());
+  SHOAL_LOG(log_, spdlog::level::debug, "{} failed: {}", what, ec.message());
 }
 
 }  // namespace shoal::io

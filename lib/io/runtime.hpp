@@ -15,10 +15,37 @@
 // and callbacks (run by drain() without the mutex) may call them.
 //
 // Sockets, timers, sessions and the bookkeeping below marked "strand" are
-// only touched on the strand.
+// only touched on the strand. Sockets use the error_code overloads
+// throughout. Timers are the exception: Boost 1.74 deprecates their
+// error_code overloads, and cancel() and expires_*() on a valid timer cannot
+// fail.
+//
+// Where runtime's members are defined, one concept per file:
+//   runtime.cpp     lifecycle (start: bind, advertise, create the core; stop: close
+//                   everything) and the strand's loop (drain the outbox into sends,
+//                   streams, events and user data; the tick timer at the core's next
+//                   deadline); logging (warn_limited, fail)
+//   udp.cpp         the UDP receive loop (per-source rate limit, size bound, open_in,
+//                   core.handle_packet), the socket's ICMP error queue, the send queue
+//   streams.cpp     TCP: the acceptor, serving a peer's request (serve_stream), starting
+//                   and finishing the core's exchanges; and the tcp_session and
+//                   stream_client classes that run them (io/streams.hpp)
+//   membership.cpp  seeds (resolved, retried while alone), join() and the exchanges it
+//                   waits for, leave() and its wait for the departure to be sent
+//   api.cpp         the facade's any-thread queries and changes (members, tags,
+//                   broadcast, send_to, force_leave, subscriptions, stats)
+//   envelope.cpp    seal_out/open_in around the core's bytes; the keyring and the
+//                   facade's key operations
+// Beside them, used by the runtime: net.hpp (Asio aliases, address conversions,
+// log_sink, SHOAL_LOG), security (the envelope's format, the keyring class), compress
+// (raw deflate), icmp (reading the error queue), rate_limit.hpp (packets per source),
+// seeds (parsing "host:port"), framing.hpp (the TCP frame header); inbound (open and
+// decode in one call, for fuzz targets) and node.cpp (shoal::node, forwarding here).
 #pragma once
 
 #include <atomic>
+#include <chrono>
+#include <concepts>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -65,14 +92,16 @@ struct runtime_counters {
   }
 };
 
+/// How much longer than its own bound a blocking facade call (stop, join,
+/// leave) waits for the strand.
+inline constexpr auto blocking_grace = std::chrono::seconds(2);
+
 inline void bump(std::atomic<std::uint64_t>& c, std::uint64_t n = 1) {
   c.fetch_add(n, std::memory_order_relaxed);
 }
 
 class runtime : public std::enable_shared_from_this<runtime> {
  public:
-  using strand_type = net::strand<net::io_context::executor_type>;
-
   /// `owned` is set when the node runs its own thread on `ctx`.
   runtime(node_config cfg, net::io_context& ctx, std::shared_ptr<net::io_context> owned);
   ~runtime();
@@ -80,12 +109,15 @@ class runtime : public std::enable_shared_from_this<runtime> {
   runtime& operator=(const runtime&) = delete;
 
   // ---- the facade (any thread; see node.hpp) ----
+  // runtime.cpp
   std::error_code start();
-  join_result join(const std::vector<std::string>& seeds);
-  std::error_code leave(duration timeout);
   void stop();
   bool running() const;
   std::uint16_t port() const { return port_.load(); }
+  // membership.cpp
+  join_result join(const std::vector<std::string>& seeds);
+  std::error_code leave(duration timeout);
+  // api.cpp
   std::vector<member> members() const;
   member local_member() const;
   std::optional<member> find(const std::string& name) const;
@@ -101,6 +133,7 @@ class runtime : public std::enable_shared_from_this<runtime> {
   int health_score() const;
   std::uint64_t digest() const;
   node_stats stats() const;
+  // envelope.cpp
   std::error_code install_key(const encryption_key& key);
   std::error_code use_key(const encryption_key& key);
   std::error_code remove_key(const encryption_key& key);
@@ -112,17 +145,16 @@ class runtime : public std::enable_shared_from_this<runtime> {
   const log_sink& log() const { return log_; }
   runtime_counters& counters() { return counters_; }
   bool closed() const { return closed_; }
+  // streams.cpp
   /// A peer's request: the core's reply (empty: close without one).
   bytes serve_stream(const address& from, std::span<const std::uint8_t> request);
   void session_done(std::uint64_t session_id, bool ok);
   void stream_done(std::uint64_t client_id, std::uint64_t stream_id, const address& peer,
                    const error_code& ec, std::span<const std::uint8_t> reply);
-  /// Logs a warning a peer (or the network) can provoke: at most once per
-  /// 10 s per `what`, at debug level in between.
-  void warn_limited(const char* what, const std::string& detail);
   /// Largest TCP frame either side accepts or sends, and the bound on an
   /// inflated stream body.
   std::size_t max_frame() const;
+  // envelope.cpp
   /// Compresses (when enabled and it shrinks them) and seals bytes to send
   /// under the label and the primary key, in place; a no-op for a plain
   /// cluster without compression.
@@ -132,6 +164,16 @@ class runtime : public std::enable_shared_from_this<runtime> {
   /// A compressed body inflates to at most `max_plain` bytes.
   bool open_in(std::span<const std::uint8_t>& data, bytes& storage, const address& from,
                const char* channel, std::size_t max_plain);
+  // runtime.cpp
+  /// Logs a warning a peer (or the network) can provoke, "<what> <detail>":
+  /// at warn at most once per 10 s per `what`, at debug in between.
+  /// `detail` returns the rest of the line; it is called only when the line
+  /// is written, so a flood of dropped packets builds no strings.
+  template <std::invocable Detail>
+  void warn_limited(const char* what, const Detail& detail) {
+    const auto lvl = warning_level(what);
+    SHOAL_LOG(log_, lvl, "{} {}", what, detail());
+  }
   /// Logs a failed operation (operation_aborted is not a failure).
   void fail(const error_code& ec, const char* what) const;
 
@@ -141,11 +183,15 @@ class runtime : public std::enable_shared_from_this<runtime> {
   struct resolve_batch;
   using resolved_handler = std::function<void(std::vector<address>, std::error_code)>;
 
+  // runtime.cpp
   std::error_code bind_sockets();
   error_code open_and_bind(const net::ip::address& ip, std::uint16_t port);
   std::optional<net::ip::address> route_source(bool v6);
+  /// warn_limited()'s level for `what` now; counts the line against the
+  /// rate limit of its `what`.
+  spdlog::level::level_enum warning_level(const char* what);
 
-  // strand
+  // runtime.cpp (strand)
   void on_started();
   void do_close();
   void post_drain();
@@ -155,6 +201,7 @@ class runtime : public std::enable_shared_from_this<runtime> {
   void deliver_user_data(std::vector<user_message>& messages, std::vector<bytes>& states);
   void arm_tick(time_point at);
   void on_tick(const error_code& ec, std::uint64_t generation);
+  // udp.cpp (strand)
   void do_receive();
   void on_receive(const error_code& ec, std::size_t n);
   void do_wait_error();
@@ -163,11 +210,13 @@ class runtime : public std::enable_shared_from_this<runtime> {
   void enqueue_send(outgoing_packet p);
   void do_send();
   void on_send(const error_code& ec, std::size_t n);
+  // streams.cpp (strand)
   void do_accept();
   void on_accept(const error_code& ec, tcp::socket socket);
   void start_stream(stream_request req);
   void finish_stream(std::uint64_t stream_id, const error_code& ec,
                      std::span<const std::uint8_t> reply);
+  // membership.cpp (strand)
   void do_resolve(const std::vector<std::string>& names, resolved_handler done);
   void on_resolve(const error_code& ec, const udp::resolver::results_type& results,
                   const std::shared_ptr<resolve_batch>& batch, std::uint64_t id,
@@ -225,22 +274,22 @@ class runtime : public std::enable_shared_from_this<runtime> {
   bool leaving_ = false;
   family family_ = family::v4;
   address advertise_;
-  udp::socket udp_;
+  strand_udp_socket udp_;
   tcp::acceptor acceptor_;
-  net::steady_timer tick_timer_;
+  strand_timer tick_timer_;
   std::uint64_t tick_generation_ = 0;
   std::optional<time_point> tick_armed_at_;
-  net::steady_timer accept_retry_timer_;
-  net::steady_timer seed_timer_;
+  strand_timer accept_retry_timer_;
+  strand_timer seed_timer_;
   bool seed_timer_armed_ = false;
-  net::steady_timer leave_timer_;
+  strand_timer leave_timer_;
   std::vector<std::uint8_t> receive_buffer_;
   source_rate_limiter rate_limiter_;  ///< strand only
   udp::endpoint sender_;
   std::deque<outgoing_packet> send_queue_;
   bool sending_ = false;
-  bool send_retried_ = false;  // the front packet failed once on an ICMP error
-  bool icmp_errors_ = false;   // the socket queues ICMP errors (set before on_started)
+  bool send_retried_ = false;       // the front packet failed once on an ICMP error
+  bool icmp_errors_ = false;        // the socket queues ICMP errors (set before on_started)
   bool error_read_posted_ = false;  // read_error_queue() waits on the strand
   std::unordered_map<std::uint64_t, std::weak_ptr<tcp_session>> sessions_;
   std::unordered_map<std::uint64_t, std::weak_ptr<stream_client>> clients_;
@@ -252,6 +301,23 @@ class runtime : public std::enable_shared_from_this<runtime> {
   std::unordered_map<std::uint64_t, std::shared_ptr<join_op>> join_streams_;  // core stream id
   std::vector<std::shared_ptr<leave_waiter>> leave_waiters_;
   std::map<std::string, rate_limit, std::less<>> warnings_;
+};
+
+/// A join() call waiting for its exchanges (strand).
+struct runtime::join_op {
+  explicit join_op(const strand_type& s) : timer(s) {}
+  std::promise<join_result> promise;
+  join_result result;
+  std::set<std::uint64_t> streams;  // core stream ids still in flight
+  std::error_code last_error;
+  strand_timer timer;  // bounds resolution plus exchanges
+  bool done = false;
+};
+
+/// A leave() call waiting for the departure to be sent (strand).
+struct runtime::leave_waiter {
+  std::promise<std::error_code> promise;
+  time_point deadline;
 };
 
 }  // namespace shoal::io

@@ -40,7 +40,7 @@ class tcp_session : public std::enable_shared_from_this<tcp_session> {
   std::shared_ptr<runtime> rt_;
   std::uint64_t id_;
   tcp::socket socket_;
-  net::steady_timer deadline_;
+  strand_timer deadline_;
   address peer_;
   frame_header header_{};
   bytes body_;
@@ -68,7 +68,7 @@ class stream_client : public std::enable_shared_from_this<stream_client> {
   std::uint64_t id_;
   stream_request req_;
   tcp::socket socket_;
-  net::steady_timer deadline_;
+  strand_timer deadline_;
   frame_header header_{};
   bytes reply_;
   bool timed_out_ = false;
