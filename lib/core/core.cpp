@@ -150,8 +150,10 @@ void core_impl::on_suspicion_timeout(time_point now, timer& t, outbox& out) {
 void core_impl::warn_invalid(time_point now, const address& from, std::error_code ec) {
   // At most one line per 10 s; the counters keep the exact numbers.
   if (!cfg_.logger || !invalid_warnings_.allow(now)) return;
+  const std::uint64_t dropped = invalid_warnings_.take_held_back() + 1;
+  if (!cfg_.logger->should_log(spdlog::level::warn)) return;
   cfg_.logger->warn("dropped invalid input from={} reason={} dropped_since_last_warning={}",
-                    from.to_string(), ec.message(), invalid_warnings_.take_held_back() + 1);
+                    from.to_string(), ec.message(), dropped);
 }
 
 void core_impl::count_invalid(std::error_code ec) {

@@ -96,7 +96,7 @@ wire::alive core_impl::alive_msg(const member_entry& e) const {
 
 void core_impl::emit(event_type t, const member_entry& e, outbox& out) {
   if (quiet_events_) return;
-  if (cfg_.logger)
+  if (cfg_.logger && cfg_.logger->should_log(spdlog::level::info))
     cfg_.logger->info("{} member={} inc={} addr={}", to_string(t), *e.name, e.incarnation,
                       e.addr.to_string());
   out.events.push_back(event{t, snapshot(e)});
