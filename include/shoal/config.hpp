@@ -106,12 +106,16 @@ struct config {
   /// that stretches probe_interval and probe_timeout when this node itself
   /// misses acks, nacks or has to refute. lan: 8. 1 disables local health.
   int awareness_max_multiplier = 8;
-  /// A member whose own health score is at least half its maximum and that had to
-  /// refute this many accusations within unhealthy_refute_window stops
-  /// refuting: its network is broken (it cannot get its own probes through),
-  /// so it lets the cluster declare it dead rather than flap between suspect
-  /// and alive, and it stops suspecting others. It refutes again once its
-  /// score is back to 0. An extension of Lifeguard; 0 disables. lan: 3.
+  /// A member whose own probes put its health score at least half its maximum
+  /// (failed probes whose relays' nacks went missing, counted without the
+  /// refutations Lifeguard also adds) and that had to refute this many
+  /// accusations within unhealthy_refute_window stops refuting: its network is
+  /// broken (it cannot get its own probes through), so it lets the cluster
+  /// declare it dead rather than flap between suspect and alive, and it stops
+  /// suspecting others. It refutes again once its own probes succeed (that
+  /// score back to 0). Accusations alone, however many (a forger can send
+  /// them), never bench a member whose probes succeed. An extension of
+  /// Lifeguard; 0 disables. lan: 3.
   int unhealthy_refute_limit = 3;
   /// See unhealthy_refute_limit. lan: 60 s.
   duration unhealthy_refute_window = std::chrono::seconds(60);

@@ -260,7 +260,12 @@ class core_impl {
   wire::message leave_message() const;
   /// The view digest an ack carries, if the format has one.
   std::optional<std::uint64_t> ack_digest(const wire::ack& m) const noexcept;
-  bool benched(time_point now);
+  /// A probe ended: Lifeguard's score and our own-probe health move by
+  /// `delta`, and the bench is re-judged.
+  void note_probe_outcome(time_point now, int delta);
+  /// Benched (not refuting, accusing nobody) while our own probes say our
+  /// network is broken and the cluster keeps accusing us; see config.hpp.
+  void update_bench(time_point now);
   void confirm(member_entry& e, outbox& out);
   void set_state(member_entry& e, member_state s, std::uint64_t inc, time_point now);
   void emit(event_type t, const member_entry& e, outbox& out);
@@ -387,6 +392,9 @@ class core_impl {
   int digest_mismatch_streak_ = 0;
   std::vector<time_point> recent_refutations_;  // the last unhealthy_refute_limit
   bool benched_ = false;                        // persistently unhealthy: not refuting accusations
+  // Lifeguard's score without the refutations: what our own probes say of our
+  // network. Only it may bench us (update_bench).
+  awareness own_probes_{cfg_.awareness_max_multiplier};
   time_point last_digest_sync_{};
 
   struct relay {

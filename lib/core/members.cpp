@@ -185,7 +185,8 @@ void core_impl::on_accused(time_point now, std::uint64_t claimed, outbox& out) {
     ++stats_.claims_out_of_reach;
     return;
   }
-  if (benched(now)) {
+  update_bench(now);
+  if (benched_) {
     ++stats_.refutations_withheld;
     return;
   }
@@ -195,26 +196,38 @@ void core_impl::on_accused(time_point now, std::uint64_t claimed, outbox& out) {
   while (recent_refutations_.size() > limit) recent_refutations_.erase(recent_refutations_.begin());
 }
 
-bool core_impl::benched(time_point now) {
+void core_impl::note_probe_outcome(time_point now, int delta) {
+  awareness_.apply(delta);
+  own_probes_.apply(delta);
+  update_bench(now);
+}
+
+void core_impl::update_bench(time_point now) {
   const int top = cfg_.awareness_max_multiplier - 1;
-  if (cfg_.unhealthy_refute_limit <= 0 || top < 1) return false;
+  if (cfg_.unhealthy_refute_limit <= 0 || top < 1) {
+    benched_ = false;
+    return;
+  }
   if (benched_) {
     // Back in the game once our own probes succeed again.
-    if (awareness_.score() == 0) {
+    if (own_probes_.score() == 0) {
       benched_ = false;
       recent_refutations_.clear();
     }
-    return benched_;
+    return;
   }
-  // Half the maximum: a lossy node's score swings, and waiting for the top
-  // let one in ten die and come back twice (lossy-minority, N=1000).
-  if (awareness_.score() < (top + 1) / 2) return false;
+  // Only our own probes can show our network is broken: accusations (and
+  // the refutations they cause) are what others claim, and a forger can
+  // send as many as it likes. Half the maximum: a lossy node's score swings,
+  // and waiting for the top let one in ten die and come back twice
+  // (lossy-minority, N=1000).
+  if (own_probes_.score() < (top + 1) / 2) return;
+  // ...and the cluster keeps accusing us: we are flapping, not just slow.
   const auto limit = static_cast<std::size_t>(cfg_.unhealthy_refute_limit);
-  if (recent_refutations_.size() < limit) return false;
-  if (now - recent_refutations_.front() > cfg_.unhealthy_refute_window) return false;
+  if (recent_refutations_.size() < limit) return;
+  if (now - recent_refutations_.front() > cfg_.unhealthy_refute_window) return;
   benched_ = true;
   ++stats_.self_benched;
-  return true;
 }
 
 void core_impl::on_alive(time_point now, const wire::alive& m, hand h, outbox& out) {

@@ -50,7 +50,7 @@ void core_impl::finish_probe(time_point now, outbox& out) {
   // against us (they point at our own network); without, any failure does.
   const int delta =
       probe_.indirect_expected > 0 ? std::max(0, probe_.indirect_expected - probe_.nacks) : 1;
-  awareness_.apply(delta);
+  note_probe_outcome(now, delta);
   // A node that judged its own network broken accuses nobody.
   if (benched_) return;
   member_entry* e = lookup(probe_.target);
@@ -148,7 +148,7 @@ void core_impl::on_ack(time_point now, const address& from, const wire::ack& m, 
     probe_.acked = true;
     if (member_entry* e = lookup(probe_.target); e && e->up()) {
       if (from == e->addr) {
-        awareness_.apply(-1);  // a direct ack: we are healthy
+        note_probe_outcome(now, -1);  // a direct ack: we are healthy
         if (const auto theirs = ack_digest(m)) check_digest(now, *e, *theirs, out);
       }
       confirm(*e, out);

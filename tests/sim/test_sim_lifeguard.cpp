@@ -68,3 +68,34 @@ TEST_CASE("lifeguard: nacks from healthy relays arrive in time (wan)", "[sim]") 
 TEST_CASE("lifeguard: nacks from healthy relays arrive in time (local)", "[sim]") {
   silent_dead_among_healthy(shoal::config::local(), shoal::sim::network_config::local(), 60s);
 }
+
+TEST_CASE("lifeguard: forged suspicions alone never stop a healthy member from refuting",
+          "[sim]") {
+  // A peer (no keyring: any host can) sends everyone a suspect about n3 at
+  // its current incarnation once a second for five minutes. n3 refutes each;
+  // refutations raise its Lifeguard score, but only its own probes may bench
+  // it: it must never be declared dead.
+  for_each_seed([&](std::uint64_t seed) {
+    simulator sim(sim_options(seed));
+    const auto members = sim.start_converged(8);
+    const node_id mallory = sim.add_node();
+    sim.run_for(5s);
+    const node_id victim = 3;
+    std::uint64_t deaths = 0;
+    sim.on_event([&](node_id, const shoal::event& e) {
+      if (e.type == shoal::event_type::member_failed && e.who.name == "n3") ++deaths;
+    });
+    for (int s = 0; s < 300; ++s) {
+      const auto inc = sim.node_core(victim).local_member().incarnation;
+      const auto forged =
+          shoal::wire::encode_packet(std::vector<shoal::wire::message>{
+              shoal::wire::suspect{inc, "n3", "n7"}});
+      for (node_id t : members) sim.send_raw(mallory, t, forged);
+      sim.run_for(1s);
+    }
+    CHECK(deaths == 0);
+    CHECK(sim.node_core(victim).stats().refutations >= 250);
+    CHECK(sim.node_core(victim).stats().refutations_withheld == 0);
+    CHECK(sim.wait_until([&] { return alive_at_own_incarnation(sim, victim); }, 30s));
+  });
+}
