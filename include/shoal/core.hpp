@@ -270,7 +270,8 @@ class core {
   const core_stats& stats() const;
   const config& cfg() const;
 
-  /// Bytes of heap the member table uses (for the per-member memory figure).
+  /// Bytes of heap the member table, its suspicions and the timer heap use
+  /// (for the per-member memory figure).
   std::size_t memory_estimate() const;
 
  private:

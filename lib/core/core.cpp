@@ -5,6 +5,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <stdexcept>
 #include <type_traits>
 
@@ -48,7 +49,13 @@ core_impl::core_impl(config cfg, std::uint64_t seed)
 }
 
 void core_impl::schedule(time_point at, timer_kind kind, std::uint64_t token, std::string name) {
-  timers_.push(timer{at, timer_order_++, kind, token, std::move(name)});
+  timers_.push_back(timer{at, timer_order_++, kind, token, std::move(name)});
+  std::push_heap(timers_.begin(), timers_.end(), timer_later{});
+  // Stale timers leave the heap only when they reach its top; timers that
+  // inputs arm (suspicions, relayed pings) could pile up behind a far one
+  // under a flood. When the heap doubled since it was last swept, sweep it:
+  // it stays within twice the live timers, at amortized O(1) per timer.
+  if (timers_.size() > 64 && timers_.size() > 2 * swept_size_) sweep_timers();
 }
 
 bool core_impl::stale(const timer& t) const {
@@ -66,13 +73,22 @@ bool core_impl::stale(const timer& t) const {
   }
 }
 
+void core_impl::sweep_timers() {
+  std::erase_if(timers_, [this](const timer& t) { return stale(t); });
+  std::make_heap(timers_.begin(), timers_.end(), timer_later{});
+  swept_size_ = timers_.size();
+}
+
 void core_impl::drop_stale_timers() const {
-  while (!timers_.empty() && stale(timers_.top())) timers_.pop();
+  while (!timers_.empty() && stale(timers_.front())) {
+    std::pop_heap(timers_.begin(), timers_.end(), timer_later{});
+    timers_.pop_back();
+  }
 }
 
 time_point core_impl::next_deadline() const {
   drop_stale_timers();
-  return timers_.empty() ? time_point::max() : timers_.top().at;
+  return timers_.empty() ? time_point::max() : timers_.front().at;
 }
 
 void core_impl::wake(lazy_timer& t, timer_kind kind) {
@@ -99,9 +115,10 @@ void core_impl::settle() {
 void core_impl::tick(time_point now, outbox& out) {
   saw(now);
   settle();
-  while (!timers_.empty() && timers_.top().at <= now) {
-    timer t = timers_.top();
-    timers_.pop();
+  while (!timers_.empty() && timers_.front().at <= now) {
+    std::pop_heap(timers_.begin(), timers_.end(), timer_later{});
+    timer t = std::move(timers_.back());
+    timers_.pop_back();
     switch (t.kind) {
       case timer_kind::probe:
         on_probe_timer(now, out);

@@ -357,6 +357,8 @@ class core_impl {
   /// A suspicion timer fired: dead, unless refuted (stale) or moved later.
   void on_suspicion_timeout(time_point now, timer& t, outbox& out);
   void drop_stale_timers() const;
+  /// Drops every stale timer from the heap (not only those at its top).
+  void sweep_timers();
 
   config cfg_;
   rng rng_;
@@ -435,7 +437,8 @@ class core_impl {
 
   // mutable: next_deadline() drops timers that became moot (an acked probe's
   // timeout, an answered relay) so the caller is not woken for nothing.
-  mutable std::priority_queue<timer, std::vector<timer>, timer_later> timers_;
+  mutable std::vector<timer> timers_;  // a binary heap by timer_later
+  std::size_t swept_size_ = 0;         // live timers at the last sweep
   lazy_timer gossip_timer_;
   lazy_timer maintenance_timer_;
   time_point last_now_{};

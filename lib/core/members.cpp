@@ -80,7 +80,12 @@ std::size_t core_impl::memory_estimate() const {
     total += node;
     if (name.capacity() > 15) total += name.capacity() + 1;
     total += e.tags.heap_bytes();
+    if (e.susp) total += sizeof(suspicion) + 16;
   }
+  // The timer heap: what a flood of accusations could grow.
+  total += timers_.capacity() * sizeof(timer);
+  for (const timer& t : timers_)
+    if (t.name.capacity() > 15) total += t.name.capacity() + 1;
   return total;
 }
 

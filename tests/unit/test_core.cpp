@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include "mini_net.hpp"
+#include "wire/codec.hpp"
 
 using namespace std::chrono_literals;
 using shoal::event_type;
@@ -422,4 +423,38 @@ TEST_CASE("the departed are reaped after reconnect_timeout", "[unit]") {
   REQUIRE(net.wait_until([&] { return !net.state_at(0, "n2").has_value(); }, 30s));
   CHECK(has_event(net.nodes[0], event_type::member_reaped, "n2"));
   CHECK(net.nodes[0].core->members().size() == 2);
+}
+
+TEST_CASE("core: a flood of suspicions does not grow the timer heap", "[unit]") {
+  // Each forged suspect at a higher incarnation starts a new suspicion and
+  // arms a timer; the one it replaced goes stale far from the heap's top.
+  auto cfg = shoal::config::lan();
+  cfg.name = "a";
+  cfg.advertise = addr_of(0);
+  shoal::core c(cfg, 7);
+  shoal::outbox out;
+  shoal::time_point now = shoal::time_point{} + 1000s;
+  c.join(now, {}, out);
+  std::vector<shoal::member> view;
+  for (int i = 1; i <= 20; ++i)
+    view.push_back({"m" + std::to_string(i), addr_of(i), 0, member_state::alive, {}, 2});
+  c.adopt_view(now, view);
+  const std::size_t before = c.memory_estimate();
+  for (std::uint64_t inc = 1; inc <= 3000; ++inc) {
+    std::vector<shoal::wire::message> msgs;
+    for (int i = 1; i <= 20; ++i)
+      msgs.emplace_back(shoal::wire::suspect{inc, "m" + std::to_string(i), "x"});
+    c.handle_packet(now, addr_of(30), shoal::wire::encode_packet(msgs), out);
+    out.clear();
+    if (inc % 100 == 0) {
+      now += 10ms;
+      c.tick(now, out);
+      out.clear();
+    }
+  }
+  CAPTURE(before, c.memory_estimate());
+  CHECK(c.stats().suspicions >= 60000);
+  // 60,000 suspicions armed 60,000 timers; at most twice the live ones stay.
+  CHECK(c.memory_estimate() < before + 64 * 1024);
+  CHECK(c.next_deadline() > now);
 }
