@@ -133,13 +133,13 @@ std::optional<std::string> validate(const daemon_config& c) {
   if (c.refusal_suspicion_timeout_s &&
       !(*c.refusal_suspicion_timeout_s >= 0 && *c.refusal_suspicion_timeout_s <= 3600))
     return bad("refusal_suspicion_timeout", "must be in [0, 3600] seconds (0 disables)");
-  std::size_t tag_bytes = 0;
-  for (const auto& [k, v] : c.tags) {
+  for (const auto& [k, v] : c.tags)
     if (k.empty()) return bad("tags", "empty tag key");
-    tag_bytes += k.size() + v.size();
-  }
-  if (tag_bytes > p.max_tag_bytes)
-    return bad("tags", "more than " + std::to_string(p.max_tag_bytes) + " bytes of keys and values (max_tag_bytes)");
+  if (c.tags.size() > p.max_tags)
+    return bad("tags", "more than " + std::to_string(p.max_tags) + " tags (max_tags)");
+  if (tag_bytes(c.tags) > p.max_tag_bytes)
+    return bad("tags", "more than " + std::to_string(p.max_tag_bytes) +
+                           " bytes (max_tag_bytes: keys and values, 16 per tag)");
   // What the node itself checks at start, so that nothing valid here fails there.
   config probe = p;
   if (probe.advertise.port() == 0) probe.advertise = address::v4({127, 0, 0, 1}, 1);  // bound port, at start
@@ -307,7 +307,7 @@ std::optional<daemon_config> load_config(int argc, char** argv, int& exit_code) 
       "longest member name in bytes, 1..1024 (default 128); longer names from peers are dropped",
       [&](daemon_config& c) { c.max_name_length = max_name_length; });
   add("--max-tag-bytes", max_tag_bytes, "SHOAL_MAX_TAG_BYTES",
-      "bytes of one member's tag keys and values, 0..64000 (default 512); larger tags from peers are dropped",
+      "bytes of one member's tags: keys, values and 16 per tag, 0..64000 (default 512); larger tags from peers are dropped",
       [&](daemon_config& c) { c.max_tag_bytes = max_tag_bytes; });
   add("--max-members", max_members, "SHOAL_MAX_MEMBERS",
       "members tracked, 2..1048576 (default 65536); new ones beyond are ignored (members_rejected)",

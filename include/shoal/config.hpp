@@ -29,7 +29,7 @@ struct config {
   std::string name;
   /// Address other members use to reach this node (UDP and TCP, same port).
   address advertise;
-  /// Initial tags. Total encoded size at most max_tag_bytes.
+  /// Initial tags: at most max_tags, and max_tag_bytes as tag_bytes() counts.
   tag_map tags;
   /// Incarnation this life starts at. A restarted node overtakes its previous
   /// life either because peers tell it its old incarnation (it then refutes
@@ -189,8 +189,12 @@ struct config {
   // ---- limits on what peers send ----
   /// Longest member name, bytes. lan: 128.
   std::size_t max_name_length = 128;
-  /// Encoded size of one member's tags, bytes. lan: 512.
+  /// Size of one member's tags, bytes, as tag_bytes() counts it (member.hpp):
+  /// keys and values plus 16 per tag. lan: 512.
   std::size_t max_tag_bytes = 512;
+  /// Most tags one member may carry. lan: 32. Tags over either bound are
+  /// refused (set_tags) or make the message invalid (from peers).
+  std::size_t max_tags = 32;
   /// Members a node will track; new ones beyond it are ignored (counted).
   /// lan: 65536.
   std::size_t max_members = 65536;

@@ -1,6 +1,7 @@
 // Members of a cluster as the user sees them: snapshots, never live references.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -15,8 +16,22 @@ enum class member_state : std::uint8_t { alive = 0, suspect = 1, dead = 2, left 
 
 const char* to_string(member_state s) noexcept;
 
-/// Key/value metadata a member advertises. Bounded by config::max_tag_bytes.
+/// Key/value metadata a member advertises. Bounded by config::max_tags and
+/// config::max_tag_bytes (counted by tag_bytes()).
 using tag_map = std::map<std::string, std::string>;
+
+/// What each tag costs beyond its key and value against max_tag_bytes: a tag
+/// takes far more memory than its bytes (a map node, two strings), so
+/// hundreds of empty tags must not fit where a few real ones do.
+inline constexpr std::size_t tag_overhead_bytes = 16;
+
+/// The size tags count against config::max_tag_bytes: every key and value,
+/// plus tag_overhead_bytes per tag.
+inline std::size_t tag_bytes(const tag_map& tags) noexcept {
+  std::size_t n = 0;
+  for (const auto& [k, v] : tags) n += k.size() + v.size() + tag_overhead_bytes;
+  return n;
+}
 
 /// The protocol level this build speaks, which every member advertises
 /// (member::protocol). Levels: 1, the view digest covers each member's name,

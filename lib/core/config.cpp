@@ -44,6 +44,9 @@ std::string field(const char* name, const char* what) {
 std::optional<std::string> config::validate() const {
   using std::chrono::milliseconds;
   if (name.empty()) return field("name", "must not be empty");
+  if (max_tags == 0 || max_tags > 1024) return field("max_tags", "must be in 1..1024");
+  if (tags.size() > max_tags) return field("tags", "more than max_tags");
+  if (tag_bytes(tags) > max_tag_bytes) return field("tags", "over max_tag_bytes");
   if (protocol < 1 || protocol > protocol_version)
     return field("protocol", "must be in 1..protocol_version (member.hpp)");
   if (max_name_length == 0 || max_name_length > 1024)

@@ -21,6 +21,7 @@ wire::limits limits_from(const config& c) {
   l.max_packet_bytes = std::max<std::size_t>(c.max_push_pull_bytes, 65536);
   l.max_name_length = c.max_name_length;
   l.max_tag_bytes = c.max_tag_bytes;
+  l.max_tags = c.max_tags;
   l.max_payload_bytes = std::max<std::size_t>(c.max_user_broadcast_bytes, 1u << 20);
   l.max_members = c.max_members;
   return l;

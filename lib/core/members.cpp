@@ -90,9 +90,7 @@ std::size_t core_impl::memory_estimate() const {
 }
 
 bool core_impl::valid_tags(const tag_map& tags) const {
-  std::size_t n = 0;
-  for (const auto& [k, v] : tags) n += k.size() + v.size();
-  return n <= cfg_.max_tag_bytes;
+  return tags.size() <= cfg_.max_tags && tag_bytes(tags) <= cfg_.max_tag_bytes;
 }
 
 wire::alive core_impl::alive_msg(const member_entry& e) const {

@@ -185,13 +185,14 @@ class decoder {
   errc tags(tag_map& t) {
     std::size_t n = 0;
     SHOAL_WIRE_TRY(r_.read_map(n));
+    if (n > lim_.max_tags) return errc::field_too_long;
     std::size_t total = 0;
     for (std::size_t i = 0; i < n; ++i) {
       std::string_view key;
       std::string_view value;
       SHOAL_WIRE_TRY(r_.read_str(key));
       SHOAL_WIRE_TRY(r_.read_str(value));
-      total += key.size() + value.size();
+      total += key.size() + value.size() + tag_overhead_bytes;  // as shoal::tag_bytes()
       if (total > lim_.max_tag_bytes) return errc::field_too_long;
       // Encoders write keys in order, so the hint is usually right.
       if (t.empty() || std::string_view{std::prev(t.end())->first} < key) {

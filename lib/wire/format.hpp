@@ -27,7 +27,8 @@ struct limits {
   std::size_t max_packet_bytes = 65536;
   std::size_t max_messages = 1024;
   std::size_t max_name_length = 128;
-  std::size_t max_tag_bytes = 512;  ///< sum of key and value lengths
+  std::size_t max_tag_bytes = 512;  ///< as shoal::tag_bytes() counts: keys, values, 16 per tag
+  std::size_t max_tags = 32;        ///< tags of one member
   std::size_t max_payload_bytes = 65536;
   std::size_t max_members = 65536;  ///< entries of one push_pull
 };

@@ -270,14 +270,15 @@ TEST_CASE("limits: shoald refuses an out-of-range or inconsistent limit at start
 
 TEST_CASE("limits: --max-tag-bytes bounds this node's own tags through the socket",
           "[daemon][limits]") {
-  lone_daemon d({"--max-tag-bytes", "16"});
+  lone_daemon d({"--max-tag-bytes", "32"});
   reply r;
   auto c = client::connect(client::options{d.socket(), 10s}, r);
   REQUIRE(c);
-  r = c->call("tags", json{{"set", {{"role", "0123456789ab"}}}});  // 4 + 12 = 16 bytes: fits
+  // 4 + 12 + 16 per tag = 32 bytes: fits
+  r = c->call("tags", json{{"set", {{"role", "0123456789ab"}}}});
   REQUIRE(r.ok());
   CHECK(r.result["tags"]["role"] == "0123456789ab");
-  r = c->call("tags", json{{"set", {{"zone", "x"}}}});  // 16 + 5: over
+  r = c->call("tags", json{{"set", {{"zone", "x"}}}});  // 32 + 21: over
   REQUIRE(r.error);
   CHECK(r.error->code == "invalid_argument");
   r = c->call("member", json{{"name", "solo"}});

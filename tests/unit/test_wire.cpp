@@ -424,8 +424,9 @@ TEST_CASE("wire: size limits", "[unit]") {
     }
   }
   SECTION("tags too big") {
+    // Keys and values count, and 16 bytes per tag (shoal::tag_bytes).
     wire::limits lim;
-    lim.max_tag_bytes = 20;
+    lim.max_tag_bytes = 52;
     const wire::message ok_msg{
         wire::alive{1, "n", {}, {{"k1234", "v1234"}, {"k", "123456789"}}, 1}};
     CHECK_FALSE(decode(wire::encode_packet({&ok_msg, 1}), lim).ec);
@@ -433,8 +434,26 @@ TEST_CASE("wire: size limits", "[unit]") {
     const auto d = decode(wire::encode_packet({&big, 1}), lim);
     CHECK(d.ec == shoal::errc::field_too_long);
     const wire::message member{
-        wire::push_pull{true, "s", {{"m", {}, 1, {}, {{"", std::string(21, 'x')}}, 1}}, {}}};
+        wire::push_pull{true, "s", {{"m", {}, 1, {}, {{"", std::string(37, 'x')}}, 1}}, {}}};
     CHECK(decode(wire::encode_packet({&member, 1}), lim).ec == shoal::errc::field_too_long);
+  }
+  SECTION("too many tags, however small") {
+    // The amplification the overhead and the count bound: hundreds of tiny
+    // tags in 512 bytes cost kilobytes each member once decoded.
+    wire::limits lim;  // 32 tags, 512 bytes
+    shoal::tag_map many;
+    for (int i = 0; i < 256; ++i) many[std::string(1, static_cast<char>(i))] = "";
+    const wire::message flood{wire::alive{1, "n", {}, many, 1}};
+    CHECK(decode(wire::encode_packet({&flood, 1}), lim).ec == shoal::errc::field_too_long);
+    // The count on its own: 32 tags pass where the bytes allow them.
+    lim.max_tag_bytes = 4096;
+    shoal::tag_map at_limit;
+    for (int i = 0; i < 32; ++i) at_limit["k" + std::to_string(i)] = "";
+    const wire::message ok{wire::alive{1, "n", {}, at_limit, 1}};
+    CHECK_FALSE(decode(wire::encode_packet({&ok, 1}), lim).ec);
+    at_limit["k32"] = "";
+    const wire::message over{wire::alive{1, "n", {}, at_limit, 1}};
+    CHECK(decode(wire::encode_packet({&over, 1}), lim).ec == shoal::errc::field_too_long);
   }
   SECTION("payload and user state too big") {
     wire::limits lim;
