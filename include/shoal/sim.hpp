@@ -133,7 +133,12 @@ struct options {
   network_config net = network_config::lan();
   /// UDP/TCP port of every node.
   std::uint16_t port = 7946;
-  /// See "false positives" below. Default 60 s.
+  /// How long after a fault the scenario injected has ended (a restart, a
+  /// resume, a heal, an unblock, a loss of 1 lifted, a slowness lowered)
+  /// declarations it explains are not counted as false positives. Never
+  /// after a node's first start, never for loss below 1: see struct
+  /// false_positive below for the exact rule. 0: no grace at all. Default
+  /// 60 s.
   duration false_positive_grace = std::chrono::seconds(60);
   /// Keep every membership event (recorded_events()); tests only.
   bool record_events = false;
@@ -204,15 +209,35 @@ struct crash_record {
 /// A member_suspected or member_failed event emitted by node A about node M
 /// at time t is *false* when all of these hold at t:
 ///   - M is running: not crashed, not left, not leaving, not paused;
-///   - M is marked healthy (set_healthy; slow and lossy scenario nodes are not);
-///   - M started, restarted, resumed from a pause or had its slowness changed
-///     at least options::false_positive_grace before t;
-///   - no partition, block_io or link rule of loss 1 separates A and M in
-///     either direction, and none involving A or M changed within the grace.
-/// Random loss below 1 never excuses a declaration: tolerating it is
-/// Lifeguard's job. The grace covers the suspicion timers a fault armed before
-/// it ended (a dead declaration can follow a healed partition by up to the
-/// maximum suspicion timeout).
+///   - M is marked healthy (set_healthy; slow and lossy scenario nodes are
+///     not);
+///   - nothing cuts A -> M or M -> A: no partition, no block_io, no loss of 1
+///     (global, A's or M's egress or ingress, the link either way);
+///   - no grace covers the pair: options::false_positive_grace has passed
+///     since the last end of a fault the scenario injected, where the ends
+///     that count are
+///       on M:        its restart (restart(), any life after its first: the
+///                    crash or leave before it ended), its resume from a
+///                    pause (resume() or the end of pause(n, d)), and
+///                    set_slow(M, d) with d below its current slowness
+///                    (set_slow(M, 0) ends a slow spell);
+///       on A or M:   the heal of a partition it is in (heal, heal_all),
+///                    and a loss of 1 that applies to it removed or changed
+///                    (unblock_io, set_ingress_loss / set_egress_loss /
+///                    set_link_loss from 1 to less, set_loss from 1 to
+///                    less for every node).
+/// Nothing else excuses a declaration. A node's first start (join,
+/// bootstrap, start_converged) has no grace: a converged cluster is judged
+/// from its first instant, so the detection window of a crash early in a run
+/// is covered. A fault that has not ended excuses only the pairs it cuts:
+/// while a partition splits B from C, A's suspicion of a reachable M counts,
+/// and so does a suspicion of a slow node still marked healthy. Loss below 1
+/// never excuses anything, whatever its level and whenever it was set or
+/// changed: tolerating it is Lifeguard's job. The grace covers what a fault
+/// leaves behind after it ends: suspicion timers it armed (a dead
+/// declaration can follow a heal by up to the maximum suspicion timeout),
+/// stale claims about a restarted node's previous life, the backlog a paused
+/// node works through.
 struct false_positive {
   time_point at{};
   node_id accuser = no_node;
@@ -373,7 +398,8 @@ class simulator {
   void pause(node_id n);
   void resume(node_id n);
   /// Every input of the node (packets, streams, replies) is handled `delay`
-  /// late; 0 restores it. Its own timers stay on time.
+  /// late; 0 restores it. Its own timers stay on time. Lowering the delay
+  /// ends (part of) a fault: the false-positive grace starts (false_positive).
   void set_slow(node_id n, duration delay);
   /// Unhealthy nodes (slow, lossy) are excluded from false positives as the
   /// accused. Default healthy.
@@ -391,7 +417,8 @@ class simulator {
   /// Loss on the directed link from -> to.
   void set_link_loss(node_id from, node_id to, double p);
   /// Tarantool's block_io: all of the node's UDP and streams are dropped
-  /// (ingress and egress loss 1); unblock_io restores loss 0 both ways.
+  /// (ingress and egress loss 1); unblock_io restores loss 0 both ways and
+  /// starts the false-positive grace for the node (false_positive).
   void block_io(node_id n);
   void unblock_io(node_id n);
   /// Blocks a -> b (and b -> a when two_way) for UDP and streams, until heal.
