@@ -17,9 +17,10 @@
 // Each node is named "n<i>" and has the address 10.a.b.c:7946 where a.b.c is
 // i + 1 in base 256 (n0 is 10.0.0.1:7946). UDP packets travel with a delay of
 // latency +- jitter (uniform); loss drops them. Streams (push-pull, join,
-// TCP ping) are exchanges of one request and one reply: loss does not affect
-// them (TCP retransmits) but partitions and crashes do (stream_failed after
-// network_config::stream_fail_after).
+// TCP ping) are exchanges of one request and one reply: partitions and
+// crashes fail them (stream_failed after network_config::stream_fail_after),
+// and loss delays or fails them as it would TCP's segments (retransmissions,
+// network_config::streams_feel_loss, on by default).
 //
 // The host of a crashed or departed node is down (silence: what is sent to it
 // is lost) unless network_config::crashed_hosts_refuse or crash(n, true) says
@@ -82,14 +83,17 @@ struct network_config {
   /// Any stream not answered by then fails (a paused target, a partition that
   /// started mid-exchange). Default 5 s.
   duration stream_deadline = std::chrono::seconds(5);
-  /// false (default): loss does not affect streams at all (TCP retransmits).
-  /// true: streams feel loss as TCP would. Each of the exchange's four
-  /// segments (SYN, SYN-ACK, request, reply) crosses its link with that
-  /// link's UDP loss; a lost segment is sent again after 1 s, 2 s, 4 s ...
-  /// (handshake) or 200 ms, 400 ms ... (data), at most 6 tries; a stream that
-  /// runs out of tries or outlasts stream_deadline fails. A node losing 80% of
-  /// its packets then cannot answer a TCP fallback ping either.
-  bool streams_feel_loss = false;
+  /// true (default, every preset): streams feel loss as TCP would. Each of
+  /// the exchange's four segments (SYN, SYN-ACK, request, reply) crosses its
+  /// link with that link's UDP loss; a lost segment is sent again after 1 s,
+  /// 2 s, 4 s ... (handshake) or 200 ms, 400 ms ... (data), at most 6 tries;
+  /// a stream that runs out of tries or outlasts stream_deadline fails. A
+  /// node losing 80% of its packets then cannot answer a TCP fallback ping
+  /// either. false: loss below 1 does not affect streams at all, as if TCP
+  /// got every segment through at once: a model no real network matches,
+  /// kept for comparison (the TCP fallback ping then rescues probes it
+  /// could not).
+  bool streams_feel_loss = true;
   /// Whether the host of a crashed or departed (left) node is up. false
   /// (default): the host is down, or drops silently; everything sent to the
   /// node is lost, and streams to it fail after stream_fail_after. true: only
