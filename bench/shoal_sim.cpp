@@ -2,8 +2,8 @@
 //
 //   shoal-sim --scenario NAME --nodes N --seed S [--loss P] [--crashes K]
 //             [--duration S] [--preset lan|wan|local] [--setup-timeout S]
-//             [--start join|converged] [--streams-feel-loss] [--refuse]
-//             [--quiet] [--json]
+//             [--start join|converged] [--streams-immune] [--refuse]
+//             [--grace S] [--quiet] [--json]
 //
 // `shoal-sim --help` lists every flag with its default and every scenario in
 // one line (CLI11); bad usage exits with 2.
@@ -27,9 +27,24 @@
 // and stream bytes sent per node per second) and the false positives
 // (see sim.hpp) are counted from the mark to the end, per node alive at the mark;
 // so are packets_by_kind (UDP packets sent, by their first message's type),
-// streams and view_changes_per_node (membership events per node). The
+// streams_sent (stream requests sent: push-pull, join, TCP ping) and
+// view_changes_per_node (membership events per node). The
 // *_by_unhealthy counts are the false positives whose accuser was a slow or
 // lossy node.
+//
+// Every result states the conditions its figures depend on:
+//   grace_s, grace_after  a declaration is not counted as a false positive
+//              within grace_s (--grace, default 60) after the end of a fault
+//              the scenario injected ("injected faults that end": a restart,
+//              a heal, a resume, an unblock, a slowness lowered); never after
+//              the start, never for loss below 1 (sim.hpp, false_positive,
+//              has the exact rule). Only partition and restart end a fault;
+//              in every other scenario no grace applies at all.
+//   streams    "feel loss" (default): stream segments (push-pull, join, the
+//              TCP fallback ping) are lost like UDP packets and retransmitted
+//              as TCP would (network_config::streams_feel_loss); "immune"
+//              (--streams-immune): loss below 1 spares streams, which no
+//              real network does, for comparison only.
 //
 // Scenarios (default duration):
 //   bootstrap       (30 s)  converged_s: from the first join to the full mesh.
@@ -109,8 +124,9 @@ struct args {
   double setup_timeout_s = 600;
   bool json_out = false;
   bool quiet = false;
-  bool streams_feel_loss = false;
+  bool streams_immune = false;
   bool refuse = false;
+  double grace_s = 60;
   std::string start;  // join | converged; empty: per scenario
 };
 
@@ -170,8 +186,18 @@ args parse(int argc, char** argv) {
          "--start", a.start,
          "join through n0..n2, or start converged (default: join for bootstrap, else converged)")
       ->check(CLI::IsMember({"join", "converged"}));
-  app.add_flag("--streams-feel-loss", a.streams_feel_loss,
-               "streams lose segments as TCP would (default off; on in lossy-minority)");
+  auto* o_immune = app.add_flag("--streams-immune", a.streams_immune,
+                                "loss below 1 spares streams (default off: streams lose "
+                                "segments and retransmit as TCP would)");
+  bool feel_loss = false;
+  app.add_flag("--streams-feel-loss", feel_loss, "the default; accepted for older scripts")
+      ->excludes(o_immune);
+  app.add_option("--grace", a.grace_s,
+                 "seconds after the end of an injected fault (restart, heal, resume, unblock) "
+                 "during which declarations it explains are not false positives; never after "
+                 "the start")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   app.add_flag("--refuse", a.refuse,
                "crashed nodes' hosts refuse (ICMP, RST), not silent (default off); "
                "crash, restart, churn");
@@ -186,6 +212,7 @@ args parse(int argc, char** argv) {
   if (*o_duration) a.duration_s = duration_s;
   if (a.nodes < 1) usage("--nodes must be >= 1");
   if (a.loss && (*a.loss < 0 || *a.loss > 1)) usage("--loss must be in [0, 1]");
+  if (!(a.grace_s >= 0 && a.grace_s <= 1e9)) usage("--grace must be in [0, 1e9] seconds");
   if (a.start.empty()) a.start = a.scenario == "bootstrap" ? "join" : "converged";
   if (a.scenario == "bootstrap" && a.start != "join") usage("bootstrap measures the join");
   if (a.refuse && a.scenario != "crash" && a.scenario != "restart" && a.scenario != "churn")
@@ -252,6 +279,9 @@ class runner {
     out_["nodes"] = a_.nodes;
     out_["seed"] = a_.seed;
     out_["preset"] = a_.preset;
+    out_["grace_s"] = a_.grace_s;
+    out_["grace_after"] = "injected faults that end";
+    out_["streams"] = a_.streams_immune ? "immune" : "feel loss";
     // SWIM's analytic expected time to first detection is e/(e-1) of these.
     out_["probe_interval_s"] = secs(make_options(a_).base.probe_interval);
     const std::string& s = a_.scenario;
@@ -292,8 +322,8 @@ class runner {
       o.base = shoal::config::lan();
       o.net = shoal::sim::network_config::lan();
     }
-    // A node that loses 80% of its packets loses its TCP too.
-    o.net.streams_feel_loss = a.streams_feel_loss || a.scenario == "lossy-minority";
+    o.net.streams_feel_loss = !a.streams_immune;
+    o.false_positive_grace = from_secs(a.grace_s);
     o.net.crashed_hosts_refuse = a.refuse;
     return o;
   }
@@ -657,7 +687,7 @@ class runner {
       if (n != 0) by_kind[shoal::sim::packet_kind_name(k)] = n;
     }
     out_["packets_by_kind"] = by_kind;
-    out_["streams"] = sent.streams - sent_at_mark_.streams;
+    out_["streams_sent"] = sent.streams - sent_at_mark_.streams;
     out_["view_changes_per_node"] = static_cast<double>(view_changes() - views_at_mark_) /
                                     static_cast<double>(std::max<std::size_t>(live_at_mark_, 1));
     out_["tick_anomalies"] = sim_.tick_anomalies();
