@@ -63,15 +63,22 @@
 //   loss            (300 s) uniform loss P (default 0.1) on every packet.
 //   slow            (300 s) 1% of the nodes (>= 1) handle every input 2 s late;
 //                           they are not counted as falsely accused.
-//   lossy-minority  (300 s) 1% of the nodes (>= 1) lose 80% of what they send;
-//                           removed_s: until each is dead in every healthy
-//                           node's view (max over them); flaps: times a healthy
-//                           node saw one come back alive after declaring it dead;
-//                           flaps_per_lossy_node: the most such returns of one
-//                           lossy node seen by one observer.
-//                           Streams feel loss here (network_config::
-//                           streams_feel_loss); elsewhere only with
-//                           --streams-feel-loss.
+//   lossy-minority  (300 s) 1% of the nodes (>= 1) lose 80% of what they send.
+//                           pairs: (healthy observer, lossy node) pairs.
+//                           removed_s: removed for good, the time from the
+//                           start of the phase until each lossy node is dead
+//                           in every healthy node's view and stays so to the
+//                           end of the run (a later return starts its clock
+//                           again), max over them; null unless every lossy
+//                           node is removed at the end. removed: how many are.
+//                           A return: a healthy observer that declared a lossy
+//                           node dead sees it up again (member_joined, or
+//                           member_suspected at a newer incarnation).
+//                           returns_total: all returns; pairs_with_returns and
+//                           returns_share_of_pairs: the pairs that saw at
+//                           least one return, and their share of pairs;
+//                           returns_max_per_pair: the most returns one
+//                           observer saw of one lossy node.
 //   partition       (300 s) halves split two ways for 60 s, then healed;
 //                           healed_s: from the heal to the full mesh.
 //                           The duration counts from the heal.
@@ -142,7 +149,7 @@ constexpr const char* scenarios_help =
     "  crash           (120 s) --crashes K nodes crash within 10 s; detection times\n"
     "  loss            (300 s) uniform --loss P (default 0.1) on every packet\n"
     "  slow            (300 s) 1% of the nodes handle every input 2 s late\n"
-    "  lossy-minority  (300 s) 1% of the nodes lose 80% of what they send; removed_s, flaps\n"
+    "  lossy-minority  (300 s) 1% of the nodes lose 80% of what they send; removed_s, returns\n"
     "  partition       (300 s) halves split for 60 s, then healed; healed_s\n"
     "  restart         (120 s) 10% of the nodes crash and restart 5 s later; back_alive_s\n"
     "  churn           (300 s) N/100 joins, leaves or crashes a second; views_agree after\n"
@@ -478,56 +485,76 @@ class runner {
     setup();
     const std::size_t k = std::max<std::size_t>(1, a_.nodes / 100);
     const auto lossy = pick(sim_.scenario_rng(), a_.nodes, k, 3);
-    std::vector<std::uint8_t> is_lossy(a_.nodes, 0);
-    for (node_id n : lossy) {
-      sim_.set_egress_loss(n, 0.8);
-      sim_.set_healthy(n, false);
-      is_lossy[n] = 1;
+    constexpr std::size_t not_lossy = ~std::size_t{0};
+    std::vector<std::size_t> index(a_.nodes, not_lossy);  // node -> its place in `lossy`
+    for (std::size_t i = 0; i < lossy.size(); ++i) {
+      sim_.set_egress_loss(lossy[i], 0.8);
+      sim_.set_healthy(lossy[i], false);
+      index[lossy[i]] = i;
     }
-    // flaps: a healthy node sees a lossy one come back alive after declaring it dead
-    // flaps_per_lossy_node: the most times any one healthy observer saw a
-    // given lossy node come back (max over lossy nodes and observers).
+    std::size_t observers = 0;
+    for (node_id i : sim_.live_nodes())
+      if (sim_.is_healthy(i)) ++observers;
+    const time_point start = sim_.now();
+    // Since when each lossy node has been dead in every healthy view, with no
+    // return since (none: it is not, or it came back).
+    std::vector<std::optional<time_point>> removed_since(lossy.size());
+    // Per (healthy observer, lossy node) pair: declared dead and not back
+    // since; and how many times it came back.
     std::unordered_set<std::uint64_t> declared;
-    std::unordered_map<std::uint64_t, std::uint64_t> flaps_by_pair;
-    std::uint64_t flaps = 0;
+    std::unordered_map<std::uint64_t, std::uint64_t> returns_by_pair;
+    std::uint64_t returns = 0;
     sim_.on_event([&](node_id obs, const shoal::event& e) {
-      if (is_lossy[obs] || !sim_.is_healthy(obs)) return;
+      if (obs >= index.size() || index[obs] != not_lossy || !sim_.is_healthy(obs)) return;
       const auto who = sim_.find_node(e.who.name);
-      if (!who || *who >= is_lossy.size() || !is_lossy[*who]) return;
+      if (!who || *who >= index.size() || index[*who] == not_lossy) return;
+      const std::size_t i = index[*who];
       const std::uint64_t key = (std::uint64_t{obs} << 32) | *who;
-      if (e.type == shoal::event_type::member_failed) declared.insert(key);
-      if (e.type == shoal::event_type::member_joined && declared.erase(key)) {
-        ++flaps;
-        ++flaps_by_pair[key];
+      if (e.type == shoal::event_type::member_failed) {
+        declared.insert(key);
+        if (!removed_since[i] && dead_in_all_healthy(*who)) removed_since[i] = sim_.now();
+        return;
+      }
+      const bool back = e.type == shoal::event_type::member_joined ||
+                        e.type == shoal::event_type::member_suspected;
+      if (back && declared.erase(key)) {
+        ++returns;
+        ++returns_by_pair[key];
+        removed_since[i].reset();
       }
     });
-    std::vector<std::optional<duration>> removed(lossy.size());
-    const time_point start = sim_.now();
     const time_point end = start + scenario_duration(300);
     while (sim_.now() < end) {
       sim_.run_until(std::min(end, sim_.now() + duration(1s)));
-      for (std::size_t i = 0; i < lossy.size(); ++i)
-        if (!removed[i] && dead_in_all_healthy(lossy[i])) removed[i] = sim_.now() - start;
+      // What the events do not show (a view that changed without one).
+      for (std::size_t i = 0; i < lossy.size(); ++i) {
+        const bool dead = dead_in_all_healthy(lossy[i]);
+        if (!dead)
+          removed_since[i].reset();
+        else if (!removed_since[i])
+          removed_since[i] = sim_.now();
+      }
     }
     sim_.on_event(nullptr);
     std::optional<duration> worst;
     std::size_t n_removed = 0;
-    for (const auto& r : removed)
+    for (const auto& r : removed_since)
       if (r) {
         ++n_removed;
-        worst = worst ? std::max(*worst, *r) : *r;
+        worst = worst ? std::max(*worst, *r - start) : *r - start;
       }
+    const std::size_t pairs = observers * lossy.size();
+    std::uint64_t max_returns = 0;
+    for (const auto& [pair, n] : returns_by_pair) max_returns = std::max(max_returns, n);
     out_["lossy_nodes"] = lossy.size();
+    out_["pairs"] = pairs;
     out_["removed"] = n_removed;
     out_["removed_s"] = n_removed == lossy.size() ? opt_secs(worst) : json(nullptr);
-    out_["flaps"] = flaps;
-    std::uint64_t max_flaps = 0;
-    for (const auto& [pair, f] : flaps_by_pair) max_flaps = std::max(max_flaps, f);
-    out_["flaps_per_lossy_node"] = max_flaps;
-    std::size_t still_dead = 0;
-    for (node_id n : lossy)
-      if (dead_in_all_healthy(n)) ++still_dead;
-    out_["removed_at_end"] = still_dead;
+    out_["returns_total"] = returns;
+    out_["pairs_with_returns"] = returns_by_pair.size();
+    out_["returns_share_of_pairs"] =
+        pairs == 0 ? 0.0 : static_cast<double>(returns_by_pair.size()) / static_cast<double>(pairs);
+    out_["returns_max_per_pair"] = max_returns;
   }
 
   void partition() {
