@@ -413,6 +413,8 @@ class runner {
     live_at_mark_ = sim_.live_count();
     fs_at_mark_ = sim_.false_suspicions();
     fd_at_mark_ = sim_.false_deaths();
+    fs_unhealthy_at_mark_ = sim_.false_suspicions_by_unhealthy();
+    fd_unhealthy_at_mark_ = sim_.false_deaths_by_unhealthy();
     views_at_mark_ = view_changes();
   }
 
@@ -698,16 +700,9 @@ class runner {
     out_["false_suspect"] = sim_.false_suspicions() - fs_at_mark_;
     out_["false_dead"] = sim_.false_deaths() - fd_at_mark_;
     // the part of them an unhealthy node (slow, lossy) made about healthy ones
-    std::uint64_t fs_unhealthy = 0, fd_unhealthy = 0;
-    for (const auto& f : sim_.false_positives()) {
-      if (f.at < mark_ || sim_.is_healthy(f.accuser)) continue;
-      if (f.type == shoal::event_type::member_failed)
-        ++fd_unhealthy;
-      else
-        ++fs_unhealthy;
-    }
-    out_["false_suspect_by_unhealthy"] = fs_unhealthy;
-    out_["false_dead_by_unhealthy"] = fd_unhealthy;
+    out_["false_suspect_by_unhealthy"] =
+        sim_.false_suspicions_by_unhealthy() - fs_unhealthy_at_mark_;
+    out_["false_dead_by_unhealthy"] = sim_.false_deaths_by_unhealthy() - fd_unhealthy_at_mark_;
     json by_kind = json::object();
     for (std::size_t k = 0; k < shoal::sim::packet_kinds; ++k) {
       const auto n = sent.packets[k] - sent_at_mark_.packets[k];
@@ -747,6 +742,7 @@ class runner {
   shoal::sim::traffic sent_at_mark_;
   std::size_t live_at_mark_ = 0;
   std::uint64_t fs_at_mark_ = 0, fd_at_mark_ = 0, views_at_mark_ = 0;
+  std::uint64_t fs_unhealthy_at_mark_ = 0, fd_unhealthy_at_mark_ = 0;
 };
 
 }  // namespace

@@ -146,7 +146,9 @@ struct options {
   duration false_positive_grace = std::chrono::seconds(60);
   /// Keep every membership event (recorded_events()); tests only.
   bool record_events = false;
-  /// Bound on false_positives() entries kept (the counts are exact).
+  /// Bound on the false_positives() entries kept of each type (suspicions
+  /// and deaths apart, so a flood of suspicions never hides a death). The
+  /// counts are exact.
   std::size_t max_false_positive_records = 10000;
 };
 
@@ -468,8 +470,14 @@ class simulator {
   traffic total_sent() const;
   traffic total_received() const;
   const std::vector<crash_record>& crashes() const noexcept;
+  /// False positives (struct false_positive), counted exactly.
   std::uint64_t false_suspicions() const noexcept;
   std::uint64_t false_deaths() const noexcept;
+  /// Of those, the ones whose accuser was marked unhealthy (set_healthy)
+  /// when it made them: a slow or lossy node accusing healthy ones.
+  std::uint64_t false_suspicions_by_unhealthy() const noexcept;
+  std::uint64_t false_deaths_by_unhealthy() const noexcept;
+  /// The first options::max_false_positive_records of each type, in order.
   const std::vector<false_positive>& false_positives() const noexcept;
   /// Every membership event, when options::record_events.
   const std::vector<recorded_event>& recorded_events() const noexcept;

@@ -241,6 +241,8 @@ class sim_impl {
   std::vector<crash_record> crashes_;
   std::vector<crash_track> tracks_;
   std::uint64_t false_suspicions_ = 0, false_deaths_ = 0;
+  std::uint64_t false_suspicions_unhealthy_ = 0, false_deaths_unhealthy_ = 0;
+  std::size_t suspicion_records_ = 0, death_records_ = 0;
   std::vector<false_positive> false_records_;
   std::vector<recorded_event> recorded_;
   std::uint64_t tick_anomalies_ = 0;

@@ -358,3 +358,38 @@ TEST_CASE("the grace follows the end of an injected fault and never its start", 
     });
   });
 }
+
+TEST_CASE("false positives are counted exactly and deaths are kept past a flood of suspicions",
+          "[sim]") {
+  for_each_seed([&](std::uint64_t seed) {
+    auto o = sim_options(seed);
+    o.max_false_positive_records = 2;  // of each type
+    simulator sim(o);
+    const auto members = sim.start_converged(8);
+    const node_id mallory = sim.add_node();
+    sim.set_healthy(6, false);  // what n6 declares counts as by an unhealthy accuser
+    sim.run_for(5s);
+    const auto forge = [&](node_id victim, bool dead) {
+      for (node_id t : members) {
+        if (t == victim) continue;
+        const auto inc = sim.node_core(t).find(sim.name(victim))->incarnation;
+        const std::string name = sim.name(victim);
+        sim.send_raw(mallory, t,
+                     dead ? packet({wire::dead{inc, name, "n7"}})
+                          : packet({wire::suspect{inc, name, "n7"}}));
+      }
+      sim.run_for(2s);
+    };
+    forge(3, false);  // each of the 7 others suspects n3 once
+    CHECK(sim.false_suspicions() == 7);
+    CHECK(sim.false_suspicions_by_unhealthy() == 1);
+    forge(4, true);  // and declares n4 dead once
+    CHECK(sim.false_deaths() == 7);
+    CHECK(sim.false_deaths_by_unhealthy() == 1);
+    std::size_t kept_suspicions = 0, kept_deaths = 0;
+    for (const auto& f : sim.false_positives())
+      ++(f.type == shoal::event_type::member_failed ? kept_deaths : kept_suspicions);
+    CHECK(kept_suspicions == 2);
+    CHECK(kept_deaths == 2);
+  });
+}
