@@ -28,9 +28,12 @@
 // (see sim.hpp) are counted from the mark to the end, per node alive at the mark;
 // so are packets_by_kind (UDP packets sent, by their first message's type),
 // streams_sent (stream requests sent: push-pull, join, TCP ping) and
-// view_changes_per_node (membership events per node). The
-// *_by_unhealthy counts are the false positives whose accuser was a slow or
-// lossy node.
+// view_changes_per_node (membership events per node). A false positive is
+// counted once per node whose view it changed (the accuser in sim.hpp's
+// sense), so one false suspicion that reaches N - 1 nodes counts N - 1 times.
+// The *_by_unhealthy counts are the false positives in the views of slow or
+// lossy nodes; a suspicion such a node starts counts there once and under
+// false_suspect again for every healthy node it reaches.
 //
 // Every result states the conditions its figures depend on:
 //   grace_s, grace_after  a declaration is not counted as a false positive

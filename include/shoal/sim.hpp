@@ -232,6 +232,10 @@ struct crash_record {
 ///                    (unblock_io, set_ingress_loss / set_egress_loss /
 ///                    set_link_loss from 1 to less, set_loss from 1 to
 ///                    less for every node).
+/// A, the accuser, is the node whose view changed: its own probe failed, or
+/// it learned the claim from another node. One suspicion that spreads to
+/// every node counts once for each of them.
+///
 /// Nothing else excuses a declaration. A node's first start (join,
 /// bootstrap, start_converged) has no grace: a converged cluster is judged
 /// from its first instant, so the detection window of a crash early in a run
