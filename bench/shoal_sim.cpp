@@ -2,8 +2,8 @@
 //
 //   shoal-sim --scenario NAME --nodes N --seed S [--loss P] [--crashes K]
 //             [--duration S] [--preset lan|wan|local] [--setup-timeout S]
-//             [--start join|converged] [--streams-feel-loss] [--refuse]
-//             [--quiet] [--json]
+//             [--start join|converged] [--streams-immune] [--refuse]
+//             [--grace S] [--quiet] [--json]
 //
 // `shoal-sim --help` lists every flag with its default and every scenario in
 // one line (CLI11); bad usage exits with 2.
@@ -27,9 +27,27 @@
 // and stream bytes sent per node per second) and the false positives
 // (see sim.hpp) are counted from the mark to the end, per node alive at the mark;
 // so are packets_by_kind (UDP packets sent, by their first message's type),
-// streams and view_changes_per_node (membership events per node). The
-// *_by_unhealthy counts are the false positives whose accuser was a slow or
-// lossy node.
+// streams_sent (stream requests sent: push-pull, join, TCP ping) and
+// view_changes_per_node (membership events per node). A false positive is
+// counted once per node whose view it changed (the accuser in sim.hpp's
+// sense), so one false suspicion that reaches N - 1 nodes counts N - 1 times.
+// The *_by_unhealthy counts are the false positives in the views of slow or
+// lossy nodes; a suspicion such a node starts counts there once and under
+// false_suspect again for every healthy node it reaches.
+//
+// Every result states the conditions its figures depend on:
+//   grace_s, grace_after  a declaration is not counted as a false positive
+//              within grace_s (--grace, default 60) after the end of a fault
+//              the scenario injected ("injected faults that end": a restart,
+//              a heal, a resume, an unblock, a slowness lowered); never after
+//              the start, never for loss below 1 (sim.hpp, false_positive,
+//              has the exact rule). Only partition and restart end a fault;
+//              in every other scenario no grace applies at all.
+//   streams    "feel loss" (default): stream segments (push-pull, join, the
+//              TCP fallback ping) are lost like UDP packets and retransmitted
+//              as TCP would (network_config::streams_feel_loss); "immune"
+//              (--streams-immune): loss below 1 spares streams, which no
+//              real network does, for comparison only.
 //
 // Scenarios (default duration):
 //   bootstrap       (30 s)  converged_s: from the first join to the full mesh.
@@ -48,15 +66,22 @@
 //   loss            (300 s) uniform loss P (default 0.1) on every packet.
 //   slow            (300 s) 1% of the nodes (>= 1) handle every input 2 s late;
 //                           they are not counted as falsely accused.
-//   lossy-minority  (300 s) 1% of the nodes (>= 1) lose 80% of what they send;
-//                           removed_s: until each is dead in every healthy
-//                           node's view (max over them); flaps: times a healthy
-//                           node saw one come back alive after declaring it dead;
-//                           flaps_per_lossy_node: the most such returns of one
-//                           lossy node seen by one observer.
-//                           Streams feel loss here (network_config::
-//                           streams_feel_loss); elsewhere only with
-//                           --streams-feel-loss.
+//   lossy-minority  (300 s) 1% of the nodes (>= 1) lose 80% of what they send.
+//                           pairs: (healthy observer, lossy node) pairs.
+//                           removed_s: removed for good, the time from the
+//                           start of the phase until each lossy node is dead
+//                           in every healthy node's view and stays so to the
+//                           end of the run (a later return starts its clock
+//                           again), max over them; null unless every lossy
+//                           node is removed at the end. removed: how many are.
+//                           A return: a healthy observer that declared a lossy
+//                           node dead sees it up again (member_joined, or
+//                           member_suspected at a newer incarnation).
+//                           returns_total: all returns; pairs_with_returns and
+//                           returns_share_of_pairs: the pairs that saw at
+//                           least one return, and their share of pairs;
+//                           returns_max_per_pair: the most returns one
+//                           observer saw of one lossy node.
 //   partition       (300 s) halves split two ways for 60 s, then healed;
 //                           healed_s: from the heal to the full mesh.
 //                           The duration counts from the heal.
@@ -109,8 +134,9 @@ struct args {
   double setup_timeout_s = 600;
   bool json_out = false;
   bool quiet = false;
-  bool streams_feel_loss = false;
+  bool streams_immune = false;
   bool refuse = false;
+  double grace_s = 60;
   std::string start;  // join | converged; empty: per scenario
 };
 
@@ -126,7 +152,7 @@ constexpr const char* scenarios_help =
     "  crash           (120 s) --crashes K nodes crash within 10 s; detection times\n"
     "  loss            (300 s) uniform --loss P (default 0.1) on every packet\n"
     "  slow            (300 s) 1% of the nodes handle every input 2 s late\n"
-    "  lossy-minority  (300 s) 1% of the nodes lose 80% of what they send; removed_s, flaps\n"
+    "  lossy-minority  (300 s) 1% of the nodes lose 80% of what they send; removed_s, returns\n"
     "  partition       (300 s) halves split for 60 s, then healed; healed_s\n"
     "  restart         (120 s) 10% of the nodes crash and restart 5 s later; back_alive_s\n"
     "  churn           (300 s) N/100 joins, leaves or crashes a second; views_agree after\n"
@@ -170,8 +196,18 @@ args parse(int argc, char** argv) {
          "--start", a.start,
          "join through n0..n2, or start converged (default: join for bootstrap, else converged)")
       ->check(CLI::IsMember({"join", "converged"}));
-  app.add_flag("--streams-feel-loss", a.streams_feel_loss,
-               "streams lose segments as TCP would (default off; on in lossy-minority)");
+  auto* o_immune = app.add_flag("--streams-immune", a.streams_immune,
+                                "loss below 1 spares streams (default off: streams lose "
+                                "segments and retransmit as TCP would)");
+  bool feel_loss = false;
+  app.add_flag("--streams-feel-loss", feel_loss, "the default; accepted for older scripts")
+      ->excludes(o_immune);
+  app.add_option("--grace", a.grace_s,
+                 "seconds after the end of an injected fault (restart, heal, resume, unblock) "
+                 "during which declarations it explains are not false positives; never after "
+                 "the start")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   app.add_flag("--refuse", a.refuse,
                "crashed nodes' hosts refuse (ICMP, RST), not silent (default off); "
                "crash, restart, churn");
@@ -186,6 +222,7 @@ args parse(int argc, char** argv) {
   if (*o_duration) a.duration_s = duration_s;
   if (a.nodes < 1) usage("--nodes must be >= 1");
   if (a.loss && (*a.loss < 0 || *a.loss > 1)) usage("--loss must be in [0, 1]");
+  if (!(a.grace_s >= 0 && a.grace_s <= 1e9)) usage("--grace must be in [0, 1e9] seconds");
   if (a.start.empty()) a.start = a.scenario == "bootstrap" ? "join" : "converged";
   if (a.scenario == "bootstrap" && a.start != "join") usage("bootstrap measures the join");
   if (a.refuse && a.scenario != "crash" && a.scenario != "restart" && a.scenario != "churn")
@@ -252,6 +289,9 @@ class runner {
     out_["nodes"] = a_.nodes;
     out_["seed"] = a_.seed;
     out_["preset"] = a_.preset;
+    out_["grace_s"] = a_.grace_s;
+    out_["grace_after"] = "injected faults that end";
+    out_["streams"] = a_.streams_immune ? "immune" : "feel loss";
     // SWIM's analytic expected time to first detection is e/(e-1) of these.
     out_["probe_interval_s"] = secs(make_options(a_).base.probe_interval);
     const std::string& s = a_.scenario;
@@ -292,8 +332,8 @@ class runner {
       o.base = shoal::config::lan();
       o.net = shoal::sim::network_config::lan();
     }
-    // A node that loses 80% of its packets loses its TCP too.
-    o.net.streams_feel_loss = a.streams_feel_loss || a.scenario == "lossy-minority";
+    o.net.streams_feel_loss = !a.streams_immune;
+    o.false_positive_grace = from_secs(a.grace_s);
     o.net.crashed_hosts_refuse = a.refuse;
     return o;
   }
@@ -376,6 +416,8 @@ class runner {
     live_at_mark_ = sim_.live_count();
     fs_at_mark_ = sim_.false_suspicions();
     fd_at_mark_ = sim_.false_deaths();
+    fs_unhealthy_at_mark_ = sim_.false_suspicions_by_unhealthy();
+    fd_unhealthy_at_mark_ = sim_.false_deaths_by_unhealthy();
     views_at_mark_ = view_changes();
   }
 
@@ -448,56 +490,76 @@ class runner {
     setup();
     const std::size_t k = std::max<std::size_t>(1, a_.nodes / 100);
     const auto lossy = pick(sim_.scenario_rng(), a_.nodes, k, 3);
-    std::vector<std::uint8_t> is_lossy(a_.nodes, 0);
-    for (node_id n : lossy) {
-      sim_.set_egress_loss(n, 0.8);
-      sim_.set_healthy(n, false);
-      is_lossy[n] = 1;
+    constexpr std::size_t not_lossy = ~std::size_t{0};
+    std::vector<std::size_t> index(a_.nodes, not_lossy);  // node -> its place in `lossy`
+    for (std::size_t i = 0; i < lossy.size(); ++i) {
+      sim_.set_egress_loss(lossy[i], 0.8);
+      sim_.set_healthy(lossy[i], false);
+      index[lossy[i]] = i;
     }
-    // flaps: a healthy node sees a lossy one come back alive after declaring it dead
-    // flaps_per_lossy_node: the most times any one healthy observer saw a
-    // given lossy node come back (max over lossy nodes and observers).
+    std::size_t observers = 0;
+    for (node_id i : sim_.live_nodes())
+      if (sim_.is_healthy(i)) ++observers;
+    const time_point start = sim_.now();
+    // Since when each lossy node has been dead in every healthy view, with no
+    // return since (none: it is not, or it came back).
+    std::vector<std::optional<time_point>> removed_since(lossy.size());
+    // Per (healthy observer, lossy node) pair: declared dead and not back
+    // since; and how many times it came back.
     std::unordered_set<std::uint64_t> declared;
-    std::unordered_map<std::uint64_t, std::uint64_t> flaps_by_pair;
-    std::uint64_t flaps = 0;
+    std::unordered_map<std::uint64_t, std::uint64_t> returns_by_pair;
+    std::uint64_t returns = 0;
     sim_.on_event([&](node_id obs, const shoal::event& e) {
-      if (is_lossy[obs] || !sim_.is_healthy(obs)) return;
+      if (obs >= index.size() || index[obs] != not_lossy || !sim_.is_healthy(obs)) return;
       const auto who = sim_.find_node(e.who.name);
-      if (!who || *who >= is_lossy.size() || !is_lossy[*who]) return;
+      if (!who || *who >= index.size() || index[*who] == not_lossy) return;
+      const std::size_t i = index[*who];
       const std::uint64_t key = (std::uint64_t{obs} << 32) | *who;
-      if (e.type == shoal::event_type::member_failed) declared.insert(key);
-      if (e.type == shoal::event_type::member_joined && declared.erase(key)) {
-        ++flaps;
-        ++flaps_by_pair[key];
+      if (e.type == shoal::event_type::member_failed) {
+        declared.insert(key);
+        if (!removed_since[i] && dead_in_all_healthy(*who)) removed_since[i] = sim_.now();
+        return;
+      }
+      const bool back = e.type == shoal::event_type::member_joined ||
+                        e.type == shoal::event_type::member_suspected;
+      if (back && declared.erase(key)) {
+        ++returns;
+        ++returns_by_pair[key];
+        removed_since[i].reset();
       }
     });
-    std::vector<std::optional<duration>> removed(lossy.size());
-    const time_point start = sim_.now();
     const time_point end = start + scenario_duration(300);
     while (sim_.now() < end) {
       sim_.run_until(std::min(end, sim_.now() + duration(1s)));
-      for (std::size_t i = 0; i < lossy.size(); ++i)
-        if (!removed[i] && dead_in_all_healthy(lossy[i])) removed[i] = sim_.now() - start;
+      // What the events do not show (a view that changed without one).
+      for (std::size_t i = 0; i < lossy.size(); ++i) {
+        const bool dead = dead_in_all_healthy(lossy[i]);
+        if (!dead)
+          removed_since[i].reset();
+        else if (!removed_since[i])
+          removed_since[i] = sim_.now();
+      }
     }
     sim_.on_event(nullptr);
     std::optional<duration> worst;
     std::size_t n_removed = 0;
-    for (const auto& r : removed)
+    for (const auto& r : removed_since)
       if (r) {
         ++n_removed;
-        worst = worst ? std::max(*worst, *r) : *r;
+        worst = worst ? std::max(*worst, *r - start) : *r - start;
       }
+    const std::size_t pairs = observers * lossy.size();
+    std::uint64_t max_returns = 0;
+    for (const auto& [pair, n] : returns_by_pair) max_returns = std::max(max_returns, n);
     out_["lossy_nodes"] = lossy.size();
+    out_["pairs"] = pairs;
     out_["removed"] = n_removed;
     out_["removed_s"] = n_removed == lossy.size() ? opt_secs(worst) : json(nullptr);
-    out_["flaps"] = flaps;
-    std::uint64_t max_flaps = 0;
-    for (const auto& [pair, f] : flaps_by_pair) max_flaps = std::max(max_flaps, f);
-    out_["flaps_per_lossy_node"] = max_flaps;
-    std::size_t still_dead = 0;
-    for (node_id n : lossy)
-      if (dead_in_all_healthy(n)) ++still_dead;
-    out_["removed_at_end"] = still_dead;
+    out_["returns_total"] = returns;
+    out_["pairs_with_returns"] = returns_by_pair.size();
+    out_["returns_share_of_pairs"] =
+        pairs == 0 ? 0.0 : static_cast<double>(returns_by_pair.size()) / static_cast<double>(pairs);
+    out_["returns_max_per_pair"] = max_returns;
   }
 
   void partition() {
@@ -641,23 +703,16 @@ class runner {
     out_["false_suspect"] = sim_.false_suspicions() - fs_at_mark_;
     out_["false_dead"] = sim_.false_deaths() - fd_at_mark_;
     // the part of them an unhealthy node (slow, lossy) made about healthy ones
-    std::uint64_t fs_unhealthy = 0, fd_unhealthy = 0;
-    for (const auto& f : sim_.false_positives()) {
-      if (f.at < mark_ || sim_.is_healthy(f.accuser)) continue;
-      if (f.type == shoal::event_type::member_failed)
-        ++fd_unhealthy;
-      else
-        ++fs_unhealthy;
-    }
-    out_["false_suspect_by_unhealthy"] = fs_unhealthy;
-    out_["false_dead_by_unhealthy"] = fd_unhealthy;
+    out_["false_suspect_by_unhealthy"] =
+        sim_.false_suspicions_by_unhealthy() - fs_unhealthy_at_mark_;
+    out_["false_dead_by_unhealthy"] = sim_.false_deaths_by_unhealthy() - fd_unhealthy_at_mark_;
     json by_kind = json::object();
     for (std::size_t k = 0; k < shoal::sim::packet_kinds; ++k) {
       const auto n = sent.packets[k] - sent_at_mark_.packets[k];
       if (n != 0) by_kind[shoal::sim::packet_kind_name(k)] = n;
     }
     out_["packets_by_kind"] = by_kind;
-    out_["streams"] = sent.streams - sent_at_mark_.streams;
+    out_["streams_sent"] = sent.streams - sent_at_mark_.streams;
     out_["view_changes_per_node"] = static_cast<double>(view_changes() - views_at_mark_) /
                                     static_cast<double>(std::max<std::size_t>(live_at_mark_, 1));
     out_["tick_anomalies"] = sim_.tick_anomalies();
@@ -690,6 +745,7 @@ class runner {
   shoal::sim::traffic sent_at_mark_;
   std::size_t live_at_mark_ = 0;
   std::uint64_t fs_at_mark_ = 0, fd_at_mark_ = 0, views_at_mark_ = 0;
+  std::uint64_t fs_unhealthy_at_mark_ = 0, fd_unhealthy_at_mark_ = 0;
 };
 
 }  // namespace

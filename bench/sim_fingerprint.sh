@@ -22,7 +22,7 @@ for seed in 1 2; do
   run --scenario crash --nodes 50 --crashes 3 --seed "$seed"
   run --scenario crash --nodes 50 --crashes 3 --seed "$seed" --refuse
   run --scenario loss --nodes 30 --loss 0.2 --duration 120 --seed "$seed"
-  run --scenario loss --nodes 30 --loss 0.2 --duration 120 --seed "$seed" --streams-feel-loss
+  run --scenario loss --nodes 30 --loss 0.2 --duration 120 --seed "$seed" --streams-immune
   run --scenario slow --nodes 40 --duration 120 --seed "$seed"
   run --scenario lossy-minority --nodes 100 --duration 120 --seed "$seed"
   run --scenario partition --nodes 30 --duration 60 --seed "$seed"

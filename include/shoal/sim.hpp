@@ -17,9 +17,10 @@
 // Each node is named "n<i>" and has the address 10.a.b.c:7946 where a.b.c is
 // i + 1 in base 256 (n0 is 10.0.0.1:7946). UDP packets travel with a delay of
 // latency +- jitter (uniform); loss drops them. Streams (push-pull, join,
-// TCP ping) are exchanges of one request and one reply: loss does not affect
-// them (TCP retransmits) but partitions and crashes do (stream_failed after
-// network_config::stream_fail_after).
+// TCP ping) are exchanges of one request and one reply: partitions and
+// crashes fail them (stream_failed after network_config::stream_fail_after),
+// and loss delays or fails them as it would TCP's segments (retransmissions,
+// network_config::streams_feel_loss, on by default).
 //
 // The host of a crashed or departed node is down (silence: what is sent to it
 // is lost) unless network_config::crashed_hosts_refuse or crash(n, true) says
@@ -82,14 +83,17 @@ struct network_config {
   /// Any stream not answered by then fails (a paused target, a partition that
   /// started mid-exchange). Default 5 s.
   duration stream_deadline = std::chrono::seconds(5);
-  /// false (default): loss does not affect streams at all (TCP retransmits).
-  /// true: streams feel loss as TCP would. Each of the exchange's four
-  /// segments (SYN, SYN-ACK, request, reply) crosses its link with that
-  /// link's UDP loss; a lost segment is sent again after 1 s, 2 s, 4 s ...
-  /// (handshake) or 200 ms, 400 ms ... (data), at most 6 tries; a stream that
-  /// runs out of tries or outlasts stream_deadline fails. A node losing 80% of
-  /// its packets then cannot answer a TCP fallback ping either.
-  bool streams_feel_loss = false;
+  /// true (default, every preset): streams feel loss as TCP would. Each of
+  /// the exchange's four segments (SYN, SYN-ACK, request, reply) crosses its
+  /// link with that link's UDP loss; a lost segment is sent again after 1 s,
+  /// 2 s, 4 s ... (handshake) or 200 ms, 400 ms ... (data), at most 6 tries;
+  /// a stream that runs out of tries or outlasts stream_deadline fails. A
+  /// node losing 80% of its packets then cannot answer a TCP fallback ping
+  /// either. false: loss below 1 does not affect streams at all, as if TCP
+  /// got every segment through at once: a model no real network matches,
+  /// kept for comparison (the TCP fallback ping then rescues probes it
+  /// could not).
+  bool streams_feel_loss = true;
   /// Whether the host of a crashed or departed (left) node is up. false
   /// (default): the host is down, or drops silently; everything sent to the
   /// node is lost, and streams to it fail after stream_fail_after. true: only
@@ -133,11 +137,18 @@ struct options {
   network_config net = network_config::lan();
   /// UDP/TCP port of every node.
   std::uint16_t port = 7946;
-  /// See "false positives" below. Default 60 s.
+  /// How long after a fault the scenario injected has ended (a restart, a
+  /// resume, a heal, an unblock, a loss of 1 lifted, a slowness lowered)
+  /// declarations it explains are not counted as false positives. Never
+  /// after a node's first start, never for loss below 1: see struct
+  /// false_positive below for the exact rule. 0: no grace at all. Default
+  /// 60 s.
   duration false_positive_grace = std::chrono::seconds(60);
   /// Keep every membership event (recorded_events()); tests only.
   bool record_events = false;
-  /// Bound on false_positives() entries kept (the counts are exact).
+  /// Bound on the false_positives() entries kept of each type (suspicions
+  /// and deaths apart, so a flood of suspicions never hides a death). The
+  /// counts are exact.
   std::size_t max_false_positive_records = 10000;
 };
 
@@ -204,15 +215,39 @@ struct crash_record {
 /// A member_suspected or member_failed event emitted by node A about node M
 /// at time t is *false* when all of these hold at t:
 ///   - M is running: not crashed, not left, not leaving, not paused;
-///   - M is marked healthy (set_healthy; slow and lossy scenario nodes are not);
-///   - M started, restarted, resumed from a pause or had its slowness changed
-///     at least options::false_positive_grace before t;
-///   - no partition, block_io or link rule of loss 1 separates A and M in
-///     either direction, and none involving A or M changed within the grace.
-/// Random loss below 1 never excuses a declaration: tolerating it is
-/// Lifeguard's job. The grace covers the suspicion timers a fault armed before
-/// it ended (a dead declaration can follow a healed partition by up to the
-/// maximum suspicion timeout).
+///   - M is marked healthy (set_healthy; slow and lossy scenario nodes are
+///     not);
+///   - nothing cuts A -> M or M -> A: no partition, no block_io, no loss of 1
+///     (global, A's or M's egress or ingress, the link either way);
+///   - no grace covers the pair: options::false_positive_grace has passed
+///     since the last end of a fault the scenario injected, where the ends
+///     that count are
+///       on M:        its restart (restart(), any life after its first: the
+///                    crash or leave before it ended), its resume from a
+///                    pause (resume() or the end of pause(n, d)), and
+///                    set_slow(M, d) with d below its current slowness
+///                    (set_slow(M, 0) ends a slow spell);
+///       on A or M:   the heal of a partition it is in (heal, heal_all),
+///                    and a loss of 1 that applies to it removed or changed
+///                    (unblock_io, set_ingress_loss / set_egress_loss /
+///                    set_link_loss from 1 to less, set_loss from 1 to
+///                    less for every node).
+/// A, the accuser, is the node whose view changed: its own probe failed, or
+/// it learned the claim from another node. One suspicion that spreads to
+/// every node counts once for each of them.
+///
+/// Nothing else excuses a declaration. A node's first start (join,
+/// bootstrap, start_converged) has no grace: a converged cluster is judged
+/// from its first instant, so the detection window of a crash early in a run
+/// is covered. A fault that has not ended excuses only the pairs it cuts:
+/// while a partition splits B from C, A's suspicion of a reachable M counts,
+/// and so does a suspicion of a slow node still marked healthy. Loss below 1
+/// never excuses anything, whatever its level and whenever it was set or
+/// changed: tolerating it is Lifeguard's job. The grace covers what a fault
+/// leaves behind after it ends: suspicion timers it armed (a dead
+/// declaration can follow a heal by up to the maximum suspicion timeout),
+/// stale claims about a restarted node's previous life, the backlog a paused
+/// node works through.
 struct false_positive {
   time_point at{};
   node_id accuser = no_node;
@@ -373,7 +408,8 @@ class simulator {
   void pause(node_id n);
   void resume(node_id n);
   /// Every input of the node (packets, streams, replies) is handled `delay`
-  /// late; 0 restores it. Its own timers stay on time.
+  /// late; 0 restores it. Its own timers stay on time. Lowering the delay
+  /// ends (part of) a fault: the false-positive grace starts (false_positive).
   void set_slow(node_id n, duration delay);
   /// Unhealthy nodes (slow, lossy) are excluded from false positives as the
   /// accused. Default healthy.
@@ -391,7 +427,8 @@ class simulator {
   /// Loss on the directed link from -> to.
   void set_link_loss(node_id from, node_id to, double p);
   /// Tarantool's block_io: all of the node's UDP and streams are dropped
-  /// (ingress and egress loss 1); unblock_io restores loss 0 both ways.
+  /// (ingress and egress loss 1); unblock_io restores loss 0 both ways and
+  /// starts the false-positive grace for the node (false_positive).
   void block_io(node_id n);
   void unblock_io(node_id n);
   /// Blocks a -> b (and b -> a when two_way) for UDP and streams, until heal.
@@ -437,8 +474,14 @@ class simulator {
   traffic total_sent() const;
   traffic total_received() const;
   const std::vector<crash_record>& crashes() const noexcept;
+  /// False positives (struct false_positive), counted exactly.
   std::uint64_t false_suspicions() const noexcept;
   std::uint64_t false_deaths() const noexcept;
+  /// Of those, the ones whose accuser was marked unhealthy (set_healthy)
+  /// when it made them: a slow or lossy node accusing healthy ones.
+  std::uint64_t false_suspicions_by_unhealthy() const noexcept;
+  std::uint64_t false_deaths_by_unhealthy() const noexcept;
+  /// The first options::max_false_positive_records of each type, in order.
   const std::vector<false_positive>& false_positives() const noexcept;
   /// Every membership event, when options::record_events.
   const std::vector<recorded_event>& recorded_events() const noexcept;

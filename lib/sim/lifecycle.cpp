@@ -92,7 +92,7 @@ void sim_impl::start(node_id id, std::span<const node_id> seeds, std::optional<s
   n.status = node_status::running;
   n.host_up.reset();
   n.paused = false;
-  n.last_up = now_;
+  if (n.life > 1) n.last_up = now_;  // a restart ends a crash or a leave; a first start is no fault
   n.tick_pending = false;
   ++n.tick_gen;
   ++running_;
@@ -275,8 +275,9 @@ void sim_impl::resume(node_id id) {
 
 void sim_impl::set_slow(node_id id, duration late) {
   node_state& n = node(id);
-  n.slow = std::max<std::int64_t>(late.count(), 0);
-  n.last_up = now_;
+  const std::int64_t slow = std::max<std::int64_t>(late.count(), 0);
+  if (slow < n.slow) n.last_up = now_;  // (part of) a slow spell ends
+  n.slow = slow;
 }
 
 }  // namespace detail

@@ -4,8 +4,9 @@
 // separates A -> B or when any loss that applies to it is 1; otherwise it is
 // dropped with probability 1 - (1 - global)(1 - egress[A])(1 - ingress[B])
 // (1 - link[A -> B]): independent drops, drawn with one random number, and
-// none when the probability is 0. Streams ignore loss below 1 (TCP
-// retransmits) but not blocks.
+// none when the probability is 0. Streams are blocked the same way; loss
+// below 1 delays or fails them through TCP's retransmissions when
+// network_config::streams_feel_loss (the default), and spares them otherwise.
 #pragma once
 
 #include <cstddef>

@@ -104,12 +104,14 @@ void sim_impl::on_core_event(node_id id, const event& e) {
         }
       }
       if (is_false_positive(id, who)) {
-        if (failed)
-          ++false_deaths_;
-        else
-          ++false_suspicions_;
-        if (false_records_.size() < opts_.max_false_positive_records)
+        const bool unhealthy = !nodes_[id].healthy;
+        (failed ? false_deaths_ : false_suspicions_) += 1;
+        if (unhealthy) (failed ? false_deaths_unhealthy_ : false_suspicions_unhealthy_) += 1;
+        std::size_t& kept = failed ? death_records_ : suspicion_records_;
+        if (kept < opts_.max_false_positive_records) {
+          ++kept;
           false_records_.push_back({now(), id, who, e.type});
+        }
       }
     }
   }

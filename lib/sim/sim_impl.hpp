@@ -62,9 +62,13 @@ struct node_state {
   std::int64_t tick_at = 0;
   std::uint64_t tick_gen = 0;
   std::uint64_t pause_gen = 0;
-  std::int64_t slow = 0;          // ns added to every input
-  std::int64_t last_up = never;   // joined, restarted, resumed, slowness changed
-  std::int64_t last_net = never;  // a partition or block involving it changed
+  std::int64_t slow = 0;  // ns added to every input
+  // The last end of a fault injected on the node itself: a restart (not the
+  // first start), a resume, its slowness lowered. Starts the grace.
+  std::int64_t last_up = never;
+  // The last end of a fault that cut it off: a partition it is in healed, a
+  // loss of 1 that applies to it removed or changed. Starts the grace.
+  std::int64_t last_net = never;
   std::uint32_t crash_track = no_track;
   std::optional<bool> host_up;  // crash(n, host_up); none: network_config says
   std::vector<node_id> seeds;
@@ -203,8 +207,9 @@ class sim_impl {
   void end_track(crash_track& t);
   void check_all_dead(crash_track& t);
   bool is_false_positive(node_id accuser, node_id accused) const noexcept;
-  // A partition or block involving the node changed now (false positives
-  // wait out the grace after it).
+  // A partition or block that cut the node off ended now (false positives
+  // wait out the grace after it; its start needs no mark: the pairs it cuts
+  // are excused while it lasts).
   void mark_net(node_id id) { nodes_[id].last_net = now_; }
   void mark_net_all();
 
@@ -236,6 +241,8 @@ class sim_impl {
   std::vector<crash_record> crashes_;
   std::vector<crash_track> tracks_;
   std::uint64_t false_suspicions_ = 0, false_deaths_ = 0;
+  std::uint64_t false_suspicions_unhealthy_ = 0, false_deaths_unhealthy_ = 0;
+  std::size_t suspicion_records_ = 0, death_records_ = 0;
   std::vector<false_positive> false_records_;
   std::vector<recorded_event> recorded_;
   std::uint64_t tick_anomalies_ = 0;

@@ -360,6 +360,12 @@ std::uint64_t simulator::false_suspicions() const noexcept {
 std::uint64_t simulator::false_deaths() const noexcept {
   return impl_->false_deaths_;
 }
+std::uint64_t simulator::false_suspicions_by_unhealthy() const noexcept {
+  return impl_->false_suspicions_unhealthy_;
+}
+std::uint64_t simulator::false_deaths_by_unhealthy() const noexcept {
+  return impl_->false_deaths_unhealthy_;
+}
 const std::vector<false_positive>& simulator::false_positives() const noexcept {
   return impl_->false_records_;
 }

@@ -5,8 +5,8 @@
 // unusable link after network_config::stream_fail_after, on a refusing host
 // after a RST's round trip, and, with streams_feel_loss, pays TCP's
 // retransmissions for every lost segment. Also the network's fault settings
-// (loss, partitions), which mark the nodes they involve for the false-positive
-// grace.
+// (loss, partitions); the end of one that cut nodes off (a heal, a loss of 1
+// lifted) marks them for the false-positive grace.
 #include <algorithm>
 #include <utility>
 
@@ -21,6 +21,12 @@ namespace {
 // decoding it (wire::format::first_type): the packet's kind in the figures.
 std::size_t peek_kind(std::span<const std::uint8_t> p) noexcept {
   return static_cast<std::size_t>(wire::shoal_format().first_type(p));
+}
+
+// A loss of 1 (a block) is lifted or lowered: the fault it was ends.
+// Setting one, or changing a loss below 1, ends nothing.
+bool block_ends(double before, double after) noexcept {
+  return before >= 1.0 && after < 1.0;
 }
 
 }  // namespace
@@ -286,26 +292,26 @@ void sim_impl::on_stream_fail(const ev& e) {
 // ---- faults ----
 
 void sim_impl::set_loss(double p) {
-  if (p >= 1.0 || net_.loss() >= 1.0) mark_net_all();
+  if (block_ends(net_.loss(), p)) mark_net_all();
   net_.set_loss(p);
 }
 
 void sim_impl::set_ingress_loss(node_id n, double p) {
   node(n);
-  if (p >= 1.0 || net_.ingress(n) >= 1.0) mark_net(n);
+  if (block_ends(net_.ingress(n), p)) mark_net(n);
   net_.set_ingress(n, p);
 }
 
 void sim_impl::set_egress_loss(node_id n, double p) {
   node(n);
-  if (p >= 1.0 || net_.egress(n) >= 1.0) mark_net(n);
+  if (block_ends(net_.egress(n), p)) mark_net(n);
   net_.set_egress(n, p);
 }
 
 void sim_impl::set_link_loss(node_id from, node_id to, double p) {
   node(from);
   node(to);
-  if (p >= 1.0 || net_.link(from, to) >= 1.0) {
+  if (block_ends(net_.link(from, to), p)) {
     mark_net(from);
     mark_net(to);
   }
@@ -316,8 +322,8 @@ std::uint32_t sim_impl::partition(std::span<const node_id> a, std::span<const no
                                   bool two_way) {
   for (node_id x : a) node(x);
   for (node_id x : b) node(x);
-  for (node_id x : a) mark_net(x);
-  for (node_id x : b) mark_net(x);
+  // No mark: while it lasts the pairs it cuts are excused (usable()); the
+  // grace starts when it heals.
   return net_.add_partition(a, b, two_way, nodes_.size());
 }
 

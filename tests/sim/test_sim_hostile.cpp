@@ -10,6 +10,7 @@
 // a failing seed.
 #include <cstdint>
 #include <limits>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -245,5 +246,150 @@ TEST_CASE("exile: a claim just within reach is refuted and the member stays aliv
     CHECK(sim.wait_until([&] { return alive_at_own_incarnation(sim, victim); }, 30s));
     CHECK(inc_of(sim, victim) > near);
     CHECK(sees(sim, members, victim, member_state::alive));
+  });
+}
+
+// ---- what the simulator counts as a false positive (sim.hpp, false_positive) ----
+
+namespace {
+
+/// Every member but `victim` hears a forged dead about it at the incarnation
+/// it holds; returns the false deaths counted in the next 2 s (the victim
+/// refutes; no suspicion timer runs out that soon).
+std::uint64_t forge_dead(simulator& sim, std::span<const node_id> members, node_id mallory,
+                         node_id victim) {
+  const std::uint64_t before = sim.false_deaths();
+  for (node_id t : members) {
+    if (t == victim || !sim.is_live(t)) continue;
+    const auto m = sim.node_core(t).find(sim.name(victim));
+    if (!m) continue;
+    sim.send_raw(mallory, t, packet({wire::dead{m->incarnation, sim.name(victim), "n7"}}));
+  }
+  sim.run_for(2s);
+  return sim.false_deaths() - before;
+}
+
+}  // namespace
+
+TEST_CASE("a forged dead 10 s into a converged start counts as a false death", "[sim]") {
+  // No grace at the start: a cluster is judged from its first instant, so a
+  // healthy member declared dead at t = 10 s is a false death, and the
+  // detection window of an early crash is covered.
+  for_each_seed([&](std::uint64_t seed) {
+    simulator sim(sim_options(seed));
+    REQUIRE(sim.opts().false_positive_grace == 60s);  // the default, and well past t = 10 s
+    const auto members = sim.start_converged(8);
+    const node_id mallory = sim.add_node();
+    sim.run_for(10s);
+    CHECK(sim.false_deaths() == 0);
+    CHECK(forge_dead(sim, members, mallory, 3) > 0);
+    REQUIRE_FALSE(sim.false_positives().empty());
+    const auto& f = sim.false_positives().back();
+    CHECK(f.accused == 3);
+    CHECK(f.type == shoal::event_type::member_failed);
+    CHECK(f.at - sim.start_time() >= 10s);
+    CHECK(f.at - sim.start_time() < 13s);
+    CHECK(sim.wait_until([&] { return alive_at_own_incarnation(sim, 3); }, 30s));
+  });
+}
+
+TEST_CASE("the grace follows the end of an injected fault and never its start", "[sim]") {
+  // The same forgery 10 s after each event: excused after a fault ended
+  // (restart, resume, heal, unblock, a loss of 1 lifted, a slow spell over),
+  // counted after a fault started and while one lasts that does not cut the
+  // pair, and under any loss below 1.
+  for_each_seed({sim_seeds().front(), sim_seeds().back()}, [&](std::uint64_t seed) {
+    const node_id victim = 3;
+    const auto after = [&](const char* what, bool excused, auto&& fault) {
+      INFO(what);
+      simulator sim(sim_options(seed));
+      const auto members = sim.start_converged(8);
+      const node_id mallory = sim.add_node();
+      sim.run_for(20s);
+      fault(sim);
+      sim.run_for(10s);
+      const std::uint64_t counted = forge_dead(sim, members, mallory, victim);
+      if (excused)
+        CHECK(counted == 0);
+      else
+        CHECK(counted > 0);
+    };
+    after("restart", true, [&](simulator& sim) {
+      sim.crash(victim);
+      sim.run_for(1s);
+      sim.restart(victim);
+    });
+    after("resume", true, [&](simulator& sim) {
+      sim.pause(victim);
+      sim.run_for(1s);
+      sim.resume(victim);
+    });
+    after("end of a timed pause", true, [&](simulator& sim) { sim.pause(victim, 1s); });
+    after("heal", true, [&](simulator& sim) {
+      const auto p = sim.partition({victim}, {6, 7});
+      sim.run_for(1s);
+      sim.heal(p);
+    });
+    after("unblock_io", true, [&](simulator& sim) {
+      sim.block_io(victim);
+      sim.run_for(1s);
+      sim.unblock_io(victim);
+    });
+    after("a link loss of 1 lowered", true, [&](simulator& sim) {
+      sim.set_link_loss(victim, 6, 1.0);
+      sim.run_for(1s);
+      sim.set_link_loss(victim, 6, 0.5);
+    });
+    after("a slow spell over", true, [&](simulator& sim) {
+      sim.set_slow(victim, 100ms);
+      sim.run_for(1s);
+      sim.set_slow(victim, 0s);
+    });
+    after("a partition that does not cut the pair starts", false,
+          [&](simulator& sim) { sim.partition({6}, {7}); });
+    after("a node crashes", false, [&](simulator& sim) { sim.crash(6); });
+    after("a slow spell starts (the victim still marked healthy)", false,
+          [&](simulator& sim) { sim.set_slow(victim, 100ms); });
+    after("loss below 1 starts", false, [&](simulator& sim) { sim.set_loss(0.1); });
+    after("loss below 1 ends", false, [&](simulator& sim) {
+      sim.set_loss(0.5);
+      sim.run_for(1s);
+      sim.set_loss(0.0);
+    });
+  });
+}
+
+TEST_CASE("false positives are counted exactly and deaths are kept past a flood of suspicions",
+          "[sim]") {
+  for_each_seed([&](std::uint64_t seed) {
+    auto o = sim_options(seed);
+    o.max_false_positive_records = 2;  // of each type
+    simulator sim(o);
+    const auto members = sim.start_converged(8);
+    const node_id mallory = sim.add_node();
+    sim.set_healthy(6, false);  // what n6 declares counts as by an unhealthy accuser
+    sim.run_for(5s);
+    const auto forge = [&](node_id victim, bool dead) {
+      for (node_id t : members) {
+        if (t == victim) continue;
+        const auto inc = sim.node_core(t).find(sim.name(victim))->incarnation;
+        const std::string name = sim.name(victim);
+        sim.send_raw(mallory, t,
+                     dead ? packet({wire::dead{inc, name, "n7"}})
+                          : packet({wire::suspect{inc, name, "n7"}}));
+      }
+      sim.run_for(2s);
+    };
+    forge(3, false);  // each of the 7 others suspects n3 once
+    CHECK(sim.false_suspicions() == 7);
+    CHECK(sim.false_suspicions_by_unhealthy() == 1);
+    forge(4, true);  // and declares n4 dead once
+    CHECK(sim.false_deaths() == 7);
+    CHECK(sim.false_deaths_by_unhealthy() == 1);
+    std::size_t kept_suspicions = 0, kept_deaths = 0;
+    for (const auto& f : sim.false_positives())
+      ++(f.type == shoal::event_type::member_failed ? kept_deaths : kept_suspicions);
+    CHECK(kept_suspicions == 2);
+    CHECK(kept_deaths == 2);
   });
 }

@@ -154,9 +154,8 @@ TEST_CASE("a two-way partition heals without operator action", "[sim]") {
 
 TEST_CASE("a lossy minority is removed while the healthy nodes stay", "[sim]") {
   for_each_seed([&](std::uint64_t seed) {
-    auto o = sim_options(seed);
-    o.net.streams_feel_loss = true;  // its TCP fallback pings suffer too
-    simulator sim(o);
+    // Streams feel loss (the default): its TCP fallback pings suffer too.
+    simulator sim(sim_options(seed));
     converge(sim, 32);
     const node_id lossy = 30;
     sim.set_egress_loss(lossy, 0.8);
@@ -304,8 +303,7 @@ TEST_CASE("a restart at the same incarnation with new tags reaches every view", 
   });
 }
 
-TEST_CASE("a mixed-version cluster agrees on digests and does not push-pull for them",
-          "[sim]") {
+TEST_CASE("a mixed-version cluster agrees on digests and does not push-pull for them", "[sim]") {
   // Nodes at protocol level 1 (digest without tags) beside level-2 nodes:
   // each pair uses the digest of the lower level, so views that agree give
   // equal digests and no digest-driven push-pull follows.
