@@ -16,7 +16,9 @@ Every assertion reads the view through `shoalctl --format json`, run inside
 the host's namespace, and waits by polling with a deadline. See README.md for
 the scenarios. Exit status: 0 all scenarios passed, 1 a scenario failed or the
 lab could not be set up, 2 usage, 77 skipped (not root, `ip`/`nft` missing, the
-kernel refuses namespaces/nftables, or the lab was not asked for).
+kernel refuses namespaces/nftables, or the lab was not asked for). With
+SHOAL_REQUIRE_LAB=1 a machine that cannot run the lab exits 1 with the reason
+instead of 77 (a lab not asked for is still skipped).
 """
 
 import argparse
@@ -749,6 +751,16 @@ RUNNERS = {"converge": sc_converge, "crash": sc_crash, "loss": sc_loss, "partiti
 
 # --------------------------------------------------------------------------
 
+REQUIRE_ENV = "SHOAL_REQUIRE_LAB"
+
+
+def required():
+    """SHOAL_REQUIRE_LAB=1 (scripts/test's lab stage): a machine that cannot
+    run the lab is an error, not a skip. A lab that was not asked for (a
+    plain ctest) is still skipped: the lab stage runs it."""
+    return os.environ.get(REQUIRE_ENV) == "1"
+
+
 def preflight(args):
     """Returns a reason to skip, or None."""
     if os.geteuid() != 0:
@@ -814,7 +826,10 @@ def main():
         return SKIP
     reason = preflight(args)
     if reason:
-        print(f"lab: SKIPPED: {reason}")
+        if required():
+            print(f"lab: FAILED: {reason}; {REQUIRE_ENV}=1 says this machine must run the lab")
+            return 1
+        print(f"lab: SKIPPED: {reason} ({REQUIRE_ENV}=1 makes this an error)")
         return SKIP
 
     selected = ["converge"] + [s for s in SCENARIOS[1:] if not args.scenario or s in args.scenario]
