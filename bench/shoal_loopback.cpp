@@ -6,9 +6,11 @@
 //                  [--refusal-timeout S] --json
 //
 // Measures: join convergence (first join until every node sees N alive), CPU
-// and bytes sent (UDP and TCP) per node-second in a steady window, RSS per node, and how fast
-// the others suspect and then declare dead one node stopped without leaving,
-// and wake-ups of the io thread per node-second (voluntary context switches).
+// (nanoseconds on CPU from /proc/self/task/*/schedstat, every thread) and
+// bytes sent (UDP and TCP) per node-second in a steady window, RSS per node,
+// and how fast the others suspect and then declare dead one node stopped
+// without leaving, and wake-ups of the io thread per node-second (voluntary
+// context switches).
 // Exit 0 on success, 1 when a bounded wait timed out, 2 on bad usage or a
 // start/bind failure.
 #include <sys/resource.h>
@@ -23,6 +25,7 @@
 #include <fstream>
 #include <functional>
 #include <iostream>
+#include <iterator>
 #include <memory>
 #include <optional>
 #include <sstream>
@@ -125,14 +128,37 @@ std::uint64_t rss_kb() {
   return 0;
 }
 
-/// Process CPU time (user + system), seconds.
-double cpu_seconds() {
-  rusage ru{};
-  getrusage(RUSAGE_SELF, &ru);
-  auto tv = [](const timeval& t) {
-    return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6;
-  };
-  return tv(ru.ru_utime) + tv(ru.ru_stime);
+/// CPU time of this process so far and the threads it was read from.
+struct cpu_reading {
+  std::uint64_t ns = 0;           ///< nanoseconds on CPU, summed over the threads
+  std::vector<std::string> tids;  ///< sorted
+};
+
+/// Nanoseconds on CPU of every thread of this process: the first field of
+/// /proc/self/task/TID/schedstat (the scheduler's sum_exec_runtime), summed.
+/// /proc/self/schedstat covers the main thread only, and /proc/self/stat
+/// counts 10 ms ticks. A thread that has exited is no longer listed, so two
+/// readings are compared by thread id too (threads_exited).
+cpu_reading cpu_now() {
+  cpu_reading r;
+  std::error_code ec;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task", ec)) {
+    std::ifstream in(task.path() / "schedstat");
+    std::uint64_t ns = 0;
+    if (!(in >> ns)) continue;  // exited while we listed them
+    r.ns += ns;
+    r.tids.push_back(task.path().filename().string());
+  }
+  std::sort(r.tids.begin(), r.tids.end());
+  return r;
+}
+
+/// Threads of `a` missing from `b`: their time is gone from b.ns.
+std::size_t threads_exited(const cpu_reading& a, const cpu_reading& b) {
+  std::vector<std::string> gone;
+  std::set_difference(a.tids.begin(), a.tids.end(), b.tids.begin(), b.tids.end(),
+                      std::back_inserter(gone));
+  return gone.size();
 }
 
 /// Context switches of every thread of this process (voluntary, involuntary),
@@ -279,6 +305,9 @@ int main(int argc, char** argv) {
   out["bytes_per_node_s_counts"] =
       "runtime_stats.udp_bytes_out + tcp_bytes_out: bytes handed to the sockets "
       "(UDP payloads and TCP stream bytes, after compression), without IP/UDP/TCP headers";
+  out["cpu_s_per_node_s_counts"] =
+      "nanoseconds on CPU of every thread of this process in the window (first field of "
+      "/proc/self/task/*/schedstat, summed; window_counts.cpu_ns), in seconds, per node-second";
 
   const std::uint64_t rss_before = rss_kb();
 
@@ -409,25 +438,30 @@ int main(int argc, char** argv) {
     std::cerr << "steady window of " << opt->window_s << " s\n";
     const traffic t_a = sum_stats(nodes);
     const auto cs_a = context_switches();
-    const double cpu_a = cpu_seconds();
+    const cpu_reading cpu_a = cpu_now();
     const auto w0 = clock_type::now();
     std::this_thread::sleep_for(std::chrono::duration<double>(opt->window_s));
-    const double cpu_b = cpu_seconds();
+    const cpu_reading cpu_b = cpu_now();
     const auto w1 = clock_type::now();
     const auto cs_b = context_switches();
     const traffic t_b = sum_stats(nodes);
     const double window = seconds_since(w0, w1);
     const double denom = window * static_cast<double>(n);
-    cpu_per = (cpu_b - cpu_a) / denom;
+    const std::uint64_t cpu_ns = cpu_b.ns - cpu_a.ns;
+    cpu_per = static_cast<double>(cpu_ns) / 1e9 / denom;
     bytes_per = static_cast<double>(t_b.bytes_out - t_a.bytes_out) / denom;
     window_counts = delta_json(t_a, t_b);
     window_counts["measured_s"] = window;
     window_counts["voluntary_ctxt_switches"] = cs_b.first - cs_a.first;
     window_counts["nonvoluntary_ctxt_switches"] = cs_b.second - cs_a.second;
+    window_counts["cpu_ns"] = cpu_ns;
+    window_counts["cpu_threads"] = cpu_b.tids.size();
+    // 0: cpu_ns is complete; otherwise a lower bound.
+    window_counts["cpu_threads_exited"] = threads_exited(cpu_a, cpu_b);
     wakeups_per = static_cast<double>(cs_b.first - cs_a.first) / denom;
-    std::cerr << "window: cpu " << (cpu_b - cpu_a) << " s, udp bytes "
-              << (t_b.udp_bytes_out - t_a.udp_bytes_out) << ", tcp bytes "
-              << (t_b.tcp_bytes_out - t_a.tcp_bytes_out) << "\n";
+    std::cerr << "window: cpu " << static_cast<double>(cpu_ns) / 1e9 << " s (" << cpu_b.tids.size()
+              << " threads), udp bytes " << (t_b.udp_bytes_out - t_a.udp_bytes_out)
+              << ", tcp bytes " << (t_b.tcp_bytes_out - t_a.tcp_bytes_out) << "\n";
 
     // Stop one node abruptly and watch the others.
     const std::uint64_t false_before = det.false_suspicions.load();

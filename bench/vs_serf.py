@@ -3,6 +3,7 @@
 
     bench/vs_serf.sh [--sizes 8,32] [--shoald PATH] [--shoalctl PATH]
                      [--serf PATH] [--out DIR] [--steady 30] [--crashes 5]
+                     [--crash-mode kill|host-down|both]
 
 (bench/vs_serf.sh installs serf, nftables and python3, then runs this file.)
 
@@ -12,9 +13,16 @@ never share the CPU), it starts N agents on 127.0.0.1 (lan parameters: serf's
 measures:
   join_convergence_s   from launching agents 1..N-1 (agent 0 already up) until
                        every agent lists all N members alive.
-  cpu_s_per_agent_s    user+system CPU time of the agent processes
-                       (/proc/PID/stat) over a steady window (--steady, 30 s,
-                       starting 5 s after convergence), per agent per second.
+  cpu_s_per_agent_s    CPU time of the agent processes over a steady window
+                       (--steady, 30 s, starting 5 s after convergence), per
+                       agent per second: nanoseconds on CPU, the first field
+                       of /proc/PID/task/TID/schedstat summed over every
+                       thread of the agent (/proc/PID/schedstat alone is the
+                       main thread's, and /proc/PID/stat counts 10 ms ticks);
+                       the total is cpu_ns_in_window. A thread that exits
+                       within the window takes its time with it:
+                       cpu_threads_exited_in_window counts them (0: the
+                       figure is complete; otherwise it is a lower bound).
   rss_kb_per_agent     VmRSS (/proc/PID/status) at the end of the window, mean.
                        VmRSS counts every resident page of shared libraries in
                        full in every process; so two more views are reported:
@@ -27,25 +35,60 @@ measures:
                        nftables table of our own on the output hook (every
                        loopback packet passes it once), over the same window,
                        per agent per second. Needs root; skipped otherwise.
-  crash_failed_all_s   after the steady window, K agents (--crashes, 5; fewer
-                       than N-1, agent 0 never) are killed with `kill -9` one
-                       after another: N-1, then N-2, ..., each once the one
-                       before is listed as failed by every live agent (victims
-                       are not restarted, so crash k happens in a cluster of
-                       N-k+1). Per crash: the time from the kill until every
-                       live agent lists the victim as failed; the figure is the
-                       median over the K crashes (min, max and every value are
-                       in the output too): when a member next probes the victim
-                       is chance, and one crash is too few to compare on.
-  crash_failed_first_s the same, until the first live agent lists it as failed.
+  crash_MODE_failed_all_s
+                       after the steady window, K agents (--crashes, 5; fewer
+                       than N-1, agent 0 never) crash one after another: N-1,
+                       then N-2, ..., each once the one before is listed as
+                       failed by every live agent (victims are not restarted,
+                       so crash k happens in a cluster of N-k+1). Per crash:
+                       the time from the crash until every live agent lists
+                       the victim as failed; the figure is the median over the
+                       K crashes (min, max and every value are in the output
+                       too): when a member next probes the victim is chance,
+                       and one crash is too few to compare on. Two ways to
+                       crash (--crash-mode, default both), each a series of K
+                       in a cluster of its own (the second cluster is started
+                       and joined afresh, on other ports, with no steady
+                       window), side by side in the output:
+                         kill       (process gone, host up: ICMP) `kill -9` of
+                                    the agent: its host still answers, so a
+                                    UDP packet to its port draws ICMP port
+                                    unreachable and a TCP SYN a RST. shoald
+                                    reads the ICMP (refusal_suspicion_timeout)
+                                    and Serf does not.
+                         host-down  (silent) the victim's host goes silent
+                                    first: an nftables table of our own drops,
+                                    on the input hook of lo, every UDP and TCP
+                                    packet to or from the victim's gossip
+                                    port, so nothing answers (no ICMP, no RST:
+                                    the drop comes before the kernel looks for
+                                    a socket), and senders see no error
+                                    (dropping on the output hook would fail
+                                    their sendto with EPERM, which no real
+                                    network does); then the agent is killed.
+                                    What a powered-off host, a cut cable or a
+                                    firewall gives, and what shoald gives with
+                                    a keyring (it reads no ICMP then). The
+                                    victim's own outgoing TCP connections
+                                    (ephemeral ports) are not matched; it is
+                                    killed at once. Needs root and nft;
+                                    skipped with the reason otherwise.
+                       The time starts at the kill, or when the host went
+                       silent. For shoald, the ICMP port unreachable its live
+                       agents read during each series is reported
+                       (crash_MODE_icmp_unreachable_in: non-zero for kill, 0
+                       for host-down).
+  crash_MODE_failed_first_s
+                       the same, until the first live agent lists it as failed.
 Nothing polls the agents during the steady window. During the join and the
 crashes, agents are polled in rounds: serf through its RPC protocol (msgpack on
 TCP, one open connection per agent), shoald through `shoalctl members --format
 json`; poll_round_s in the output is the mean time one round took, the time
-resolution of those figures (crash_poll_round_s: the largest over the crashes).
+resolution of those figures (crash_MODE_poll_round_s: the largest over a
+series).
 
 Output: OUT/vs_serf.json (every figure, and per crash its victim, times and
-poll round under crash_runs) and OUT/vs_serf.md (a table per N with the ratio
+poll round under crash_MODE_runs) and OUT/vs_serf.md (a table per N with the ratio
 shoal/serf per figure, the crash rows being medians, and a line per system
 with the per-crash values). A missing serf or shoald, or one that does not start,
 skips that half with the reason printed and recorded.
@@ -64,8 +107,11 @@ import sys
 import tempfile
 import time
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 NFT_TABLE = "shoal_vs_serf"
+NFT_DOWN_TABLE = "shoal_vs_serf_down"
+# The two crash modes, in the order they run, and how the output names them.
+CRASH_MODES = {"kill": "kill (process gone, host up: ICMP)", "host-down": "host down (silent)"}
+MODE_PORT_STEP = 200  # each crash mode's cluster uses ports this far from the previous one's
 SETTLE_S = 5.0
 
 
@@ -210,11 +256,22 @@ class serf_rpc:
 
 # ---------------------------------------------------------------- processes
 
-def proc_cpu_s(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    # fields[0] is field 3 (state); utime and stime are fields 14 and 15
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+def proc_cpu_ns(pid):
+    """(nanoseconds on CPU so far, thread ids) of process `pid`: the first
+    field of /proc/PID/task/TID/schedstat (the scheduler's sum_exec_runtime,
+    in ns) summed over its threads. /proc/PID/schedstat covers the main
+    thread only; /proc/PID/stat's utime+stime covers every thread but in
+    clock ticks (10 ms). A thread that has exited is no longer listed, so a
+    caller comparing two readings checks the thread ids too."""
+    total, tids = 0, set()
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue  # the thread exited while we listed them
+        tids.add(int(tid))
+    return total, tids
 
 
 def proc_field_kb(path, key):
@@ -296,6 +353,11 @@ class cluster:
             except Exception:
                 out[i] = None
         return out
+
+    def icmp_unreachable_in(self, ids):
+        """{i: ICMP port unreachable read so far} for agents `ids`, or None
+        when the system does not report it (serf)."""
+        return None
 
     def pids(self, alive_only=True):
         return [p.pid for p in self.procs if p is not None and (not alive_only or p.poll() is None)]
@@ -386,6 +448,16 @@ class shoal_cluster(cluster):
         r = subprocess.run(self.ctl(i), capture_output=True, timeout=5, stdin=subprocess.DEVNULL)
         return self.parse(r.returncode, r.stdout, r.stderr)
 
+    def icmp_unreachable_in(self, ids):
+        out = {}
+        for i in ids:
+            r = subprocess.run([self.shoalctl, "--socket", self.socket(i), "stats", "--format", "json"],
+                               capture_output=True, timeout=5, stdin=subprocess.DEVNULL)
+            if r.returncode != 0:
+                return None
+            out[i] = int(json.loads(r.stdout)["runtime"]["icmp_unreachable_in"])
+        return out
+
     def members_many(self, ids):
         # One shoalctl per agent, all at once: a round costs one process start,
         # not one per agent.
@@ -465,6 +537,69 @@ class byte_counters:
             self.nft(f"delete table inet {NFT_TABLE}", check=False)
 
 
+class silencer:
+    """An nftables table of our own that makes an agent's host go silent:
+    on the input hook of lo, every UDP and TCP packet to or from its gossip
+    port is dropped before the kernel looks for a socket, so no ICMP port
+    unreachable and no RST ever answer, and the senders see no error."""
+
+    def __init__(self, wanted=True):
+        self.ok = False
+        self.reason = ""
+        self.ports = []
+        if not wanted:
+            self.reason = "host-down mode not asked for"
+            return
+        if os.geteuid() != 0:
+            self.reason = "not root: the host-down mode drops packets with nftables, which needs root"
+            return
+        if shutil.which("nft") is None:
+            self.reason = "nft not found (Debian package nftables): host-down mode skipped"
+            return
+        byte_counters.nft(f"delete table inet {NFT_DOWN_TABLE}", check=False)
+        r = byte_counters.nft(f"add table inet {NFT_DOWN_TABLE}", check=False)
+        if r.returncode != 0:
+            self.reason = f"nft failed ({r.stderr.strip()}): host-down mode skipped"
+            return
+        byte_counters.nft(f"add chain inet {NFT_DOWN_TABLE} in "
+                          "{ type filter hook input priority -300 ; policy accept ; }")
+        self.ok = True
+
+    def silence(self, port):
+        for proto in ("udp", "tcp"):
+            for field in ("dport", "sport"):
+                byte_counters.nft(f"add rule inet {NFT_DOWN_TABLE} in iif lo {proto} {field} {port} "
+                                  "counter drop")
+        self.ports.append(port)
+
+    def dropped(self):
+        """{port: packets dropped} for the silenced ports."""
+        r = byte_counters.nft(f"-j list chain inet {NFT_DOWN_TABLE} in")
+        out = {p: 0 for p in self.ports}
+        for item in json.loads(r.stdout)["nftables"]:
+            rule = item.get("rule")
+            if not rule:
+                continue
+            port, packets = None, 0
+            for e in rule["expr"]:
+                if "match" in e and isinstance(e["match"].get("right"), int):
+                    port = e["match"]["right"]
+                if "counter" in e:
+                    packets = e["counter"]["packets"]
+            if port in out:
+                out[port] += packets
+        return out
+
+    def clear(self):
+        if self.ok:
+            byte_counters.nft(f"flush chain inet {NFT_DOWN_TABLE} in", check=False)
+        self.ports = []
+
+    def close(self):
+        if self.ok:
+            byte_counters.nft(f"delete table inet {NFT_DOWN_TABLE}", check=False)
+
+
 # ---------------------------------------------------------------- measurement
 
 def poll_until(cl, who, done, t0, timeout):
@@ -496,93 +631,133 @@ def spread(values):
     return round(statistics.median(values), 3), min(values), max(values)
 
 
-def run_crashes(cl, res, crashes, timeout_s):
-    """Kills agents N-1, N-2, ... (`crashes` of them, never agent 0) with
-    kill -9, one at a time: each victim is killed once the previous one is
-    listed as failed by every agent still alive. Records per crash the time
-    until every live agent, and the first one, lists the victim as failed;
-    res gets the median, min and max of both over the crashes."""
-    n = cl.n
+def clamp_crashes(n, crashes, res):
+    """Agent 0 is never a victim, and one more agent stays alive so that
+    "failed everywhere" still means more than agent 0: at most N-2."""
     res["crashes_requested"] = crashes
     if crashes > n - 2:
-        # Agent 0 is never a victim, and one more agent stays alive so that
-        # "failed everywhere" still means more than agent 0.
         crashes = max(n - 2, 0)
         res["crashes_clamped"] = (f"--crashes {res['crashes_requested']} clamped to {crashes} "
                                   f"at N={n} (it must be below N-1)")
-        log(f"{cl.name} N={n}: {res['crashes_clamped']}")
+        log(f"N={n}: {res['crashes_clamped']}")
     res["crashes"] = crashes
+    return crashes
+
+
+def mode_key(mode):
+    return "crash_" + mode.replace("-", "_")
+
+
+def run_crashes(cl, res, crashes, timeout_s, mode, quiet):
+    """Crashes agents N-1, N-2, ... (`crashes` of them, never agent 0) one at
+    a time, each once the previous one is listed as failed by every agent
+    still alive. mode "kill": kill -9; "host-down": `quiet` (a silencer)
+    silences the agent's port first, then kill -9. Records per crash the time
+    from the crash until every live agent, and the first one, lists the
+    victim as failed; res gets the median, min and max of both over the
+    crashes under crash_MODE_*."""
+    n = cl.n
+    key = mode_key(mode)
     runs = []
-    res["crash_runs"] = runs
+    res[key + "_runs"] = runs
     live = list(range(n))
+    icmp0 = cl.icmp_unreachable_in(live)
     for k in range(crashes):
         victim = n - 1 - k
         vname = cl.node(victim)
         live.remove(victim)
-        t_kill = time.monotonic()
+        t_crash = time.monotonic()
+        if mode == "host-down":
+            quiet.silence(cl.port(victim))
         cl.procs[victim].kill()
+        killed_after = time.monotonic() - t_crash
         cl.procs[victim].wait()
         if isinstance(cl, serf_cluster) and cl.rpc[victim] is not None:
             cl.rpc[victim].close()
             cl.rpc[victim] = None
-        when, round_s = poll_until(cl, live, lambda i, m, v=vname: m.get(v) == "failed", t_kill,
+        when, round_s = poll_until(cl, live, lambda i, m, v=vname: m.get(v) == "failed", t_crash,
                                    timeout_s)
-        run = {"victim": vname, "live_agents": len(live),
+        run = {"victim": vname, "mode": mode, "live_agents": len(live),
                "failed_all_s": round(max(when.values()), 3) if len(when) == len(live) else None,
                "failed_first_s": round(min(when.values()), 3) if when else None,
                "poll_round_s": round(round_s, 3)}
+        if mode == "host-down":
+            run["killed_after_silence_s"] = round(killed_after, 4)
+            run["packets_dropped"] = quiet.dropped().get(cl.port(victim))
         runs.append(run)
-        log(f"{cl.name} N={n}: crash {k + 1}/{crashes} ({vname}) -> failed everywhere "
-            f"{run['failed_all_s']} s (first {run['failed_first_s']} s)")
+        log(f"{cl.name} N={n}: {mode} crash {k + 1}/{crashes} ({vname}) -> failed everywhere "
+            f"{run['failed_all_s']} s (first {run['failed_first_s']} s)"
+            + (f"; {run['packets_dropped']} packets dropped" if mode == "host-down" else ""))
         dead = [i for i in live if cl.exited(i)]
         if dead:
-            res["crash_error"] = (f"agents exited during crash {k + 1} ({vname}): "
-                                  f"{[cl.node(i) for i in dead]}: {cl.log_tail(dead[0])}")
+            res[key + "_error"] = (f"agents exited during {mode} crash {k + 1} ({vname}): "
+                                   f"{[cl.node(i) for i in dead]}: {cl.log_tail(dead[0])}")
             break
         if run["failed_all_s"] is None:
-            # The next victim would be killed while this one is still pending
+            # The next victim would be crashed while this one is still pending
             # somewhere: stop the series here.
-            res["crash_error"] = (f"crash {k + 1}: {len(when)} of {len(live)} agents saw {vname} "
-                                  f"failed within {timeout_s:.0f} s; no further crashes")
+            res[key + "_error"] = (f"{mode} crash {k + 1}: {len(when)} of {len(live)} agents saw "
+                                   f"{vname} failed within {timeout_s:.0f} s; no further crashes")
             break
-    for key, field in (("crash_failed_all_s", "failed_all_s"),
-                       ("crash_failed_first_s", "failed_first_s")):
+    for field in ("failed_all_s", "failed_first_s"):
         values = [r[field] for r in runs]
         if len(runs) < crashes:  # the series stopped early: no median
             values.append(None)
-        res[key], res[key + "_min"], res[key + "_max"] = spread(values)
-    res["crash_poll_round_s"] = max((r["poll_round_s"] for r in runs), default=None)
+        res[f"{key}_{field}"], res[f"{key}_{field}_min"], res[f"{key}_{field}_max"] = spread(values)
+    res[key + "_poll_round_s"] = max((r["poll_round_s"] for r in runs), default=None)
+    icmp1 = cl.icmp_unreachable_in(live)
+    if icmp0 is not None and icmp1 is not None:
+        # Over the agents alive at the end (the victims' counts died with them).
+        res[key + "_icmp_unreachable_in"] = sum(icmp1[i] - icmp0[i] for i in live)
+    if mode == "host-down":
+        quiet.clear()
 
 
-def run_system(cl, counters, steady_s, crashes, timeout_s):
-    """Measures one system at one size; raises start_failed when its first
-    agent does not come up (the binary is missing features or broken)."""
+def join_cluster(cl, timeout_s):
+    """Starts agent 0, then 1..N-1 joining it; returns (seconds from launching
+    1..N-1 until every agent lists all N alive, mean poll round), or
+    (None, round) when that did not happen within timeout_s. Raises
+    start_failed when agent 0 does not come up."""
     n = cl.n
-    res = {"system": cl.name, "nodes": n}
+    cl.start_one(0)
     try:
-        cl.start_one(0)
-        try:
-            cl.wait_ready(0, 20)
-        except RuntimeError as e:
-            raise start_failed(str(e)) from e
-        t_launch = time.monotonic()
-        for i in range(1, n):
-            cl.start_one(i)
-        names = [cl.node(i) for i in range(n)]
+        cl.wait_ready(0, 20)
+    except RuntimeError as e:
+        raise start_failed(str(e)) from e
+    t_launch = time.monotonic()
+    for i in range(1, n):
+        cl.start_one(i)
+    names = [cl.node(i) for i in range(n)]
 
-        def full(i, m):
-            return all(m.get(x) == "alive" for x in names)
+    def full(i, m):
+        return all(m.get(x) == "alive" for x in names)
 
-        when, round_s = poll_until(cl, range(n), full, t_launch, timeout_s)
-        dead = [i for i in range(n) if cl.exited(i)]
-        if dead:
-            raise RuntimeError(f"{cl.name} agents exited during the join: "
-                               f"{[cl.node(i) for i in dead]}: {cl.log_tail(dead[0])}")
-        if len(when) < n:
+    when, round_s = poll_until(cl, range(n), full, t_launch, timeout_s)
+    dead = [i for i in range(n) if cl.exited(i)]
+    if dead:
+        raise RuntimeError(f"{cl.name} agents exited during the join: "
+                           f"{[cl.node(i) for i in dead]}: {cl.log_tail(dead[0])}")
+    if len(when) < n:
+        return None, round_s
+    return round(max(when.values()), 3), round_s
+
+
+def run_system(make_cluster, n, counters, steady_s, crashes, timeout_s, modes, quiet):
+    """Measures one system at one size: join, steady window and the first
+    crash mode's series in one cluster, then each further crash mode's
+    series in a fresh cluster (make_cluster(k): the cluster for mode k).
+    Raises start_failed when its first agent does not come up (the binary
+    is missing features or broken)."""
+    cl = make_cluster(0)
+    res = {"system": cl.name, "nodes": n, "crash_modes": list(modes)}
+    crashes = clamp_crashes(n, crashes, res)
+    try:
+        join_s, round_s = join_cluster(cl, timeout_s)
+        if join_s is None:
             res["join_convergence_s"] = None
-            res["error"] = f"no full mesh after {timeout_s:.0f} s ({len(when)} of {n} agents)"
+            res["error"] = f"no full mesh after {timeout_s:.0f} s"
             return res
-        res["join_convergence_s"] = round(max(when.values()), 3)
+        res["join_convergence_s"] = join_s
         res["join_poll_round_s"] = round(round_s, 3)
         log(f"{cl.name} N={n}: full mesh after {res['join_convergence_s']:.2f} s; "
             f"settling {SETTLE_S:.0f} s, then a {steady_s:.0f} s steady window")
@@ -590,17 +765,22 @@ def run_system(cl, counters, steady_s, crashes, timeout_s):
         # ---- steady window: no polling ----
         time.sleep(SETTLE_S)
         pids = cl.pids()
-        cpu0 = sum(proc_cpu_s(p) for p in pids)
+        cpu0 = {p: proc_cpu_ns(p) for p in pids}
         b0 = counters.read(cl.label) if counters.ok else None
         w0 = time.monotonic()
         time.sleep(steady_s)
         w1 = time.monotonic()
         b1 = counters.read(cl.label) if counters.ok else None
-        cpu1 = sum(proc_cpu_s(p) for p in pids)
+        cpu1 = {p: proc_cpu_ns(p) for p in pids}
         rss = [proc_rss_kb(p) for p in pids]
         window = w1 - w0
         res["steady_window_s"] = round(window, 2)
-        res["cpu_s_per_agent_s"] = (cpu1 - cpu0) / (n * window)
+        cpu_ns = sum(cpu1[p][0] - cpu0[p][0] for p in pids)
+        res["cpu_ns_in_window"] = cpu_ns
+        res["cpu_s_per_agent_s"] = cpu_ns / 1e9 / (n * window)
+        res["cpu_source"] = "/proc/PID/task/*/schedstat field 1 (ns on CPU), summed over each agent's threads"
+        res["cpu_threads_per_agent"] = sum(len(cpu1[p][1]) for p in pids) / len(pids)
+        res["cpu_threads_exited_in_window"] = sum(len(cpu0[p][1] - cpu1[p][1]) for p in pids)
         res["rss_kb_per_agent"] = sum(rss) / len(rss)
         res["rss_kb_max"] = max(rss)
         pss = [proc_field_kb(f"/proc/{p}/smaps_rollup", "Pss:") for p in pids]
@@ -619,9 +799,21 @@ def run_system(cl, counters, steady_s, crashes, timeout_s):
         log(f"{cl.name} N={n}: cpu {res['cpu_s_per_agent_s']:.5f} s/agent-s, "
             f"rss {res['rss_kb_per_agent']:.0f} KB/agent, bytes {res['bytes_per_agent_s']}")
 
-        # ---- crashes: kill -9 agents N-1, N-2, ... one after another ----
+        # ---- crashes: agents N-1, N-2, ... one after another ----
         # After the steady window, so the crashes change none of its figures.
-        run_crashes(cl, res, crashes, timeout_s)
+        for k, mode in enumerate(modes):
+            if k > 0:
+                # A fresh cluster, so each mode's series starts from N agents.
+                cl.stop()
+                cl = make_cluster(k)
+                join_s, _ = join_cluster(cl, timeout_s)
+                if join_s is None:
+                    res[mode_key(mode) + "_error"] = f"the fresh cluster had no full mesh after {timeout_s:.0f} s"
+                    continue
+                log(f"{cl.name} N={n}: fresh cluster for the {mode} series, full mesh after {join_s:.2f} s; "
+                    f"settling {SETTLE_S:.0f} s")
+                time.sleep(SETTLE_S)
+            run_crashes(cl, res, crashes, timeout_s, mode, quiet)
     except start_failed:
         raise
     except Exception as e:  # a failure mid-run is reported, not fatal
@@ -629,17 +821,25 @@ def run_system(cl, counters, steady_s, crashes, timeout_s):
         log(f"{cl.name} N={n}: ERROR {e}")
     finally:
         cl.stop()
+        quiet.clear()
     return res
 
 
 # ---------------------------------------------------------------- report
 
+def figures(modes):
+    """(key, label, the issue's target for the ratio shoal/serf) per row;
+    lower is better for all. The crash rows of the modes side by side."""
+    rows = [("join_convergence_s", "join convergence (s)", None)]
+    for field, what, target in (("failed_all_s", "failed everywhere", "≤ 1.0"),
+                                ("failed_first_s", "failed at the first agent", None)):
+        for m in modes:
+            rows.append((f"{mode_key(m)}_{field}", f"crash -> {what}: {CRASH_MODES[m]} (s)", target))
+    return rows + FIGURES
+
+
 FIGURES = [
-    # key, label, the issue's target for the ratio shoal/serf (lower is better for all)
-    ("join_convergence_s", "join convergence (s)", None),
-    ("crash_failed_all_s", "crash -> failed everywhere (s)", "≤ 1.0"),
-    ("crash_failed_first_s", "crash -> failed at the first agent (s)", None),
-    ("cpu_s_per_agent_s", "CPU per agent (CPU-s per agent-s)", "≤ 0.5"),
+    ("cpu_s_per_agent_s", "CPU per agent (CPU-s per agent-s, from ns: schedstat, all threads)", "≤ 0.5"),
     ("rss_kb_per_agent", "resident memory per agent (KB, VmRSS)", "≤ 0.25"),
     ("pss_kb_per_agent", "  proportional (KB, Pss: shared pages split)", None),
     ("anon_kb_per_agent", "  anonymous (KB, RssAnon: heap and stacks)", None),
@@ -667,16 +867,22 @@ def ratio(a, b):
     return a / b
 
 
-def crash_line(r):
-    """The per-crash values of one system, in kill order."""
-    runs = r["crash_runs"]
-    parts = [f"{len(runs)} crashes, killed in turn: {', '.join(x['victim'] for x in runs)}"]
+def crash_line(r, mode):
+    """The per-crash values of one system in one crash mode, in crash order."""
+    key = mode_key(mode)
+    runs = r[key + "_runs"]
+    parts = [f"{CRASH_MODES[mode]}: {len(runs)} crashes, in turn: {', '.join(x['victim'] for x in runs)}"]
     for field, what in (("failed_all_s", "failed everywhere"),
                         ("failed_first_s", "failed at the first agent")):
         each = ", ".join(fmt(x[field]) for x in runs)
-        key = "crash_" + field
-        parts.append(f"{what} {each} s (median {fmt(r.get(key))}, min..max "
-                     f"{fmt(r.get(key + '_min'))}..{fmt(r.get(key + '_max'))})")
+        k = f"{key}_{field}"
+        parts.append(f"{what} {each} s (median {fmt(r.get(k))}, min..max "
+                     f"{fmt(r.get(k + '_min'))}..{fmt(r.get(k + '_max'))})")
+    if mode == "host-down":
+        parts.append("packets dropped at the silent port "
+                     + ", ".join(str(x.get("packets_dropped")) for x in runs))
+    if r.get(key + "_icmp_unreachable_in") is not None:
+        parts.append(f"ICMP port unreachable read by the live agents {r[key + '_icmp_unreachable_in']}")
     return "; ".join(parts) + "."
 
 
@@ -685,6 +891,13 @@ def report(results, skipped, meta):
     lines.append(f"shoald vs serf on loopback, one run ({meta['date']}, {meta['machine']}).")
     lines.append(f"Command: `{meta['command']}`. serf: {meta.get('serf_version', '—')}; "
                  f"shoald: {meta.get('shoald_version', '—')}.")
+    descr = {"kill": "**kill (process gone, host up: ICMP)**: `kill -9` of the agent; its host still "
+                     "answers a packet to the dead port with ICMP port unreachable (UDP) or a RST (TCP)",
+             "host-down": "**host down (silent)**: an nftables table drops every packet to and from the "
+                          "victim's port at lo's input hook (no ICMP, no RST, no error for senders), "
+                          "then `kill -9`"}
+    lines.append("Crash rows: " + "; ".join(descr[m] for m in meta["crash_modes"])
+                 + ". Each mode is a series in a cluster of its own, timed from the kill or the silence.")
     lines.append("")
     for s in skipped:
         lines.append(f"**SKIPPED: {s}**")
@@ -697,7 +910,7 @@ def report(results, skipped, meta):
         lines.append("| figure | serf | shoald | shoal/serf | target |")
         lines.append("| --- | --- | --- | --- | --- |")
         crashes = max((r.get("crashes", 0) for r in (serf, shoal) if r), default=0)
-        for key, label, target in FIGURES:
+        for key, label, target in figures(meta["crash_modes"]):
             a = shoal.get(key) if shoal else None
             b = serf.get(key) if serf else None
             if a is None and b is None and key.endswith("bytes_per_agent_s") and key != "bytes_per_agent_s":
@@ -708,14 +921,24 @@ def report(results, skipped, meta):
         for sysname, r in (("serf", serf), ("shoald", shoal)):
             if r is None:
                 continue
-            for k in ("error", "crash_error", "crashes_clamped", "bytes_skipped"):
+            for k in ["error"] + [mode_key(m) + "_error" for m in CRASH_MODES] + ["crashes_clamped",
+                                                                                  "bytes_skipped"]:
                 if r.get(k):
                     lines.append(f"\n{sysname}: {k.replace('_', ' ')}: {r[k]}")
-            if r.get("crash_runs"):
-                lines.append(f"\n{sysname}: {crash_line(r)}")
+            if r.get("cpu_threads_per_agent") is not None:
+                exited = r.get("cpu_threads_exited_in_window", 0)
+                lines.append(f"\n{sysname}: CPU summed over {r['cpu_threads_per_agent']:.1f} threads per agent "
+                             f"({r['cpu_ns_in_window']} ns in the window); "
+                             + (f"{exited} thread(s) exited during the window, so the CPU figure is a "
+                                "lower bound." if exited else "no thread exited during the window."))
+            for m in CRASH_MODES:
+                if r.get(mode_key(m) + "_runs"):
+                    lines.append(f"\n{sysname}: {crash_line(r, m)}")
             if r.get("join_poll_round_s") is not None:
+                crash_round = max((r[mode_key(m) + "_poll_round_s"] for m in CRASH_MODES
+                                   if r.get(mode_key(m) + "_poll_round_s") is not None), default=None)
                 lines.append(f"\n{sysname}: one poll round took {r['join_poll_round_s']} s "
-                             f"during the join, at most {r.get('crash_poll_round_s') or '—'} s after "
+                             f"during the join, at most {crash_round or '—'} s after "
                              f"a crash (the largest over the crashes; the resolution of those "
                              f"times).")
         lines.append("")
@@ -756,6 +979,9 @@ def main():
     ap.add_argument("--port-base", type=int, default=17000)
     ap.add_argument("--only", choices=["serf", "shoald"], default=None,
                     help="run one system only (no ratios)")
+    ap.add_argument("--crash-mode", choices=["kill", "host-down", "both"], default="both",
+                    help="kill: kill -9, the host up (ICMP); host-down: the host goes silent "
+                         "(nftables drops), then kill -9; both (default): a series of each, side by side")
     a = ap.parse_args()
     if a.crashes < 1:
         ap.error("--crashes must be at least 1")
@@ -767,6 +993,9 @@ def main():
     for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
         signal.signal(sig, on_signal)
     sizes = [int(x) for x in a.sizes.split(",") if x]
+    if any(not 3 <= n < MODE_PORT_STEP for n in sizes):
+        ap.error(f"--sizes: each N in 3..{MODE_PORT_STEP - 1}")
+    modes = list(CRASH_MODES) if a.crash_mode == "both" else [a.crash_mode]
     shoalctl = a.shoalctl or os.path.join(os.path.dirname(a.shoald) or ".", "shoalctl")
     os.makedirs(a.out, exist_ok=True)
 
@@ -775,7 +1004,7 @@ def main():
     run_shoal = a.only in (None, "shoald")
     meta = {"date": time.strftime("%Y-%m-%d %H:%M %Z"), "machine": machine(),
             "command": " ".join(["bench/vs_serf.sh"] + sys.argv[1:]), "sizes": sizes,
-            "steady_s": a.steady, "crashes": a.crashes}
+            "steady_s": a.steady, "crashes": a.crashes, "crash_modes": modes}
     if run_serf:
         if not (shutil.which(a.serf) or os.access(a.serf, os.X_OK)):
             skipped.append(f"serf half: no serf binary at '{a.serf}' (Debian package serf)")
@@ -797,6 +1026,15 @@ def main():
     if not counters.ok:
         log("bytes skipped: " + counters.reason)
         skipped.append("bytes per agent-second: " + counters.reason)
+    quiet = silencer(wanted="host-down" in modes)
+    if "host-down" in modes and not quiet.ok:
+        skipped.append("crash mode host-down: " + quiet.reason)
+        log("SKIPPED " + skipped[-1])
+        modes.remove("host-down")
+        meta["crash_modes"] = modes
+    if not modes:
+        counters.close()
+        raise SystemExit("vs_serf: no crash mode left to run (see the SKIPPED lines)")
     results = []
     work = tempfile.mkdtemp(prefix="vs_serf.")
     try:
@@ -809,15 +1047,18 @@ def main():
             for sysname in ("serf", "shoald"):
                 if (sysname == "serf" and not run_serf) or (sysname == "shoald" and not run_shoal):
                     continue
-                wd = os.path.join(work, f"{sysname}{n}")
-                os.makedirs(wd)
-                if sysname == "serf":
-                    cl = serf_cluster(n, serf_base, wd, a.serf)
-                else:
-                    cl = shoal_cluster(n, shoal_base, wd, a.shoald, shoalctl)
+                def make_cluster(k, sysname=sysname, n=n):
+                    """The cluster of crash mode k: the first on the measured
+                    ports, each further one MODE_PORT_STEP ports on."""
+                    wd = os.path.join(work, f"{sysname}{n}-{modes[k]}")
+                    os.makedirs(wd)
+                    if sysname == "serf":
+                        return serf_cluster(n, serf_base + k * MODE_PORT_STEP, wd, a.serf)
+                    return shoal_cluster(n, shoal_base + k * MODE_PORT_STEP, wd, a.shoald, shoalctl)
                 log(f"{sysname} N={n}: starting {n} agents")
                 try:
-                    results.append(run_system(cl, counters, a.steady, a.crashes, a.timeout))
+                    results.append(run_system(make_cluster, n, counters, a.steady, a.crashes, a.timeout,
+                                              modes, quiet))
                 except start_failed as e:
                     skipped.append(f"{sysname} half: its first agent did not start: {e}")
                     log("SKIPPED " + skipped[-1])
@@ -827,6 +1068,7 @@ def main():
                         run_shoal = False
     finally:
         counters.close()
+        quiet.close()
         shutil.rmtree(work, ignore_errors=True)
 
     doc = {"meta": meta, "skipped": skipped, "results": results}
@@ -834,7 +1076,7 @@ def main():
         rs = {r["system"]: r for r in results if r["nodes"] == n}
         if "serf" in rs and "shoald" in rs:
             doc.setdefault("ratios_shoal_over_serf", {})[str(n)] = {
-                k: ratio(rs["shoald"].get(k), rs["serf"].get(k)) for k, _, _ in FIGURES}
+                k: ratio(rs["shoald"].get(k), rs["serf"].get(k)) for k, _, _ in figures(modes)}
     with open(os.path.join(a.out, "vs_serf.json"), "w") as f:
         json.dump(doc, f, indent=1)
     md = report(results, skipped, meta)

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # shoald vs HashiCorp Serf on loopback, N = 8 and 32, in one run: join
-# convergence, crash -> failed everywhere (median over --crashes kills, one
-# after another, default 5), CPU and resident memory per agent,
-# bytes per agent-second (nftables counters, root only), and shoal/serf ratios.
+# convergence, crash -> failed everywhere (median over --crashes crashes, one
+# after another, default 5) for a kill on a live host (ICMP) and for a host
+# that goes silent first (nftables drops, root only), side by side, CPU (ns
+# from schedstat) and resident memory per agent, bytes per agent-second
+# (nftables counters, root only), and shoal/serf ratios.
 # Installs what it needs (serf, nftables, python3), then runs bench/vs_serf.py
 # (see its header for what is measured and how).
 #   bench/vs_serf.sh [--build DIR] [--sizes 8,32] [--shoald PATH] [--shoalctl PATH]
 #                    [--out DIR] [--steady SECONDS] [--crashes K] [--only serf|shoald]
+#                    [--crash-mode kill|host-down|both]
 # --build DIR (default: build) sets the default --shoald DIR/daemon/shoald.
 # A missing serf or shoald skips that half and says so in the output.
 set -euo pipefail

@@ -7,7 +7,6 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/udp.hpp>
-#include <boost/asio/ip/v6_only.hpp>
 #include <catch2/catch.hpp>
 
 #ifdef __linux__
@@ -19,6 +18,7 @@
 
 #include "io/icmp.hpp"
 #include "io_test_util.hpp"
+#include "skip.hpp"
 
 using namespace std::chrono_literals;
 using iotest::node_list;
@@ -193,35 +193,6 @@ crash_outcome crash_one(const std::string& prefix,
 
 #ifdef __linux__
 
-namespace {
-
-/// Like the cluster-on-::1 test: true when a UDP socket binds to [::1].
-bool loopback_v6() {
-  namespace net = boost::asio;
-  net::io_context ctx;
-  net::ip::udp::socket probe(ctx);
-  boost::system::error_code ec;
-  probe.open(net::ip::udp::v6(), ec);
-  if (!ec) probe.bind({net::ip::make_address("::1"), 0}, ec);
-  if (ec) WARN("skipped: cannot bind [::1]: " << ec.message());
-  return !ec;
-}
-
-/// Like the dual-stack test in test_node.cpp: true when [::] binds dual-stack.
-bool dual_stack() {
-  namespace net = boost::asio;
-  net::io_context ctx;
-  net::ip::udp::socket probe(ctx);
-  boost::system::error_code ec;
-  probe.open(net::ip::udp::v6(), ec);
-  if (!ec) probe.set_option(net::ip::v6_only(false), ec);
-  if (!ec) probe.bind({net::ip::make_address("::"), 0}, ec);
-  if (ec) WARN("skipped: cannot bind [::] dual-stack: " << ec.message());
-  return !ec;
-}
-
-}  // namespace
-
 TEST_CASE("a crashed node's refused pings end its suspicion early", "[io]") {
   const auto o =
       crash_one("icmp", [](shoal::node_config& nc) { nc.protocol.refusal_suspicion_timeout = 1s; });
@@ -237,7 +208,7 @@ TEST_CASE("a crashed node's refused pings end its suspicion early", "[io]") {
 }
 
 TEST_CASE("refused pings over ::1 end a suspicion early too", "[io]") {
-  if (!loopback_v6()) return;
+  if (!iotest::loopback_v6()) return;
   const auto o = crash_one("icmp6", [](shoal::node_config& nc) {
     nc.bind = *shoal::address::parse("[::1]:0");
     nc.protocol.refusal_suspicion_timeout = 1s;
@@ -249,7 +220,7 @@ TEST_CASE("refused pings over ::1 end a suspicion early too", "[io]") {
 }
 
 TEST_CASE("a dual-stack node reads the refusals of an IPv4 peer", "[io]") {
-  if (!dual_stack()) return;
+  if (!iotest::dual_stack()) return;
   auto nodes = iotest::start_cluster("icmpd", 3, [](shoal::node_config& nc) {
     nc.protocol.refusal_suspicion_timeout = 1s;
     if (nc.protocol.name != "icmpd0") return;

@@ -10,11 +10,11 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ip/udp.hpp>
-#include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/write.hpp>
 #include <catch2/catch.hpp>
 
 #include "io_test_util.hpp"
+#include "skip.hpp"
 
 using namespace std::chrono_literals;
 using iotest::wait_until;
@@ -360,18 +360,7 @@ TEST_CASE("what peers send is bounded", "[io]") {
 }
 
 TEST_CASE("a cluster on ::1", "[io]") {
-  namespace net = boost::asio;
-  {
-    net::io_context probe_ctx;
-    net::ip::udp::socket probe(probe_ctx);
-    boost::system::error_code ec;
-    probe.open(net::ip::udp::v6(), ec);
-    if (!ec) probe.bind({net::ip::make_address("::1"), 0}, ec);
-    if (ec) {
-      WARN("skipped: cannot bind [::1]: " << ec.message());
-      return;
-    }
-  }
+  if (!iotest::loopback_v6()) return;
   node_list nodes;
   nodes.push_back(std::make_unique<shoal::node>(iotest::local_config("v0", {}, "::1")));
   REQUIRE_FALSE(nodes[0]->start());
@@ -387,19 +376,7 @@ TEST_CASE("a cluster on ::1", "[io]") {
 }
 
 TEST_CASE("a dual-stack node on :: talks to IPv4 peers", "[io]") {
-  namespace net = boost::asio;
-  {
-    net::io_context probe_ctx;
-    net::ip::udp::socket probe(probe_ctx);
-    boost::system::error_code ec;
-    probe.open(net::ip::udp::v6(), ec);
-    if (!ec) probe.set_option(net::ip::v6_only(false), ec);
-    if (!ec) probe.bind({net::ip::make_address("::"), 0}, ec);
-    if (ec) {
-      WARN("skipped: cannot bind [::] dual-stack: " << ec.message());
-      return;
-    }
-  }
+  if (!iotest::dual_stack()) return;
   auto dual_cfg = iotest::local_config("ds0", {}, "::");
   dual_cfg.protocol.advertise = *shoal::address::parse("127.0.0.1:0");
   node_list nodes;
