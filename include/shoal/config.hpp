@@ -106,16 +106,18 @@ struct config {
   /// that stretches probe_interval and probe_timeout when this node itself
   /// misses acks, nacks or has to refute. lan: 8. 1 disables local health.
   int awareness_max_multiplier = 8;
-  /// A member whose own probes put its health score at least half its maximum
-  /// (failed probes whose relays' nacks went missing, counted without the
-  /// refutations Lifeguard also adds) and that had to refute this many
-  /// accusations within unhealthy_refute_window stops refuting: its network is
-  /// broken (it cannot get its own probes through), so it lets the cluster
-  /// declare it dead rather than flap between suspect and alive, and it stops
-  /// suspecting others. It refutes again once its own probes succeed (that
-  /// score back to 0). Accusations alone, however many (a forger can send
-  /// them), never bench a member whose probes succeed. An extension of
-  /// Lifeguard; 0 disables. lan: 3.
+  /// A member stops refuting (is "benched") when its own probes say its
+  /// network is broken and the cluster keeps accusing it: at least 5 of its
+  /// last 8 probes heard nothing at all over UDP (no ack, direct or relayed,
+  /// and no relay's nack), with this many refutations within
+  /// unhealthy_refute_window; or at least 2 of them with 10 refutations in
+  /// the window. It then lets the cluster declare it dead rather than flap
+  /// between suspect and alive, and it accuses nobody; its own lone
+  /// suspicions wait. It refutes again once its last 16 probes all heard back.
+  /// Accusations alone, however many (a forger can send them), never bench a
+  /// member whose probes are answered. Uniform 20% loss leaves about one
+  /// probe in 60 silent; a member losing 80% of what it sends, about one in
+  /// three. An extension of Lifeguard; 0 disables. lan: 3.
   int unhealthy_refute_limit = 3;
   /// See unhealthy_refute_limit. lan: 60 s.
   duration unhealthy_refute_window = std::chrono::seconds(60);
@@ -185,6 +187,30 @@ struct config {
   /// A leaving node waits until its departure was sent to this many members
   /// (or all it knows), or until the leave timeout. lan: 3.
   int leave_min_transmits = 3;
+
+  // ---- stable views (beyond the papers) ----
+  /// A member the protocol brings back from dead (an alive at a newer
+  /// incarnation) stays dead to the user until it answered this many pings
+  /// of this node in a row, sent a gossip interval apart: it proves it is
+  /// reachable, not only that one refutation got through (a member that
+  /// loses most of what it sends would otherwise flap dead and alive in
+  /// every view). A member that left and rejoins is not held. lan: 2; 0:
+  /// back at once.
+  int return_proof_pings = 2;
+  /// Flap damping. Each failure (alive or suspect to dead) adds 1 to a
+  /// member's flap penalty, which halves every flap_half_life. A member
+  /// whose penalty reaches flap_damp_penalty when it fails is damped: when
+  /// it comes back, the user keeps seeing it dead (member::damped) until it
+  /// has proven reachable and stayed up without failing for flap_stable_time.
+  /// A member that fails once returns at once (after the proof above); one
+  /// that fails, returns and fails again within about a half-life is damped.
+  /// The protocol's own view is not affected: the member is probed, gossiped
+  /// and its incarnation followed as any other (wire unchanged); only what
+  /// the user sees waits. lan, local: half-life 60 s, penalty 1.5, stable 30
+  /// s; wan: 120 s and 60 s. flap_half_life 0 disables damping.
+  duration flap_half_life = std::chrono::seconds(60);
+  double flap_damp_penalty = 1.5;
+  duration flap_stable_time = std::chrono::seconds(30);
 
   // ---- limits on what peers send ----
   /// Longest member name, bytes. lan: 128.

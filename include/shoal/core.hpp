@@ -106,6 +106,8 @@ struct outbox {
   X(refusals, "refusals that matched our probe of a live member or a ping we relayed")          \
   X(refusal_deaths, "members declared dead once enough members had seen their port refused")    \
   X(self_benched, "times this node judged its own network broken and stopped refuting")         \
+  X(stale_answers,                                                                                \
+    "alives sent straight back to a peer that accused this node below its incarnation")          \
   X(streams_started, "stream exchanges asked of the runtime (push-pull, join, TCP ping)")        \
   X(streams_failed, "stream exchanges that failed (connect, write, read or deadline)")           \
   X(push_pulls, "push-pull exchanges served for peers")                                           \

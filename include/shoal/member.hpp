@@ -50,6 +50,10 @@ struct member {
   member_state state = member_state::alive;
   tag_map tags;
   std::uint8_t protocol = protocol_version;
+  /// Shown dead although the protocol has it back: it fails and returns too
+  /// often, and its return is held until it has been stable for a while
+  /// (config::flap_half_life). Only in snapshots; never on the wire.
+  bool damped = false;
 
   friend bool operator==(const member&, const member&) = default;
 };

@@ -19,6 +19,8 @@ config config::wan() {
   c.gossip_to_the_dead_time = std::chrono::seconds(60);
   c.push_pull_interval = std::chrono::seconds(60);
   c.seed_retry_interval = std::chrono::seconds(10);
+  c.flap_half_life = std::chrono::seconds(120);
+  c.flap_stable_time = std::chrono::seconds(60);
   return c;
 }
 
@@ -45,6 +47,14 @@ std::optional<std::string> config::validate() const {
   using std::chrono::milliseconds;
   if (name.empty()) return field("name", "must not be empty");
   if (max_tags == 0 || max_tags > 1024) return field("max_tags", "must be in 1..1024");
+  if (return_proof_pings < 0 || return_proof_pings > 16)
+    return field("return_proof_pings", "must be in 0..16");
+  if (flap_half_life < duration::zero() || flap_half_life > std::chrono::hours(24))
+    return field("flap_half_life", "must be in 0..24h");
+  if (!(flap_damp_penalty >= 1.0 && flap_damp_penalty <= 100.0))
+    return field("flap_damp_penalty", "must be in 1..100");
+  if (flap_stable_time < duration::zero() || flap_stable_time > std::chrono::hours(24))
+    return field("flap_stable_time", "must be in 0..24h");
   if (tags.size() > max_tags) return field("tags", "more than max_tags");
   if (tag_bytes(tags) > max_tag_bytes) return field("tags", "over max_tag_bytes");
   if (protocol < 1 || protocol > protocol_version)

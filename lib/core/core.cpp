@@ -110,7 +110,7 @@ bool core_impl::gossip_pending() const noexcept {
 void core_impl::settle() {
   if (!started_) return;
   if (gossip_pending()) wake(gossip_timer_, timer_kind::gossip);
-  if (!gone_.empty()) wake(maintenance_timer_, timer_kind::maintenance);
+  if (!gone_.empty() || !held_.empty()) wake(maintenance_timer_, timer_kind::maintenance);
 }
 
 void core_impl::tick(time_point now, outbox& out) {
@@ -159,6 +159,16 @@ void core_impl::on_suspicion_timeout(time_point now, timer& t, outbox& out) {
   const time_point due = e.susp->deadline();
   if (due > now) {  // confirmations moved it later than it was armed for
     schedule(due, timer_kind::suspicion, t.token, std::move(t.name));
+    return;
+  }
+  // One accuser is not enough where others could confirm (Lifeguard expects
+  // k of them): a member whose own network drops what it sends would
+  // otherwise kill whoever it alone failed to reach, everywhere (a dead
+  // overrides an alive at the same incarnation). Two refused paths are
+  // evidence enough on their own. Otherwise wait for a confirmation; the
+  // suspect may still hear of it and refute.
+  if (e.susp->confirmations() == 0 && e.susp->expected() > 0 && !e.susp->refusal_due()) {
+    schedule(now + cfg_.probe_interval, timer_kind::suspicion, t.token, std::move(t.name));
     return;
   }
   if (e.susp->refusal_due()) ++stats_.refusal_deaths;
@@ -229,6 +239,7 @@ void core_impl::handle_packet(time_point now, const address& from,
   // Handle from a local copy: handlers may decode nested data into scratch_.
   std::vector<wire::message> msgs;
   msgs.swap(scratch_);
+  packet_source_ = &from;
   for (const auto& m : msgs) {
     std::visit(
         [&](const auto& v) {
@@ -255,6 +266,7 @@ void core_impl::handle_packet(time_point now, const address& from,
         },
         m);
   }
+  packet_source_ = nullptr;
   msgs.swap(scratch_);
 }
 
@@ -311,7 +323,11 @@ void core_impl::handle_stream_reply(time_point now, std::uint64_t id,
     return;
   }
   if (const auto* a = std::get_if<wire::ack>(&msgs.front())) {
-    if (ps.kind == stream_kind::ping && probe_.active && a->seq == ps.seq) probe_.acked = true;
+    // The TCP ping of the probe still running: a late reply to an earlier
+    // probe's must not vouch for this one's target.
+    if (ps.kind == stream_kind::ping && probe_.active && a->seq == ps.seq &&
+        ps.seq == probe_.seq)
+      probe_.acked = true;
   }
 }
 

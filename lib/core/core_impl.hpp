@@ -141,6 +141,14 @@ struct member_entry {
   std::uint8_t protocol = protocol_version;
   bool confirmed = false;  // seen first-hand; only confirmed members reach the user
   bool in_gone = false;    // listed in core_impl::gone_
+  // Back from dead in the protocol, still dead to the user (members.cpp,
+  // "returns"): until it answered return_proof_pings pings in a row and, if
+  // damped, stayed up flap_stable_time.
+  bool held = false;
+  bool damped = false;       // held because its flap penalty is high
+  std::uint8_t proof = 0;    // pings answered in a row while held
+  float penalty = 0;         // flap penalty as of penalty_at
+  time_point penalty_at{};
   std::uint32_t probe_index = no_index;
   packed_tags tags;
   std::unique_ptr<suspicion> susp;
@@ -149,6 +157,8 @@ struct member_entry {
   bool up() const noexcept {
     return state == member_state::alive || state == member_state::suspect;
   }
+  /// The state the user sees: a held member is still dead.
+  member_state shown() const noexcept { return held ? member_state::dead : state; }
 };
 
 enum class timer_kind : std::uint8_t {
@@ -246,6 +256,8 @@ class core_impl {
   void on_left(time_point now, const wire::left& m, outbox& out);
   void refute(time_point now, std::uint64_t claimed, outbox& out);
   void on_accused(time_point now, std::uint64_t claimed, outbox& out);
+  /// An accusation about us below our incarnation: our alive, straight back.
+  void answer_stale(time_point now, outbox& out);
 
   // ---- dialect.cpp: the decisions wire dialects make differently ----
   /// May a claim raise an incarnation held at `held` to `claimed`?
@@ -260,13 +272,23 @@ class core_impl {
   wire::message leave_message() const;
   /// The view digest an ack carries, if the format has one.
   std::optional<std::uint64_t> ack_digest(const wire::ack& m) const noexcept;
-  /// A probe ended: Lifeguard's score and our own-probe health move by
-  /// `delta`, and the bench is re-judged.
-  void note_probe_outcome(time_point now, int delta);
+  /// One of our probes ended; `failed`: without an ack, and most relays'
+  /// nacks missing too (our network, not the target). Re-judges the bench.
+  void record_own_probe(time_point now, bool failed);
   /// Benched (not refuting, accusing nobody) while our own probes say our
   /// network is broken and the cluster keeps accusing us; see config.hpp.
   void update_bench(time_point now);
   void confirm(member_entry& e, outbox& out);
+  // Returns from dead (members.cpp): held until proven, damped when flapping.
+  void count_shown(const member_entry& e, int delta) noexcept;
+  double penalty_now(const member_entry& e, time_point now) const noexcept;
+  void hold(time_point now, member_entry& e);
+  void release(member_entry& e, outbox& out);
+  /// A held member answered one of our pings (or a proof ping went
+  /// unanswered: answered false).
+  void proof_ping_done(time_point now, member_entry& e, bool answered, outbox& out);
+  /// Releases held members whose proof is in and whose stable time passed.
+  void release_stable(time_point now, outbox& out);
   void set_state(member_entry& e, member_state s, std::uint64_t inc, time_point now);
   void emit(event_type t, const member_entry& e, outbox& out);
   void mark_down(time_point now, member_entry& e, member_state s, std::uint64_t inc, outbox& out);
@@ -383,6 +405,7 @@ class core_impl {
     std::uint64_t incarnation = 0;
     bool active = false;
     bool acked = false;
+    bool udp_answer = false;  // an ack or nack came back over UDP
     bool indirect_sent = false;
     bool refused = false;  // our ping drew ICMP port unreachable
     int indirect_expected = 0;
@@ -392,11 +415,15 @@ class core_impl {
   } probe_;
   std::uint32_t next_seq_ = 0;
   int digest_mismatch_streak_ = 0;
-  std::vector<time_point> recent_refutations_;  // the last unhealthy_refute_limit
+  std::vector<time_point> recent_refutations_;  // the last 2 * unhealthy_refute_limit
   bool benched_ = false;                        // persistently unhealthy: not refuting accusations
-  // Lifeguard's score without the refutations: what our own probes say of our
-  // network. Only it may bench us (update_bench).
-  awareness own_probes_{cfg_.awareness_max_multiplier};
+  // Our last 16 probes, newest in bit 0: 1 = failed on our side. Only these
+  // may bench us (update_bench): bench_failures of the last bench_window.
+  std::uint16_t own_probes_ = 0;
+  static constexpr int bench_window = 8;
+  static constexpr int bench_failures = 5;
+  static constexpr int bench_failures_accused = 2;
+  static constexpr std::size_t bench_accusations = 10;
   time_point last_digest_sync_{};
 
   struct relay {
@@ -418,6 +445,11 @@ class core_impl {
   };
   std::vector<side_ping> side_pings_;
   std::vector<std::string> confirm_queue_;
+  std::vector<std::string> held_;  // members held back from the user (may be stale)
+  const address* packet_source_ = nullptr;  // while handle_packet dispatches
+  time_point stale_window_{};
+  int stale_in_window_ = 0;
+  static constexpr int max_stale_answers_per_second = 16;
 
   struct pending_stream {
     stream_kind kind;

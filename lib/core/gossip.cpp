@@ -107,24 +107,33 @@ void core_impl::gossip_round(time_point now, outbox& out) {
   }
 }
 
-// ---- no ghosts: confirm members learned second-hand before showing them ----
+// ---- no ghosts: confirm members learned second-hand before showing them,
+// and members back from dead before showing them alive again ----
 
 void core_impl::send_confirm_pings(time_point now, outbox& out) {
   const duration stale = cfg_.probe_interval * 2;
   // A confirmation ping that went unanswered is tried again while the member
-  // is still up and unconfirmed (it may have been restarting).
+  // is still up and unconfirmed (it may have been restarting); for a member
+  // back from dead, an unanswered ping starts its proof over.
+  std::vector<std::string> unanswered_proofs;
   std::erase_if(side_pings_, [&](side_ping& c) {
     if (now - c.sent <= stale) return false;
-    if (const member_entry* e = lookup(c.name); !c.reconnect && e && e->up() && !e->confirmed)
-      confirm_queue_.push_back(std::move(c.name));
+    if (const member_entry* e = lookup(c.name); !c.reconnect && e && e->up()) {
+      if (!e->confirmed)
+        confirm_queue_.push_back(std::move(c.name));
+      else if (e->held)
+        unanswered_proofs.push_back(std::move(c.name));
+    }
     return true;
   });
+  for (const auto& name : unanswered_proofs)
+    if (member_entry* e = lookup(name)) proof_ping_done(now, *e, false, out);
   int budget = cfg_.confirm_pings_per_gossip;
   while (budget > 0 && !confirm_queue_.empty()) {
     std::string name = std::move(confirm_queue_.back());
     confirm_queue_.pop_back();
     member_entry* e = lookup(name);
-    if (!e || e->confirmed || !e->up()) continue;
+    if (!e || !e->up() || (e->confirmed && !e->held)) continue;
     const std::uint32_t seq = ++next_seq_;
     send(e->addr, wire::ping{seq, name, *self_->name, self_->addr}, out);
     side_pings_.push_back({seq, std::move(name), now, false});
@@ -277,6 +286,7 @@ void core_impl::on_reconnect_timer(time_point now, outbox& out) {
 void core_impl::on_maintenance(time_point now, outbox& out) {
   maintenance_timer_ = {now + maintenance_interval, false};  // settle() re-arms it while needed
   reap(now, out);
+  release_stable(now, out);
 }
 
 // ---- leaving and local changes ----

@@ -2,6 +2,8 @@
 // left) goes through detail::judge() and then set_state(), which keeps the
 // counters, the digest, the probe list and the list of the departed in step.
 #include <algorithm>
+#include <bit>
+#include <cmath>
 #include <limits>
 
 #include <spdlog/spdlog.h>
@@ -22,7 +24,9 @@ const member_entry* core_impl::lookup(const std::string& name) const {
 }
 
 member core_impl::snapshot(const member_entry& e) const {
-  return member{*e.name, e.addr, e.incarnation, e.state, e.tags.unpack(), e.protocol};
+  member m{*e.name, e.addr, e.incarnation, e.shown(), e.tags.unpack(), e.protocol};
+  m.damped = e.held && e.damped;
+  return m;
 }
 
 std::vector<member> core_impl::members() const {
@@ -108,11 +112,11 @@ void core_impl::emit(event_type t, const member_entry& e, outbox& out) {
 void core_impl::set_state(member_entry& e, member_state s, std::uint64_t inc, time_point now) {
   const bool was_up = e.up();
   if (was_up) digest_remove(e);
-  if (e.confirmed) --confirmed_by_state_[static_cast<std::size_t>(e.state)];
+  count_shown(e, -1);
   e.state = s;
   e.incarnation = inc;
   e.since = now;
-  if (e.confirmed) ++confirmed_by_state_[static_cast<std::size_t>(s)];
+  count_shown(e, +1);
   const bool is_up = e.up();
   if (is_up) digest_add(e);
   if (s != member_state::suspect) e.susp.reset();
@@ -133,8 +137,73 @@ void core_impl::set_state(member_entry& e, member_state s, std::uint64_t inc, ti
 void core_impl::confirm(member_entry& e, outbox& out) {
   if (e.confirmed) return;
   e.confirmed = true;
-  ++confirmed_by_state_[static_cast<std::size_t>(e.state)];
+  count_shown(e, +1);
   if (e.up()) emit(event_type::member_joined, e, out);
+}
+
+void core_impl::count_shown(const member_entry& e, int delta) noexcept {
+  if (!e.confirmed) return;
+  std::size_t& n = confirmed_by_state_[static_cast<std::size_t>(e.shown())];
+  n = delta > 0 ? n + 1 : n - 1;
+}
+
+// ---- returns: a member back from dead proves it is reachable, and one that
+// keeps failing is damped (config.hpp, "stable views") ----
+
+double core_impl::penalty_now(const member_entry& e, time_point now) const noexcept {
+  if (e.penalty <= 0 || cfg_.flap_half_life <= duration::zero()) return 0;
+  const double halves = std::chrono::duration<double>(now - e.penalty_at) /
+                        std::chrono::duration<double>(cfg_.flap_half_life);
+  return e.penalty * std::exp2(-std::max(0.0, halves));
+}
+
+void core_impl::hold(time_point now, member_entry& e) {
+  (void)now;
+  count_shown(e, -1);
+  e.held = true;
+  e.proof = 0;
+  count_shown(e, +1);
+  held_.push_back(*e.name);
+  if (cfg_.return_proof_pings > 0 && confirm_queue_.size() < cfg_.max_members)
+    confirm_queue_.push_back(*e.name);
+}
+
+void core_impl::release(member_entry& e, outbox& out) {
+  count_shown(e, -1);
+  e.held = false;
+  e.damped = false;
+  e.proof = 0;
+  count_shown(e, +1);
+  emit(event_type::member_joined, e, out);
+}
+
+void core_impl::proof_ping_done(time_point now, member_entry& e, bool answered, outbox& out) {
+  if (!e.held) return;
+  const auto needed = static_cast<std::uint8_t>(cfg_.return_proof_pings);
+  if (!answered) {
+    e.proof = 0;  // in a row: start over
+  } else if (e.proof < needed) {
+    ++e.proof;
+  }
+  if (e.proof >= needed) {
+    if (!e.damped || (e.state == member_state::alive && now - e.since >= cfg_.flap_stable_time))
+      release(e, out);
+    return;  // else release_stable() lets it through once it stayed up long enough
+  }
+  if (confirm_queue_.size() < cfg_.max_members) confirm_queue_.push_back(*e.name);
+}
+
+void core_impl::release_stable(time_point now, outbox& out) {
+  std::erase_if(held_, [&](const std::string& name) {
+    member_entry* e = lookup(name);
+    if (!e || !e->held) return true;
+    if (e->proof < cfg_.return_proof_pings) return false;
+    if (e->damped &&
+        (e->state != member_state::alive || now - e->since < cfg_.flap_stable_time))
+      return false;
+    release(*e, out);
+    return true;
+  });
 }
 
 // ---- probe list: shuffled round robin that survives joins and removals ----
@@ -183,7 +252,11 @@ void core_impl::refute(time_point now, std::uint64_t claimed, outbox& out) {
 }
 
 void core_impl::on_accused(time_point now, std::uint64_t claimed, outbox& out) {
-  if (leaving_ || claimed < self_->incarnation) return;
+  if (leaving_) return;
+  if (claimed < self_->incarnation) {
+    answer_stale(now, out);
+    return;
+  }
   if (!reachable_claim(self_->incarnation, claimed)) {  // forged: everyone else ignores it too
     ++stats_.claims_out_of_reach;
     return;
@@ -195,13 +268,28 @@ void core_impl::on_accused(time_point now, std::uint64_t claimed, outbox& out) {
   }
   refute(now, claimed, out);
   recent_refutations_.push_back(now);
-  const auto limit = static_cast<std::size_t>(std::max(cfg_.unhealthy_refute_limit, 1));
+  const auto limit = std::max<std::size_t>(bench_accusations,
+                                           static_cast<std::size_t>(cfg_.unhealthy_refute_limit));
   while (recent_refutations_.size() > limit) recent_refutations_.erase(recent_refutations_.begin());
 }
 
-void core_impl::note_probe_outcome(time_point now, int delta) {
-  awareness_.apply(delta);
-  own_probes_.apply(delta);
+void core_impl::answer_stale(time_point now, outbox& out) {
+  // Whoever accuses us below our incarnation missed our refutation (its
+  // retransmissions are over, and it would otherwise let the suspicion run
+  // out): tell the packet's sender straight away. At most a few a second, so
+  // forged accusations cannot turn us into a reflector.
+  if (!packet_source_ || leaving_) return;
+  if (now - stale_window_ >= std::chrono::seconds(1)) {
+    stale_window_ = now;
+    stale_in_window_ = 0;
+  }
+  if (++stale_in_window_ > max_stale_answers_per_second) return;
+  ++stats_.stale_answers;
+  send(*packet_source_, alive_msg(*self_), out);
+}
+
+void core_impl::record_own_probe(time_point now, bool failed) {
+  own_probes_ = static_cast<std::uint16_t>((own_probes_ << 1) | (failed ? 1u : 0u));
   update_bench(now);
 }
 
@@ -211,24 +299,36 @@ void core_impl::update_bench(time_point now) {
     benched_ = false;
     return;
   }
+  // The last bench_window of our own probes.
+  const int failed = std::popcount(static_cast<unsigned>(own_probes_ & ((1u << bench_window) - 1)));
   if (benched_) {
-    // Back in the game once our own probes succeed again.
-    if (own_probes_.score() == 0) {
+    // Back in the game once our own probes succeed again: every one of the
+    // last 16 (a member losing most of what it sends gets there about once
+    // in 5,000 tries; a healthy one at once).
+    if (own_probes_ == 0) {
       benched_ = false;
       recent_refutations_.clear();
     }
     return;
   }
   // Only our own probes can show our network is broken: accusations (and
-  // the refutations they cause) are what others claim, and a forger can
-  // send as many as it likes. Half the maximum: a lossy node's score swings,
-  // and waiting for the top let one in ten die and come back twice
-  // (lossy-minority, N=1000).
-  if (own_probes_.score() < (top + 1) / 2) return;
-  // ...and the cluster keeps accusing us: we are flapping, not just slow.
+  // the refutations they cause) are what others claim, and a forger can send
+  // as many as it likes. A probe counts as ours failing when nothing came
+  // back over UDP. Uniform 20% loss leaves about one probe in 60 silent, a
+  // member losing 80% of what it sends about two in five. We bench when the
+  // cluster keeps accusing us (unhealthy_refute_limit refutations within
+  // unhealthy_refute_window: we are flapping, not just slow) and our probes
+  // agree: bench_failures of the last bench_window silent, or, while the
+  // accusations come at twice that rate, bench_failures_accused of them.
   const auto limit = static_cast<std::size_t>(cfg_.unhealthy_refute_limit);
-  if (recent_refutations_.size() < limit) return;
-  if (now - recent_refutations_.front() > cfg_.unhealthy_refute_window) return;
+  const auto accused = [&](std::size_t n) {
+    if (recent_refutations_.size() < n) return false;
+    return now - recent_refutations_[recent_refutations_.size() - n] <=
+           cfg_.unhealthy_refute_window;
+  };
+  const bool own_evidence = (failed >= bench_failures && accused(limit)) ||
+                            (failed >= bench_failures_accused && accused(bench_accusations));
+  if (!own_evidence) return;
   benched_ = true;
   ++stats_.self_benched;
 }
@@ -280,9 +380,13 @@ void core_impl::on_alive(time_point now, const wire::alive& m, hand h, outbox& o
   set_metadata(*e, m.tags, m.protocol);
   set_state(*e, member_state::alive, m.incarnation, now);
   if (e->confirmed) {
-    if (old == member_state::dead || old == member_state::left) {
+    const bool proof = cfg_.return_proof_pings > 0;
+    if (old == member_state::dead && (proof || e->damped) && !quiet_events_) {
+      hold(now, *e);  // back in the protocol; the user sees it once it proved itself
+      if (!proof) proof_ping_done(now, *e, true, out);
+    } else if (old == member_state::dead || old == member_state::left) {
       emit(event_type::member_joined, *e, out);
-    } else {
+    } else if (!e->held) {
       if (old == member_state::suspect) emit(event_type::member_alive, *e, out);
       if (changed) emit(event_type::member_updated, *e, out);
     }
@@ -314,7 +418,16 @@ void core_impl::on_suspect(time_point now, const wire::suspect& m, outbox& out) 
   set_state(*e, member_state::suspect, m.incarnation, now);
   start_suspicion(now, *e, m.incarnation, m.from, refused_paths(m));
   ++stats_.suspicions;
-  if (e->confirmed) emit(event_type::member_suspected, *e, out);
+  if (e->confirmed && !e->held) emit(event_type::member_suspected, *e, out);
+  if (m.from != *self_->name && !quiet_merge_ && started_) {
+    // We only heard of it. Tell the suspect ourselves (Lifeguard's buddy
+    // system, for every holder): if it refuted already, its answer to a
+    // stale accusation comes straight back; if not, its refutation rides on
+    // the ack. Otherwise a holder that missed every copy of the refutation
+    // would let the suspicion run out.
+    const wire::message ping = wire::ping{++next_seq_, m.node, *self_->name, self_->addr};
+    send(e->addr, wire::suspect{m.incarnation, m.node, *self_->name}, out, &ping);
+  }
   queue_broadcast(m.node, m);
 }
 
@@ -332,7 +445,20 @@ void core_impl::start_suspicion(time_point now, member_entry& e, std::uint64_t i
 
 void core_impl::mark_down(time_point now, member_entry& e, member_state s, std::uint64_t inc,
                           outbox& out) {
-  const member_state old = e.state;
+  const member_state old = e.shown();
+  if (s == member_state::dead && e.up()) {
+    // A failure: the flap penalty grows, and decides whether its next return
+    // is damped.
+    e.penalty = static_cast<float>(penalty_now(e, now) + 1.0);
+    e.penalty_at = now;
+    e.damped = cfg_.flap_half_life > duration::zero() && e.penalty >= cfg_.flap_damp_penalty;
+  }
+  if (e.held) {  // failed again before it proved itself: the user saw it dead all along
+    count_shown(e, -1);
+    e.held = false;
+    e.proof = 0;
+    count_shown(e, +1);
+  }
   set_state(e, s, inc, now);
   if (!e.confirmed) return;
   if (s == member_state::dead && (old == member_state::alive || old == member_state::suspect)) {
@@ -410,7 +536,7 @@ void core_impl::reap(time_point now, outbox& out) {
       if (excess > 0) --excess;
       if (e.confirmed) {
         emit(event_type::member_reaped, e, out);
-        --confirmed_by_state_[static_cast<std::size_t>(e.state)];
+        count_shown(e, -1);
       }
       members_.erase(it);
       continue;

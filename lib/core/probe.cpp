@@ -30,9 +30,10 @@ void core_impl::on_probe_timer(time_point now, outbox& out) {
   ++stats_.probes;
   const wire::ping p{probe_.seq, *t.name, *self_->name, self_->addr};
   if (t.state == member_state::suspect) {
-    // Buddy system: tell the suspect directly so it can refute at once.
-    const wire::message s = wire::suspect{t.incarnation, *t.name, *self_->name};
-    send(t.addr, p, out, &s);
+    // Buddy system: tell the suspect directly so it can refute at once; the
+    // accusation first, so that its refutation rides on the ack.
+    const wire::message ping = p;
+    send(t.addr, wire::suspect{t.incarnation, *t.name, *self_->name}, out, &ping);
   } else {
     send(t.addr, p, out);
   }
@@ -44,16 +45,28 @@ void core_impl::on_probe_timer(time_point now, outbox& out) {
 void core_impl::finish_probe(time_point now, outbox& out) {
   if (!probe_.active) return;
   probe_.active = false;
+  // Our own network looks broken when nothing at all came back over UDP: no
+  // ack, direct or relayed, and no relay's nack (a TCP ping may still have
+  // got through; the datagrams did not). A dead target leaves the relays'
+  // nacks; a lossy link of ours leaves silence.
+  record_own_probe(now, !probe_.udp_answer);
   if (probe_.acked) return;
   ++stats_.probe_failures;
   // Lifeguard: with indirect probers, only nacks that did not come back count
   // against us (they point at our own network); without, any failure does.
-  const int delta =
+  const int missing =
       probe_.indirect_expected > 0 ? std::max(0, probe_.indirect_expected - probe_.nacks) : 1;
-  note_probe_outcome(now, delta);
+  awareness_.apply(missing);
+  member_entry* e = lookup(probe_.target);
+  if (e && e->held) proof_ping_done(now, *e, false, out);
   // A node that judged its own network broken accuses nobody.
   if (benched_) return;
-  member_entry* e = lookup(probe_.target);
+  // Nor does a probe that heard nothing at all: not the target, and not one
+  // of the relays we asked, whose nacks would have said they reached us but
+  // not it. The silence is ours (Lifeguard's reading of missing nacks);
+  // accusing would let a member that drops what it sends fail the healthy.
+  // Without relays there is nothing to tell the two apart.
+  if (probe_.indirect_expected > 0 && !probe_.udp_answer) return;
   if (!e || !e->up() || e->incarnation != probe_.incarnation) return;  // refuted meanwhile
   // How many distinct paths refused: ours, and those our relays reported.
   // Two or more (and no ack) end the suspicion after the refusal timeout.
@@ -146,10 +159,12 @@ void core_impl::on_ack(time_point now, const address& from, const wire::ack& m, 
   ++stats_.acks_in;
   if (probe_.active && !probe_.acked && m.seq == probe_.seq) {
     probe_.acked = true;
+    probe_.udp_answer = true;
     if (member_entry* e = lookup(probe_.target); e && e->up()) {
       if (from == e->addr) {
-        note_probe_outcome(now, -1);  // a direct ack: we are healthy
+        awareness_.apply(-1);  // a direct ack: we are healthy
         if (const auto theirs = ack_digest(m)) check_digest(now, *e, *theirs, out);
+        if (e->held) proof_ping_done(now, *e, true, out);
       }
       confirm(*e, out);
     }
@@ -167,7 +182,10 @@ void core_impl::on_ack(time_point now, const address& from, const wire::ack& m, 
         ++stats_.reconnects;
         start_stream(from, stream_kind::push_pull, encode_state(false), out);
       } else if (!it->reconnect && e->up()) {
-        confirm(*e, out);
+        if (e->held)
+          proof_ping_done(now, *e, true, out);
+        else
+          confirm(*e, out);
       }
     }
     side_pings_.erase(it);
@@ -204,6 +222,7 @@ void core_impl::on_unreachable(time_point now, const address& to, outbox& out) {
     if (e && e->up() && e->addr == to && e->incarnation == probe_.incarnation) {
       ++stats_.refusals;
       probe_.refused = true;
+      probe_.udp_answer = true;  // the target's host answered
       // One refused path accuses nobody (a REJECT rule, a forged ICMP): ask
       // the relays now rather than at the probe timeout. Their nacks say
       // whether their pings were refused too; any ack ends it; a period
@@ -229,6 +248,7 @@ void core_impl::on_nack(const wire::nack& m) {
   ++stats_.nacks_in;
   if (!probe_.active || m.seq != probe_.seq || probe_.nacks >= probe_.indirect_expected) return;
   ++probe_.nacks;  // at most one per relay asked: more are forged or duplicated
+  probe_.udp_answer = true;
   if (m.refused) ++probe_.refused_nacks;
 }
 

@@ -50,6 +50,8 @@ class suspicion {
     return recorded;
   }
 
+  /// Confirmations Lifeguard expects (k).
+  int expected() const noexcept { return k_; }
   /// Independent confirmations beyond the first accuser.
   int confirmations() const noexcept { return static_cast<int>(accusers_.size()) - 1; }
   /// The most distinct refused paths one accusation reported.

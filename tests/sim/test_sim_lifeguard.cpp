@@ -99,3 +99,50 @@ TEST_CASE("lifeguard: forged suspicions alone never stop a healthy member from r
     CHECK(sim.wait_until([&] { return alive_at_own_incarnation(sim, victim); }, 30s));
   });
 }
+
+TEST_CASE("flap damping: members that keep failing and returning change the view at most 4 times",
+          "[sim]") {
+  // Twelve nodes; n3 and n7 lose everything they receive for 20 s, then
+  // recover for 20 s, four times. Every healthy observer sees each of them
+  // down, back, down again, and back once stable (60 s after the last cycle
+  // everything is alive), at most 4 changes between up and down, and no
+  // healthy member is ever damped.
+  for_each_seed([&](std::uint64_t seed) {
+    simulator sim(sim_options(seed));
+    const auto nodes = sim.start_converged(12);
+    const std::vector<node_id> faulty{3, 7};
+    for (node_id f : faulty) sim.set_healthy(f, false);
+    std::map<std::pair<node_id, std::string>, int> changes;
+    std::map<std::pair<node_id, std::string>, bool> shown_up;
+    bool healthy_damped = false;
+    sim.on_event([&](node_id obs, const shoal::event& e) {
+      const bool faulty_member = e.who.name == "n3" || e.who.name == "n7";
+      if (!faulty_member || obs == 3 || obs == 7) return;
+      const auto key = std::make_pair(obs, e.who.name);
+      const bool up = e.who.state == member_state::alive || e.who.state == member_state::suspect;
+      if (!shown_up.count(key)) shown_up[key] = true;
+      if (up != shown_up[key]) {
+        ++changes[key];
+        shown_up[key] = up;
+      }
+    });
+    sim.run_for(10s);
+    for (int cycle = 0; cycle < 4; ++cycle) {
+      for (node_id f : faulty) sim.set_ingress_loss(f, 1.0);
+      sim.run_for(20s);
+      for (node_id f : faulty) sim.set_ingress_loss(f, 0.0);
+      sim.run_for(20s);
+      for (node_id i : sim.live_nodes())
+        for (const auto& m : sim.node_core(i).members())
+          if (m.damped && m.name != "n3" && m.name != "n7") healthy_damped = true;
+    }
+    sim.run_for(60s);
+    CHECK_FALSE(healthy_damped);
+    int most = 0;
+    for (const auto& [key, n] : changes) most = std::max(most, n);
+    INFO("most changes for one observer and faulty member: " << most);
+    CHECK(most <= 4);
+    CHECK(most >= 2);  // they did go down and come back
+    for (node_id f : faulty) CHECK(sees(sim, nodes, f, member_state::alive));
+  });
+}
