@@ -67,8 +67,8 @@ const shoal::tag_map& sample_tags() {
 }
 
 shoal::member sample_member(std::size_t i, std::uint64_t inc) {
-  return shoal::member{node_name(i), node_addr(i), inc, shoal::member_state::alive, sample_tags(),
-                       shoal::protocol_version};
+  return shoal::member{node_name(i),  node_addr(i),           inc, shoal::member_state::alive,
+                       sample_tags(), shoal::protocol_version};
 }
 
 wire::push_pull sample_push_pull(std::size_t members, std::uint64_t inc) {
@@ -85,8 +85,8 @@ wire::message sample(wire::msg_type t) {
     case wire::msg_type::ping:
       return wire::ping{4242, node_name(1234), node_name(42), node_addr(42)};
     case wire::msg_type::indirect_ping:
-      return wire::indirect_ping{4242, node_name(1234), node_addr(1234), node_name(42),
-                                 node_addr(42), true};
+      return wire::indirect_ping{4242,          node_name(1234), node_addr(1234),
+                                 node_name(42), node_addr(42),   true};
     case wire::msg_type::ack:
       return wire::ack{4242, 0x0123456789abcdefULL};
     case wire::msg_type::nack:
@@ -104,6 +104,8 @@ wire::message sample(wire::msg_type t) {
       return wire::user{bytes(64, 0xab)};
     case wire::msg_type::push_pull:
       return sample_push_pull(100, 3);
+    case wire::msg_type::broadcast:
+      return wire::broadcast{0x0123456789abcdefULL, node_name(42), bytes(64, 0xab)};
     case wire::msg_type::unknown:
       break;
   }
@@ -436,11 +438,17 @@ void bm_merge_fresh(benchmark::State& st) {
 
 void register_all() {
   const std::pair<const char*, wire::msg_type> types[] = {
-      {"ping", wire::msg_type::ping},       {"indirect_ping", wire::msg_type::indirect_ping},
-      {"ack", wire::msg_type::ack},         {"nack", wire::msg_type::nack},
-      {"suspect", wire::msg_type::suspect}, {"alive", wire::msg_type::alive},
-      {"dead", wire::msg_type::dead},       {"left", wire::msg_type::left},
-      {"user", wire::msg_type::user},       {"push_pull_100", wire::msg_type::push_pull},
+      {"ping", wire::msg_type::ping},
+      {"indirect_ping", wire::msg_type::indirect_ping},
+      {"ack", wire::msg_type::ack},
+      {"nack", wire::msg_type::nack},
+      {"suspect", wire::msg_type::suspect},
+      {"alive", wire::msg_type::alive},
+      {"dead", wire::msg_type::dead},
+      {"left", wire::msg_type::left},
+      {"user", wire::msg_type::user},
+      {"push_pull_100", wire::msg_type::push_pull},
+      {"broadcast", wire::msg_type::broadcast},
   };
   for (const auto& [name, t] : types)
     benchmark::RegisterBenchmark((std::string("encode/") + name).c_str(), bm_encode, t);

@@ -101,6 +101,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <iostream>
 #include <optional>
 #include <string>
@@ -137,7 +138,10 @@ struct args {
   bool streams_immune = false;
   bool refuse = false;
   double grace_s = 60;
-  std::string start;  // join | converged; empty: per scenario
+  std::size_t count = 10;   // broadcast: payloads
+  std::size_t size = 100;   // broadcast: bytes each
+  bool churn_tags = false;  // broadcast: membership churn meanwhile
+  std::string start;        // join | converged; empty: per scenario
 };
 
 [[noreturn]] void usage(const std::string& why) {
@@ -156,6 +160,11 @@ constexpr const char* scenarios_help =
     "  partition       (300 s) halves split for 60 s, then healed; healed_s\n"
     "  restart         (120 s) 10% of the nodes crash and restart 5 s later; back_alive_s\n"
     "  churn           (300 s) N/100 joins, leaves or crashes a second; views_agree after\n"
+    "  broadcast       (30 s)  n0 broadcasts --count payloads of --size bytes, one a second\n"
+    "                          (--churn-tags: 1% of the nodes change tags every 100 ms);\n"
+    "                          delivered_share, rounds to the last delivery\n"
+    "  flapping        (160 s) 2 nodes lose all they receive 20 s of every 40 s, 4 times,\n"
+    "                          then recover; view changes per observer and flapping node\n"
     "\n"
     "Result: one JSON object on stdout (--json) or `key: value` lines; progress on stderr.\n";
 
@@ -172,7 +181,7 @@ args parse(int argc, char** argv) {
   app.add_option("--scenario", a.scenario, "the scenario to run (below)")
       ->required()
       ->check(CLI::IsMember({"bootstrap", "crash", "loss", "slow", "lossy-minority", "partition",
-                             "restart", "churn"}));
+                             "restart", "churn", "broadcast", "flapping"}));
   app.add_option("--nodes", a.nodes, "cluster size N")->check(non_negative)->capture_default_str();
   app.add_option("--seed", a.seed, "the one seed of the run")
       ->check(non_negative)
@@ -211,6 +220,14 @@ args parse(int argc, char** argv) {
   app.add_flag("--refuse", a.refuse,
                "crashed nodes' hosts refuse (ICMP, RST), not silent (default off); "
                "crash, restart, churn");
+  app.add_option("--count", a.count, "payloads n0 broadcasts, broadcast scenario")
+      ->check(non_negative)
+      ->capture_default_str();
+  app.add_option("--size", a.size, "bytes of each payload, broadcast scenario")
+      ->check(non_negative)
+      ->capture_default_str();
+  app.add_flag("--churn-tags", a.churn_tags,
+               "broadcast: 1% of the nodes change their tags every 100 ms meanwhile");
   app.add_flag("--quiet", a.quiet, "no progress lines on stderr (default off)");
   app.add_flag("--json", a.json_out, "one JSON object on stdout (default off: key: value lines)");
   try {
@@ -311,6 +328,10 @@ class runner {
       restart();
     else if (s == "churn")
       churn();
+    else if (s == "broadcast")
+      broadcast();
+    else if (s == "flapping")
+      flapping();
     else
       usage("unknown scenario " + s);
     finish();
@@ -348,6 +369,8 @@ class runner {
     if (s == "bootstrap") return scenario_duration(30);
     if (s == "crash" || s == "restart") return scenario_duration(120);
     if (s == "partition") return 60s + scenario_duration(300);
+    if (s == "broadcast") return std::chrono::seconds(a_.count) + scenario_duration(30);
+    if (s == "flapping") return 220s;
     return scenario_duration(300);
   }
 
@@ -458,6 +481,142 @@ class runner {
     out_["first_dead_s"] = stat(first_dead);
     out_["detect_all_s"] = stat(all);
     out_["undetected"] = undetected;
+  }
+
+  void broadcast() {
+    setup();
+    const double p = a_.loss.value_or(0.0);
+    out_["loss"] = p;
+    sim_.set_loss(p);
+    const std::size_t count = std::max<std::size_t>(a_.count, 1);
+    const std::size_t size = std::clamp<std::size_t>(a_.size, 2, 65536);
+    out_["count"] = count;
+    out_["size"] = size;
+    out_["churn_tags"] = a_.churn_tags;
+    std::vector<std::vector<std::uint8_t>> got(count, std::vector<std::uint8_t>(a_.nodes, 0));
+    std::vector<time_point> sent(count);
+    std::vector<duration> last(count, duration::zero());
+    std::uint64_t deliveries = 0, duplicates = 0;
+    sim_.on_user_message([&](node_id n, const shoal::user_message& m) {
+      if (m.data.size() < 2) return;
+      const std::size_t i = static_cast<std::size_t>(m.data[0]) << 8 | m.data[1];
+      if (i >= count) return;
+      if (got[i][n]++ > 0) {
+        ++duplicates;
+        return;
+      }
+      ++deliveries;
+      last[i] = std::max(last[i], sim_.now() - sent[i]);
+    });
+    std::uint64_t version = 0;
+    auto& r = sim_.scenario_rng();
+    std::function<void()> churn = [&] {
+      for (std::size_t k = 0; k < std::max<std::size_t>(1, a_.nodes / 100); ++k) {
+        const auto who = static_cast<node_id>(1 + r.below(a_.nodes - 1));
+        const shoal::tag_map tags{{"v", std::to_string(++version)}, {"pad", std::string(300, 'p')}};
+        if (sim_.has_core(who))
+          sim_.act(who, [&](shoal::core& c, shoal::outbox& o) {
+            (void)c.set_tags(sim_.now(), tags, o);
+          });
+      }
+      sim_.after(100ms, churn);
+    };
+    if (a_.churn_tags) sim_.after(0ms, churn);
+    std::uint64_t refused = 0;
+    for (std::size_t i = 0; i < count; ++i) {
+      std::vector<std::uint8_t> payload(size, 0xab);
+      payload[0] = static_cast<std::uint8_t>(i >> 8);
+      payload[1] = static_cast<std::uint8_t>(i);
+      sent[i] = sim_.now();
+      sim_.act(0, [&](shoal::core& c, shoal::outbox&) {
+        if (c.broadcast(payload)) ++refused;
+      });
+      sim_.run_for(1s);
+    }
+    sim_.run_for(scenario_duration(30));
+    const auto gossip = make_options(a_).base.gossip_interval;
+    std::size_t fewest = a_.nodes;
+    double worst_rounds = 0;
+    for (std::size_t i = 0; i < count; ++i) {
+      std::size_t reached = 0;
+      for (std::size_t n = 1; n < a_.nodes; ++n)
+        if (got[i][n] > 0) ++reached;
+      fewest = std::min(fewest, reached);
+      worst_rounds = std::max(worst_rounds, secs(last[i]) / secs(gossip));
+    }
+    out_["refused"] = refused;
+    out_["deliveries"] = deliveries;
+    out_["duplicates"] = duplicates;
+    out_["delivered_share"] =
+        static_cast<double>(deliveries) / static_cast<double>(count * (a_.nodes - 1));
+    out_["fewest_reached"] = fewest;
+    out_["others"] = a_.nodes - 1;
+    out_["rounds_to_last_delivery_max"] = worst_rounds;
+    out_["rounds_bound"] = 3 * std::log2(static_cast<double>(a_.nodes));
+    out_["tag_changes"] = version;
+  }
+
+  void flapping() {
+    setup();
+    // Twelve-host lab shape at any N: two nodes lose everything they receive
+    // for 20 s, recover for 20 s, four times, then 60 s of recovery.
+    const auto faulty = pick(sim_.scenario_rng(), a_.nodes, 2, 3);
+    std::vector<std::uint8_t> is_faulty(a_.nodes, 0);
+    for (node_id f : faulty) {
+      is_faulty[f] = 1;
+      sim_.set_healthy(f, false);
+    }
+    // Per (healthy observer, faulty node): changes between up and down as
+    // the observer's user sees them.
+    std::unordered_map<std::uint64_t, int> changes;
+    std::unordered_map<std::uint64_t, bool> up;
+    sim_.on_event([&](node_id obs, const shoal::event& e) {
+      const auto who = sim_.find_node(e.who.name);
+      if (!who || !is_faulty[*who] || is_faulty[obs]) return;
+      const std::uint64_t key = (std::uint64_t{obs} << 32) | *who;
+      const bool now_up =
+          e.who.state == member_state::alive || e.who.state == member_state::suspect;
+      auto [it, fresh] = up.try_emplace(key, true);
+      if (now_up != it->second) {
+        ++changes[key];
+        it->second = now_up;
+      }
+    });
+    std::uint64_t healthy_damped = 0;
+    const auto count_damped = [&] {
+      for (node_id i : sim_.live_nodes())
+        for (const auto& m : sim_.node_core(i).members()) {
+          const auto id = sim_.find_node(m.name);
+          if (m.damped && id && !is_faulty[*id]) ++healthy_damped;
+        }
+    };
+    for (int cycle = 0; cycle < 4; ++cycle) {
+      for (node_id f : faulty) sim_.set_ingress_loss(f, 1.0);
+      sim_.run_for(20s);
+      for (node_id f : faulty) sim_.set_ingress_loss(f, 0.0);
+      sim_.run_for(20s);
+      count_damped();
+    }
+    sim_.run_for(60s);
+    int most = 0;
+    std::uint64_t total = 0;
+    for (const auto& [key, n] : changes) {
+      most = std::max(most, n);
+      total += static_cast<std::uint64_t>(n);
+    }
+    std::size_t pairs = 0, up_at_end = 0;
+    for (node_id f : faulty)
+      for (node_id o = 0; o < a_.nodes; ++o) {
+        if (is_faulty[o] || !sim_.is_live(o)) continue;
+        ++pairs;
+        if (sim_.status_seen_by(o, sim_.name(f)) == member_state::alive) ++up_at_end;
+      }
+    out_["pairs"] = pairs;
+    out_["changes_total"] = total;
+    out_["changes_max_per_pair"] = most;
+    out_["alive_at_end_share"] =
+        pairs ? static_cast<double>(up_at_end) / static_cast<double>(pairs) : 0.0;
+    out_["healthy_damped_sightings"] = healthy_damped;
   }
 
   void loss() {

@@ -31,4 +31,7 @@ for seed in 1 2; do
   run --scenario churn --nodes 40 --duration 60 --seed "$seed"
   run --scenario crash --nodes 30 --preset wan --seed "$seed"
   run --scenario crash --nodes 30 --preset local --seed "$seed"
+  run --scenario broadcast --nodes 60 --count 3 --loss 0.1 --seed "$seed"
+  run --scenario broadcast --nodes 60 --count 3 --size 512 --churn-tags --seed "$seed"
+  run --scenario flapping --nodes 12 --seed "$seed"
 done

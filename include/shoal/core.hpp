@@ -85,47 +85,49 @@ struct outbox {
 /// docs/metrics.md all come from this one list. Every counter only grows.
 /// "Packets" and "bytes" are as the core built or received them, before the
 /// runtime's label, compression and encryption.
-#define SHOAL_CORE_COUNTERS(X)                                                                   \
-  X(packets_in, "UDP packets handed to the core (valid or not)")                                \
-  X(packets_out, "UDP packets the core built")                                                   \
-  X(bytes_in, "bytes of the UDP packets handed to the core")                                    \
-  X(bytes_out, "bytes of the UDP packets the core built")                                        \
-  X(messages_in, "messages in UDP packets that decoded")                                         \
-  X(messages_out, "messages the core put in UDP packets")                                        \
+#define SHOAL_CORE_COUNTERS(X)                                                                    \
+  X(packets_in, "UDP packets handed to the core (valid or not)")                                  \
+  X(packets_out, "UDP packets the core built")                                                    \
+  X(bytes_in, "bytes of the UDP packets handed to the core")                                      \
+  X(bytes_out, "bytes of the UDP packets the core built")                                         \
+  X(messages_in, "messages in UDP packets that decoded")                                          \
+  X(messages_out, "messages the core put in UDP packets")                                         \
   X(probes, "direct probes started (one per protocol period)")                                    \
-  X(indirect_probes, "indirect ping requests sent to relays")                                    \
+  X(indirect_probes, "indirect ping requests sent to relays")                                     \
   X(probe_failures, "probes that ended without any ack")                                          \
   X(acks_in, "acks received")                                                                     \
   X(nacks_in, "nacks received from relays")                                                       \
-  X(suspicions, "members this node started suspecting (its own accusations and others')")       \
-  X(refutations, "accusations about this node it refuted by raising its incarnation")            \
-  X(deaths, "members this node saw go from alive or suspect to dead")                            \
-  X(refutations_withheld, "accusations left standing while this node was benched")              \
-  X(unreachable_reports,                                                                          \
-    "datagrams the network refused (ICMP port unreachable), matched or not")                     \
-  X(refusals, "refusals that matched our probe of a live member or a ping we relayed")          \
-  X(refusal_deaths, "members declared dead once enough members had seen their port refused")    \
-  X(self_benched, "times this node judged its own network broken and stopped refuting")         \
+  X(suspicions, "members this node started suspecting (its own accusations and others')")         \
+  X(refutations, "accusations about this node it refuted by raising its incarnation")             \
+  X(deaths, "members this node saw go from alive or suspect to dead")                             \
+  X(refutations_withheld, "accusations left standing while this node was benched")                \
+  X(unreachable_reports, "datagrams the network refused (ICMP port unreachable), matched or not") \
+  X(refusals, "refusals that matched our probe of a live member or a ping we relayed")            \
+  X(refusal_deaths, "members declared dead once enough members had seen their port refused")      \
+  X(self_benched, "times this node judged its own network broken and stopped refuting")           \
   X(stale_answers,                                                                                \
-    "alives sent straight back to a peer that accused this node below its incarnation")          \
-  X(streams_started, "stream exchanges asked of the runtime (push-pull, join, TCP ping)")        \
-  X(streams_failed, "stream exchanges that failed (connect, write, read or deadline)")           \
+    "alives sent straight back to a peer that accused this node below its incarnation")           \
+  X(streams_started, "stream exchanges asked of the runtime (push-pull, join, TCP ping)")         \
+  X(streams_failed, "stream exchanges that failed (connect, write, read or deadline)")            \
   X(push_pulls, "push-pull exchanges served for peers")                                           \
-  X(reconnects, "dead members that answered a ping and were synced with")                        \
-  X(broadcasts_dropped, "membership updates dropped from a full queue")                          \
-  X(user_broadcasts_dropped, "user broadcasts refused because their queue was full")             \
-  X(members_rejected, "members ignored: over max_members or with invalid fields")                \
-  X(digest_mismatches, "acks carrying a view digest different from ours")                        \
-  X(digest_syncs, "push-pulls started because digests differed")                                 \
+  X(reconnects, "dead members that answered a ping and were synced with")                         \
+  X(broadcasts_dropped, "membership updates dropped from a full queue")                           \
+  X(user_broadcasts_dropped,                                                                      \
+    "user broadcasts not queued because their queue was full (ours refused, others' not passed "  \
+    "on)")                                                                                        \
+  X(broadcasts_delivered, "user broadcasts of other members delivered here (each once)")          \
+  X(members_rejected, "members ignored: over max_members or with invalid fields")                 \
+  X(digest_mismatches, "acks carrying a view digest different from ours")                         \
+  X(digest_syncs, "push-pulls started because digests differed")                                  \
   X(claims_out_of_reach,                                                                          \
-    "claims ignored for raising an incarnation too far at once: forged (docs/security.md)")      \
-  X(invalid_truncated, "packets dropped: shorter than their content says")                       \
-  X(invalid_magic, "packets dropped: not a shoal packet (bad magic byte)")                       \
+    "claims ignored for raising an incarnation too far at once: forged (docs/security.md)")       \
+  X(invalid_truncated, "packets dropped: shorter than their content says")                        \
+  X(invalid_magic, "packets dropped: not a shoal packet (bad magic byte)")                        \
   X(invalid_version, "packets dropped: unsupported wire version")                                 \
   X(invalid_flags, "packets dropped: unsupported header flags")                                   \
-  X(invalid_malformed, "packets or stream bodies dropped: not valid msgpack of our messages")   \
+  X(invalid_malformed, "packets or stream bodies dropped: not valid msgpack of our messages")     \
   X(invalid_too_large, "packets dropped: over the size bound")                                    \
-  X(invalid_unknown_type, "messages skipped: a type number this build does not know")            \
+  X(invalid_unknown_type, "messages skipped: a type number this build does not know")             \
   X(invalid_field, "packets dropped: a field over its bound (name, tags, payload)")
 
 /// Counters; see SHOAL_CORE_COUNTERS for what each counts.
@@ -222,7 +224,15 @@ class core {
   /// Replaces this node's tags and spreads them (the incarnation goes up).
   std::error_code set_tags(time_point now, tag_map tags, outbox& out);
 
-  /// Queues a user broadcast, piggybacked like membership updates.
+  /// Broadcasts a user payload to every member (epidemic): it is
+  /// piggybacked like membership updates; every member that receives it
+  /// delivers it once (outbox::user_messages, `from` the origin's address)
+  /// and passes it on with the same retransmit rule, so it reaches every live
+  /// member, also those that never hear from this node directly. Members
+  /// that predate it skip it (a new message type). A reserved share of each
+  /// packet, never less than one broadcast of max_user_broadcast_bytes,
+  /// keeps membership churn from starving it. Errors: errc::invalid_argument
+  /// (empty or over max_user_broadcast_bytes), errc::queue_full.
   std::error_code broadcast(bytes payload);
 
   /// Sends one user message straight to the member `name` (this node

@@ -23,12 +23,13 @@ enum class message_type : std::uint8_t {
   left = 8,
   user = 9,
   push_pull = 10,
+  broadcast = 11,
 };
 
 /// Number of message_type values: the size of the per-type counters.
-inline constexpr std::size_t message_type_count = 11;
+inline constexpr std::size_t message_type_count = 12;
 
-/// "ping", "indirect_ping", ..., "push_pull"; "unknown" for anything else.
+/// "ping", "indirect_ping", ..., "broadcast"; "unknown" for anything else.
 const char* to_string(message_type t) noexcept;
 
 }  // namespace shoal

@@ -172,37 +172,38 @@ struct node_config {
 /// they cross the socket (after the label, compression and encryption); TCP
 /// bytes include frame headers, either side of an exchange. A datagram
 /// received is counted even if it is then dropped.
-#define SHOAL_RUNTIME_COUNTERS(X)                                                                 \
-  X(udp_packets_in, "datagrams received")                                                         \
-  X(udp_packets_out, "datagrams sent")                                                            \
-  X(udp_bytes_in, "bytes of the datagrams received")                                              \
-  X(udp_bytes_out, "bytes of the datagrams sent")                                                 \
-  X(tcp_bytes_in, "TCP bytes read, either side of an exchange, frame headers included")          \
-  X(tcp_bytes_out, "TCP bytes written, either side of an exchange, frame headers included")      \
-  X(udp_send_errors, "datagrams the socket failed to send")                                       \
-  X(udp_send_dropped, "datagrams dropped because the send queue was full")                        \
-  X(udp_receive_errors, "receive errors on the UDP socket")                                       \
-  X(tcp_accepted, "incoming TCP connections served")                                              \
-  X(tcp_rejected, "incoming TCP connections closed at accept: max_tcp_sessions reached")         \
-  X(tcp_session_errors, "incoming exchanges that failed or timed out")                            \
-  X(streams_ok, "outgoing exchanges that got a reply")                                            \
-  X(streams_failed, "outgoing exchanges that failed or timed out")                                \
-  X(streams_rejected, "outgoing exchanges refused: over max_tcp_sessions")                        \
-  X(stream_timeouts, "exchanges that timed out, either side (included in the failures)")         \
-  X(frames_too_large, "TCP frames over protocol.max_push_pull_bytes")                             \
-  X(resolve_failures, "seed names that did not resolve")                                          \
-  X(callback_exceptions, "exceptions thrown by user callbacks (caught and logged)")              \
-  X(label_mismatch, "packets or frames with another (or no) cluster label")                      \
-  X(decrypt_failed, "packets or frames no installed key opened (or malformed)")                  \
-  X(plaintext_rejected, "unencrypted packets or frames refused while keys are set")              \
-  X(compressed_out, "packets and frames sent compressed")                                         \
-  X(compress_skipped, "packets and frames sent plain because compression did not shrink them")   \
-  X(compressed_in, "compressed packets and frames opened")                                        \
-  X(decompress_failed, "compressed packets or frames that were corrupt or inflated past the bound") \
-  X(rate_limited, "datagrams dropped: over max_packets_per_source_per_second")                   \
-  X(udp_too_large, "datagrams dropped: over udp_buffer_size + 512 + the envelope")               \
-  X(icmp_unreachable_in,                                                                          \
-    "ICMP port unreachable reports read from the error queue and handed to the core")           \
+#define SHOAL_RUNTIME_COUNTERS(X)                                                              \
+  X(udp_packets_in, "datagrams received")                                                      \
+  X(udp_packets_out, "datagrams sent")                                                         \
+  X(udp_bytes_in, "bytes of the datagrams received")                                           \
+  X(udp_bytes_out, "bytes of the datagrams sent")                                              \
+  X(tcp_bytes_in, "TCP bytes read, either side of an exchange, frame headers included")        \
+  X(tcp_bytes_out, "TCP bytes written, either side of an exchange, frame headers included")    \
+  X(udp_send_errors, "datagrams the socket failed to send")                                    \
+  X(udp_send_dropped, "datagrams dropped because the send queue was full")                     \
+  X(udp_receive_errors, "receive errors on the UDP socket")                                    \
+  X(tcp_accepted, "incoming TCP connections served")                                           \
+  X(tcp_rejected, "incoming TCP connections closed at accept: max_tcp_sessions reached")       \
+  X(tcp_session_errors, "incoming exchanges that failed or timed out")                         \
+  X(streams_ok, "outgoing exchanges that got a reply")                                         \
+  X(streams_failed, "outgoing exchanges that failed or timed out")                             \
+  X(streams_rejected, "outgoing exchanges refused: over max_tcp_sessions")                     \
+  X(stream_timeouts, "exchanges that timed out, either side (included in the failures)")       \
+  X(frames_too_large, "TCP frames over protocol.max_push_pull_bytes")                          \
+  X(resolve_failures, "seed names that did not resolve")                                       \
+  X(callback_exceptions, "exceptions thrown by user callbacks (caught and logged)")            \
+  X(label_mismatch, "packets or frames with another (or no) cluster label")                    \
+  X(decrypt_failed, "packets or frames no installed key opened (or malformed)")                \
+  X(plaintext_rejected, "unencrypted packets or frames refused while keys are set")            \
+  X(compressed_out, "packets and frames sent compressed")                                      \
+  X(compress_skipped, "packets and frames sent plain because compression did not shrink them") \
+  X(compressed_in, "compressed packets and frames opened")                                     \
+  X(decompress_failed,                                                                         \
+    "compressed packets or frames that were corrupt or inflated past the bound")               \
+  X(rate_limited, "datagrams dropped: over max_packets_per_source_per_second")                 \
+  X(udp_too_large, "datagrams dropped: over udp_buffer_size + 512 + the envelope")             \
+  X(icmp_unreachable_in,                                                                       \
+    "ICMP port unreachable reports read from the error queue and handed to the core")          \
   X(icmp_other_in, "other entries of the socket's error queue (ignored)")
 
 /// What the runtime counts (the core counts the protocol: core_stats). The

@@ -395,6 +395,13 @@ class simulator {
                std::optional<std::uint64_t> incarnation = {}) {
     restart(n, std::span<const node_id>(seeds.begin(), seeds.size()), incarnation);
   }
+  /// Runs fn(core, outbox) on the node's core now, as its user would (set
+  /// tags, broadcast, send_to, force_leave ...), then sends what the core
+  /// put in the outbox and re-arms its timers: the way to act on a running
+  /// node (calling node_core() directly leaves its outbox unsent and its
+  /// next tick unscheduled). Throws std::logic_error without a core. Must not
+  /// be called from a hook.
+  void act(node_id n, const std::function<void(core&, outbox&)>& fn);
   /// The configuration the node's next join or restart uses (its name and
   /// advertise are replaced): a new version rolled out, new tags after a
   /// restart. A running core keeps the one it started with.
@@ -489,6 +496,9 @@ class simulator {
   /// bookkeeping. It may change the cluster (crash, partition, schedule with
   /// after() ...) but must not run the clock (run_for, wait_until, step).
   void on_event(std::function<void(node_id, const event&)> fn);
+  /// Called for every user message a node's core delivers (a broadcast that
+  /// reached it, or a send_to() aimed at it). Same restrictions as on_event.
+  void on_user_message(std::function<void(node_id, const user_message&)> fn);
   /// Called every `every_events` events (shoal-sim prints from it). Same
   /// restrictions as on_event.
   void on_progress(std::function<void(const progress&)> fn, std::uint64_t every_events = 65536);

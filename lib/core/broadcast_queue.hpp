@@ -28,10 +28,17 @@ class broadcast_queue {
   };
 
   /// Appends items to `b` while the packet stays within `max_packet` bytes;
-  /// items that reached `limit` transmissions are removed.
-  fill_result fill(wire::packet_builder& b, std::size_t max_packet, int limit);
+  /// items that reached `limit` transmissions are removed. `packet` names the
+  /// packet being built (any value unique per packet): an item already added
+  /// to it by an earlier fill() is not added twice.
+  fill_result fill(wire::packet_builder& b, std::size_t max_packet, int limit,
+                   std::uint64_t packet = 0);
 
   std::size_t size() const noexcept { return items_.size(); }
+  /// Encoded size of the item fill() would try first (0 when empty).
+  std::size_t front_size() const noexcept {
+    return items_.empty() ? 0 : items_.begin()->encoded.size();
+  }
   bool empty() const noexcept { return items_.empty(); }
   std::uint64_t dropped() const noexcept { return dropped_; }
 
@@ -42,6 +49,7 @@ class broadcast_queue {
     std::string key;
     std::vector<std::uint8_t> encoded;
     bool marks_leave;
+    std::uint64_t in_packet = 0;  // the last packet it was added to
   };
   struct order {
     bool operator()(const item& a, const item& b) const noexcept {

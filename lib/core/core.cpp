@@ -262,6 +262,8 @@ void core_impl::handle_packet(time_point now, const address& from,
             on_left(now, v, out);
           else if constexpr (std::is_same_v<T, wire::user>)
             out.user_messages.push_back({from, v.payload});
+          else if constexpr (std::is_same_v<T, wire::broadcast>)
+            on_broadcast(from, v, out);
           // push_pull only travels over streams
         },
         m);
@@ -270,7 +272,8 @@ void core_impl::handle_packet(time_point now, const address& from,
   msgs.swap(scratch_);
 }
 
-bool core_impl::decode_stream(std::span<const std::uint8_t> data, std::vector<wire::message>& msgs) {
+bool core_impl::decode_stream(std::span<const std::uint8_t> data,
+                              std::vector<wire::message>& msgs) {
   if (data.size() > cfg_.max_push_pull_bytes) {
     ++stats_.invalid_too_large;
     return false;
@@ -325,8 +328,7 @@ void core_impl::handle_stream_reply(time_point now, std::uint64_t id,
   if (const auto* a = std::get_if<wire::ack>(&msgs.front())) {
     // The TCP ping of the probe still running: a late reply to an earlier
     // probe's must not vouch for this one's target.
-    if (ps.kind == stream_kind::ping && probe_.active && a->seq == ps.seq &&
-        ps.seq == probe_.seq)
+    if (ps.kind == stream_kind::ping && probe_.active && a->seq == ps.seq && ps.seq == probe_.seq)
       probe_.acked = true;
   }
 }
@@ -342,10 +344,43 @@ std::error_code core_impl::broadcast(bytes payload) {
     ++stats_.user_broadcasts_dropped;
     return errc::queue_full;
   }
+  const wire::broadcast m{rng_.next(), *self_->name, std::move(payload)};
+  remember_broadcast(m.id);
   bytes enc;
-  fmt_.encode_message(wire::user{std::move(payload)}, enc);
+  fmt_.encode_message(m, enc);
   user_queue_.push({}, std::move(enc));
   return {};
+}
+
+bool core_impl::remember_broadcast(std::uint64_t id) {
+  if (!broadcasts_seen_.insert(id).second) return false;
+  if (broadcasts_order_.size() < max_remembered_broadcasts) {
+    broadcasts_order_.push_back(id);
+  } else {
+    broadcasts_seen_.erase(broadcasts_order_[broadcasts_next_]);
+    broadcasts_order_[broadcasts_next_] = id;
+    broadcasts_next_ = (broadcasts_next_ + 1) % max_remembered_broadcasts;
+  }
+  return true;
+}
+
+void core_impl::on_broadcast(const address& from, const wire::broadcast& m, outbox& out) {
+  if (m.payload.empty() || m.payload.size() > cfg_.max_user_broadcast_bytes) {
+    ++stats_.invalid_field;
+    return;
+  }
+  if (!remember_broadcast(m.id)) return;  // delivered already
+  const member_entry* origin = lookup(m.origin);
+  out.user_messages.push_back({origin ? origin->addr : from, m.payload});
+  ++stats_.broadcasts_delivered;
+  // Passed on like a membership update: retransmit_mult * log10(N+1) times.
+  if (user_queue_.size() >= cfg_.max_queued_user_broadcasts) {
+    ++stats_.user_broadcasts_dropped;
+    return;
+  }
+  bytes enc;
+  fmt_.encode_message(m, enc);
+  user_queue_.push({}, std::move(enc));
 }
 
 std::error_code core_impl::send_to(const std::string& name, bytes payload, outbox& out) {

@@ -26,6 +26,7 @@
 #include <queue>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include <shoal/core.hpp>
@@ -145,9 +146,9 @@ struct member_entry {
   // "returns"): until it answered return_proof_pings pings in a row and, if
   // damped, stayed up flap_stable_time.
   bool held = false;
-  bool damped = false;       // held because its flap penalty is high
-  std::uint8_t proof = 0;    // pings answered in a row while held
-  float penalty = 0;         // flap penalty as of penalty_at
+  bool damped = false;     // held because its flap penalty is high
+  std::uint8_t proof = 0;  // pings answered in a row while held
+  float penalty = 0;       // flap penalty as of penalty_at
   time_point penalty_at{};
   std::uint32_t probe_index = no_index;
   packed_tags tags;
@@ -227,6 +228,11 @@ class core_impl {
   bool leave_done(time_point now) const;
   std::error_code set_tags(time_point now, tag_map tags, outbox& out);
   std::error_code broadcast(bytes payload);
+  /// A user broadcast arrived: delivered once, then passed on.
+  void on_broadcast(const address& from, const wire::broadcast& m, outbox& out);
+  /// False when `id` was seen already (among the last
+  /// max_remembered_broadcasts).
+  bool remember_broadcast(std::uint64_t id);
   std::error_code send_to(const std::string& name, bytes payload, outbox& out);
   std::error_code force_leave(time_point now, const std::string& name, outbox& out);
   void set_user_state(bytes state) { user_state_ = std::move(state); }
@@ -445,7 +451,7 @@ class core_impl {
   };
   std::vector<side_ping> side_pings_;
   std::vector<std::string> confirm_queue_;
-  std::vector<std::string> held_;  // members held back from the user (may be stale)
+  std::vector<std::string> held_;           // members held back from the user (may be stale)
   const address* packet_source_ = nullptr;  // while handle_packet dispatches
   time_point stale_window_{};
   int stale_in_window_ = 0;
@@ -462,6 +468,15 @@ class core_impl {
 
   broadcast_queue system_queue_;
   broadcast_queue user_queue_;
+  // The ids of the user broadcasts seen lately (delivered once each): a set
+  // and the ring of its insertion order, oldest forgotten first. A broadcast
+  // circulates for seconds; this many others would have to pass meanwhile
+  // for it to be delivered twice.
+  static constexpr std::size_t max_remembered_broadcasts = 8192;
+  std::unordered_set<std::uint64_t> broadcasts_seen_;
+  std::vector<std::uint64_t> broadcasts_order_;
+  std::size_t broadcasts_next_ = 0;
+  std::uint64_t packets_filled_ = 0;
   bytes user_state_;
   bool quiet_merge_ = false;            // merging a seed's state on join: do not re-gossip it
   bool quiet_events_ = false;           // adopting a view: the caller knows it already

@@ -29,19 +29,22 @@ void core_impl::queue_broadcast(const std::string& key, const wire::message& m, 
 std::size_t core_impl::fill_broadcasts(wire::packet_builder& b) {
   const int limit = retransmit_limit(cfg_.retransmit_mult, live_count_);
   const std::size_t mtu = cfg_.udp_buffer_size;
+  const std::uint64_t packet = ++packets_filled_;  // one user item at most once per packet
   std::size_t added = 0;
   if (!user_queue_.empty()) {
     // User broadcasts get their reserved share first, so system gossip
-    // never starves them...
+    // never starves them; never less than the next one's size, or a
+    // broadcast larger than the share would wait behind membership churn.
     const std::size_t share =
-        mtu * static_cast<std::size_t>(cfg_.user_broadcast_share_percent) / 100;
-    added += user_queue_.fill(b, std::min(mtu, b.size() + share), limit).added;
+        std::max(mtu * static_cast<std::size_t>(cfg_.user_broadcast_share_percent) / 100,
+                 user_queue_.front_size());
+    added += user_queue_.fill(b, std::min(mtu, b.size() + share), limit, packet).added;
   }
   const auto r = system_queue_.fill(b, mtu, limit);
   added += r.added;
   leave_transmits_ += r.leave_marks;
   // ...and whatever room system updates left over.
-  if (!user_queue_.empty()) added += user_queue_.fill(b, mtu, limit).added;
+  if (!user_queue_.empty()) added += user_queue_.fill(b, mtu, limit, packet).added;
   return added;
 }
 

@@ -198,8 +198,7 @@ void core_impl::release_stable(time_point now, outbox& out) {
     member_entry* e = lookup(name);
     if (!e || !e->held) return true;
     if (e->proof < cfg_.return_proof_pings) return false;
-    if (e->damped &&
-        (e->state != member_state::alive || now - e->since < cfg_.flap_stable_time))
+    if (e->damped && (e->state != member_state::alive || now - e->since < cfg_.flap_stable_time))
       return false;
     release(*e, out);
     return true;
@@ -474,8 +473,7 @@ void core_impl::on_dead(time_point now, const wire::dead& m, outbox& out) {
     return;
   }
   member_entry* e = lookup(m.node);
-  if (judge_claim(e, claim::dead, m.incarnation) != verdict::apply)
-    return;
+  if (judge_claim(e, claim::dead, m.incarnation) != verdict::apply) return;
   if (e->up()) ++stats_.deaths;
   mark_down(now, *e, member_state::dead, m.incarnation, out);
   queue_broadcast(m.node, m);
@@ -487,8 +485,7 @@ void core_impl::on_left(time_point now, const wire::left& m, outbox& out) {
     return;
   }
   member_entry* e = lookup(m.node);
-  if (judge_claim(e, claim::left, m.incarnation) != verdict::apply)
-    return;
+  if (judge_claim(e, claim::left, m.incarnation) != verdict::apply) return;
   mark_down(now, *e, member_state::left, m.incarnation, out);
   queue_broadcast(m.node, m);
 }

@@ -95,17 +95,17 @@ void core_impl::start_indirect_probes(time_point now, std::uint64_t seq, outbox&
   // from a healthy relay is back before we close the probe and count the
   // missing ones against ourselves (Lifeguard).
   const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(probe_.ends - now);
-  wire::indirect_ping req{probe_.seq,   probe_.target, target->addr,
-                          *self_->name, self_->addr,   true};
-  req.nack_timeout_ms = static_cast<std::uint32_t>(std::clamp<std::int64_t>(
-      left.count() * 4 / 5, 1, std::numeric_limits<std::uint32_t>::max()));
+  wire::indirect_ping req{probe_.seq, probe_.target, target->addr, *self_->name, self_->addr, true};
+  req.nack_timeout_ms = static_cast<std::uint32_t>(
+      std::clamp<std::int64_t>(left.count() * 4 / 5, 1, std::numeric_limits<std::uint32_t>::max()));
   for (member_entry* p : peers) send(p->addr, req, out);
   probe_.indirect_expected = static_cast<int>(peers.size());
   stats_.indirect_probes += peers.size();
   if (cfg_.stream_fallback_ping) {
-    start_stream(target->addr, stream_kind::ping,
-                 fmt_.encode_stream(wire::ping{probe_.seq, probe_.target, *self_->name, self_->addr}),
-                 out, probe_.seq);
+    start_stream(
+        target->addr, stream_kind::ping,
+        fmt_.encode_stream(wire::ping{probe_.seq, probe_.target, *self_->name, self_->addr}), out,
+        probe_.seq);
   }
 }
 

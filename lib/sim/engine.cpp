@@ -117,6 +117,8 @@ void sim_impl::after_call(node_id id, outbox& o, bool from_tick) {
   for (outgoing_packet& p : o.packets) send_packet(id, node_at(p.to), std::move(p.data));
   for (stream_request& s : o.streams) start_stream(id, s);
   metrics_[id].received.user_messages += o.user_messages.size();
+  if (user_message_hook_)
+    for (const user_message& m : o.user_messages) user_message_hook_(id, m);
   for (const event& e : o.events) on_core_event(id, e);
   o.clear();
   --depth_;

@@ -186,6 +186,13 @@ class sim_impl {
   std::vector<node_id> start_converged(std::size_t n, std::size_t seeds);
   void crash(node_id id, std::optional<bool> host_up = std::nullopt);
   void restart(node_id id, std::span<const node_id> seeds, std::optional<std::uint64_t> inc);
+  void act(node_id id, const std::function<void(core&, outbox&)>& fn) {
+    node_state& n = node(id);
+    if (!n.has_core()) throw std::logic_error("shoal::sim: node " + n.name + " has no core");
+    outbox& o = acquire();
+    fn(*n.c, o);
+    after_call(id, o, false);
+  }
   void set_config(node_id id, config cfg) {
     (void)node(id);  // range check
     cfgs_[id] = std::move(cfg);
@@ -251,6 +258,7 @@ class sim_impl {
 
   std::function<void(node_id, node_id, std::span<const std::uint8_t>)> packet_hook_;
   std::function<void(node_id, const event&)> event_hook_;
+  std::function<void(node_id, const user_message&)> user_message_hook_;
   std::function<void(const progress&)> progress_fn_;
   std::uint64_t progress_every_ = 65536;
 };

@@ -156,6 +156,10 @@ bool simulator::refuses(node_id n) const {
   impl_->node(n);
   return impl_->refuses(n);
 }
+void simulator::act(node_id n, const std::function<void(core&, outbox&)>& fn) {
+  impl_->act(n, fn);
+}
+
 void simulator::set_config(node_id n, config cfg) {
   impl_->set_config(n, std::move(cfg));
 }
@@ -374,6 +378,9 @@ const std::vector<recorded_event>& simulator::recorded_events() const noexcept {
 }
 void simulator::on_event(std::function<void(node_id, const event&)> fn) {
   impl_->event_hook_ = std::move(fn);
+}
+void simulator::on_user_message(std::function<void(node_id, const user_message&)> fn) {
+  impl_->user_message_hook_ = std::move(fn);
 }
 void simulator::on_progress(std::function<void(const progress&)> fn, std::uint64_t every_events) {
   impl_->progress_fn_ = std::move(fn);

@@ -63,6 +63,8 @@ const char* to_string(message_type t) noexcept {
       return "user";
     case message_type::push_pull:
       return "push_pull";
+    case message_type::broadcast:
+      return "broadcast";
   }
   return "unknown";
 }

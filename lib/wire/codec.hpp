@@ -34,6 +34,7 @@
 //     8 left          [8, incarnation, node]
 //     9 user          [9, payload (bin)]
 //    10 push_pull     [10, join (bool), source, [member...], user_state (bin)]
+//    11 broadcast     [11, id (u64), origin, payload (bin)]
 //        member = [name, addr, incarnation, state (0 alive, 1 suspect,
 //                  2 dead, 3 left), tags, protocol]
 //   addr = bin of 6 bytes (IPv4 + port BE) or 18 bytes (IPv6 + port BE)

@@ -46,6 +46,8 @@ template <>
 inline constexpr std::uint32_t field_count<user> = 1;
 template <>
 inline constexpr std::uint32_t field_count<push_pull> = 4;
+template <>
+inline constexpr std::uint32_t field_count<broadcast> = 3;
 
 constexpr std::size_t member_field_count = 6;
 
@@ -91,6 +93,8 @@ class decoder {
         return one<user>(fields, out);
       case static_cast<std::uint64_t>(msg_type::push_pull):
         return one<push_pull>(fields, out);
+      case static_cast<std::uint64_t>(msg_type::broadcast):
+        return one<broadcast>(fields, out);
       default:
         SHOAL_WIRE_TRY(r_.skip_objects(fields, field_depth));
         ++counters_.unknown_type;
@@ -255,6 +259,11 @@ class decoder {
     return name(m.node);
   }
   errc read(user& m) { return payload(m.payload); }
+  errc read(broadcast& m) {
+    SHOAL_WIRE_TRY(uint(m.id));
+    SHOAL_WIRE_TRY(name(m.origin));
+    return payload(m.payload);
+  }
   errc read(push_pull& m) {
     SHOAL_WIRE_TRY(r_.read_bool(m.join));
     SHOAL_WIRE_TRY(name(m.source));

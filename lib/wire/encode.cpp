@@ -138,6 +138,12 @@ struct encoder {
     pack_head(pk, msg_type::user, 1);
     pack_bin(pk, m.payload);
   }
+  void operator()(const broadcast& m) const {
+    pack_head(pk, msg_type::broadcast, 3);
+    pk.pack_uint64(m.id);
+    pack_str(pk, m.origin);
+    pack_bin(pk, m.payload);
+  }
   void operator()(const push_pull& m) const {
     pack_head(pk, msg_type::push_pull, 4);
     pack_bool(pk, m.join);

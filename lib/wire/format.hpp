@@ -122,8 +122,7 @@ class packet_builder {
   packet_builder(const format& f, std::vector<std::uint8_t>& out,
                  std::span<std::uint64_t> type_counts = {});
   /// shoal's format.
-  explicit packet_builder(std::vector<std::uint8_t>& out,
-                          std::span<std::uint64_t> type_counts = {})
+  explicit packet_builder(std::vector<std::uint8_t>& out, std::span<std::uint64_t> type_counts = {})
       : packet_builder(shoal_format(), out, type_counts) {}
 
   void add_encoded(std::span<const std::uint8_t> encoded);

@@ -99,7 +99,9 @@ struct left {
   friend bool operator==(const left&, const left&) = default;
 };
 
-/// Opaque user broadcast.
+/// An opaque user payload for the receiver alone: core::send_to(), and the
+/// broadcasts of nodes that predate `broadcast` (they are delivered, not
+/// passed on).
 struct user {
   std::vector<std::uint8_t> payload;
   friend bool operator==(const user&, const user&) = default;
@@ -118,8 +120,17 @@ struct push_pull {
   friend bool operator==(const push_pull&, const push_pull&) = default;
 };
 
-using message =
-    std::variant<ping, indirect_ping, ack, nack, suspect, alive, dead, left, user, push_pull>;
+/// A user broadcast that spreads to every member (epidemic): each receiver
+/// delivers it once (by id) and passes it on like a membership update.
+struct broadcast {
+  std::uint64_t id = 0;  ///< random, chosen by the origin; the de-duplication key
+  std::string origin;    ///< the member that broadcast it
+  std::vector<std::uint8_t> payload;
+  friend bool operator==(const broadcast&, const broadcast&) = default;
+};
+
+using message = std::variant<ping, indirect_ping, ack, nack, suspect, alive, dead, left, user,
+                             push_pull, broadcast>;
 
 msg_type type_of(const message& m) noexcept;
 

@@ -14,11 +14,11 @@
 #include <shoal/errc.hpp>
 
 /// Returns the errc of `expr` from the enclosing function unless it is ok.
-#define SHOAL_WIRE_TRY(expr)                              \
-  do {                                                    \
+#define SHOAL_WIRE_TRY(expr)                                                \
+  do {                                                                      \
     if (const ::shoal::errc try_e_ = (expr); try_e_ != ::shoal::errc::ok) { \
-      return try_e_;                                      \
-    }                                                     \
+      return try_e_;                                                        \
+    }                                                                       \
   } while (false)
 
 namespace shoal::wire {

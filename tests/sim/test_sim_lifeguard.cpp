@@ -26,8 +26,7 @@ std::map<node_id, int> max_scores(simulator& sim, shoal::duration d, shoal::dura
   std::map<node_id, int> top;
   for (shoal::duration t{}; t < d; t += step) {
     sim.run_for(step);
-    for (node_id i : sim.live_nodes())
-      top[i] = std::max(top[i], sim.node_core(i).health_score());
+    for (node_id i : sim.live_nodes()) top[i] = std::max(top[i], sim.node_core(i).health_score());
   }
   return top;
 }
@@ -69,8 +68,7 @@ TEST_CASE("lifeguard: nacks from healthy relays arrive in time (local)", "[sim]"
   silent_dead_among_healthy(shoal::config::local(), shoal::sim::network_config::local(), 60s);
 }
 
-TEST_CASE("lifeguard: forged suspicions alone never stop a healthy member from refuting",
-          "[sim]") {
+TEST_CASE("lifeguard: forged suspicions alone never stop a healthy member from refuting", "[sim]") {
   // A peer (no keyring: any host can) sends everyone a suspect about n3 at
   // its current incarnation once a second for five minutes. n3 refutes each;
   // refutations raise its Lifeguard score, but only its own probes may bench
@@ -87,9 +85,8 @@ TEST_CASE("lifeguard: forged suspicions alone never stop a healthy member from r
     });
     for (int s = 0; s < 300; ++s) {
       const auto inc = sim.node_core(victim).local_member().incarnation;
-      const auto forged =
-          shoal::wire::encode_packet(std::vector<shoal::wire::message>{
-              shoal::wire::suspect{inc, "n3", "n7"}});
+      const auto forged = shoal::wire::encode_packet(
+          std::vector<shoal::wire::message>{shoal::wire::suspect{inc, "n3", "n7"}});
       for (node_id t : members) sim.send_raw(mallory, t, forged);
       sim.run_for(1s);
     }

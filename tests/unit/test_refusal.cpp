@@ -85,8 +85,7 @@ TEST_CASE("refusal: with the timeout 0 a refusal is only counted", "[unit]") {
   CHECK(total(net, &shoal::core_stats::refusal_deaths) == 0);
 }
 
-TEST_CASE("refusal: one refused path does not shorten the suspicion of a mute member",
-          "[unit]") {
+TEST_CASE("refusal: one refused path does not shorten the suspicion of a mute member", "[unit]") {
   // n2 is mute (nothing it sends arrives, so it cannot refute) and only n0's
   // path to it refuses (a REJECT rule or forged ICMP there): whoever probes
   // n2 finds one refused path at most (n0's own, or n0 as a relay), and the
@@ -114,9 +113,7 @@ TEST_CASE("refusal: two refused paths and no ack shorten the suspicion of a mute
     CAPTURE(seed);
     auto net = cluster_of(seed, 2s, 3);
     REQUIRE(net.wait_until([&] { return net.full_mesh(); }, 30s));
-    net.drop = [](const shoal::address& from, const shoal::address&) {
-      return from == addr_of(2);
-    };
+    net.drop = [](const shoal::address& from, const shoal::address&) { return from == addr_of(2); };
     net.forge_refusal = [&](const shoal::address&, const shoal::address& to) {
       return to == addr_of(2);
     };
