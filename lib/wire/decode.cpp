@@ -143,7 +143,9 @@ class decoder {
       return errc::ok;
     }
     used = 2;
-    return uint(m.refused_paths);
+    SHOAL_WIRE_TRY(uint(m.refused_paths));
+    if (!m.refused) m.refused_paths = 0;  // paths count only with a refusal (as encoded)
+    return errc::ok;
   }
 
   // -- fields --

@@ -1007,6 +1007,25 @@ TEST_CASE("wire: a suspect carries the refused paths only when some were refused
                                  })));
     CHECK(d.ec == shoal::errc::malformed);
   }
+  SECTION("a path count without the flag reads as none (it would not survive re-encoding)") {
+    // Found by fuzz_wire_packet: [false, 5] decoded as 5 paths, which the
+    // encoder leaves out when nothing was refused.
+    const auto d = decode(packet(1, packed([](raw_packer& pk) {
+                                   pk.pack_array(6);
+                                   pk.pack_uint8(5);
+                                   pk.pack_uint8(1);
+                                   str(pk, "a");
+                                   str(pk, "b");
+                                   pk.pack_false();
+                                   pk.pack_uint8(5);
+                                 })));
+    REQUIRE_FALSE(d.ec);
+    const auto& s = std::get<wire::suspect>(d.msgs[0]);
+    CHECK_FALSE(s.refused);
+    CHECK(s.refused_paths == 0);
+    const wire::message again = s;
+    CHECK(decode(wire::encode_packet({&again, 1})).msgs[0] == again);
+  }
   SECTION("fields after the count are skipped") {
     const auto d = decode(packet(1, packed([](raw_packer& pk) {
                                    pk.pack_array(7);
