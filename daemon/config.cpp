@@ -7,8 +7,8 @@
 #include <sstream>
 #include <type_traits>
 
-#include <CLI/CLI.hpp>
 #include <toml++/toml.h>
+#include <CLI/CLI.hpp>
 
 #include <shoal/address.hpp>
 #include <shoal/node.hpp>
@@ -62,11 +62,13 @@ node_config node_config_of(const daemon_config& c) {
   if (c.udp_buffer_size) p.udp_buffer_size = *c.udp_buffer_size;
   if (c.max_tcp_sessions) nc.max_tcp_sessions = *c.max_tcp_sessions;
   if (c.max_packets_per_source_per_second)  // validate() keeps it within 32 bits
-    nc.max_packets_per_source_per_second = static_cast<std::uint32_t>(*c.max_packets_per_source_per_second);
+    nc.max_packets_per_source_per_second =
+        static_cast<std::uint32_t>(*c.max_packets_per_source_per_second);
   // validate() refuses anything outside 0..3600 (NaN included), which must
   // not reach the conversion (undefined behaviour).
   if (const auto& t = c.refusal_suspicion_timeout_s; t && *t >= 0 && *t <= 3600)
-    p.refusal_suspicion_timeout = std::chrono::duration_cast<duration>(std::chrono::duration<double>(*t));
+    p.refusal_suspicion_timeout =
+        std::chrono::duration_cast<duration>(std::chrono::duration<double>(*t));
   if (auto a = address::parse(c.bind)) nc.bind = *a;
   if (auto a = address::parse(c.advertise)) p.advertise = *a;
   nc.label = c.label;
@@ -75,7 +77,9 @@ node_config node_config_of(const daemon_config& c) {
 }
 
 std::optional<std::string> validate(const daemon_config& c) {
-  auto bad = [](const char* field, const std::string& why) { return std::string(field) + ": " + why; };
+  auto bad = [](const char* field, const std::string& why) {
+    return std::string(field) + ": " + why;
+  };
   // The protocol's limits first: the name and the tags are checked against them.
   // Each range lies within what shoal::config::validate() and shoal::node accept.
   struct limit_range {
@@ -95,41 +99,54 @@ std::optional<std::string> validate(const daemon_config& c) {
   };
   for (const auto& l : limits)
     if (l.value && (*l.value < l.min || *l.value > l.max))
-      return bad(l.field, "must be " + std::to_string(l.min) + ".." + std::to_string(l.max) + ", got " +
-                              std::to_string(*l.value));
+      return bad(l.field, "must be " + std::to_string(l.min) + ".." + std::to_string(l.max) +
+                              ", got " + std::to_string(*l.value));
   const node_config nc = node_config_of(c);
   const config& p = nc.protocol;
   // An alive message (name, tags, address, header) must fit one packet.
   if (p.max_tag_bytes + p.max_name_length + 128 > p.udp_buffer_size) {
-    const char* blamed = c.udp_buffer_size ? "udp_buffer_size" : c.max_tag_bytes ? "max_tag_bytes" : "max_name_length";
-    return bad(blamed, "max_tag_bytes (" + std::to_string(p.max_tag_bytes) + ") + max_name_length (" +
-                           std::to_string(p.max_name_length) + ") + 128 must not exceed udp_buffer_size (" +
+    const char* blamed = c.udp_buffer_size ? "udp_buffer_size"
+                         : c.max_tag_bytes ? "max_tag_bytes"
+                                           : "max_name_length";
+    return bad(blamed, "max_tag_bytes (" + std::to_string(p.max_tag_bytes) +
+                           ") + max_name_length (" + std::to_string(p.max_name_length) +
+                           ") + 128 must not exceed udp_buffer_size (" +
                            std::to_string(p.udp_buffer_size) + ")");
   }
   if (c.name.empty() || c.name.size() > p.max_name_length)
-    return bad("name", "must be 1.." + std::to_string(p.max_name_length) + " bytes (max_name_length)");
-  if (!address::parse(c.bind)) return bad("bind", "expected IP:PORT (e.g. 0.0.0.0:7946 or [::]:7946), got '" + c.bind + "'");
+    return bad("name",
+               "must be 1.." + std::to_string(p.max_name_length) + " bytes (max_name_length)");
+  if (!address::parse(c.bind))
+    return bad("bind", "expected IP:PORT (e.g. 0.0.0.0:7946 or [::]:7946), got '" + c.bind + "'");
   if (!c.advertise.empty() && !address::parse(c.advertise))
     return bad("advertise", "expected IP:PORT, got '" + c.advertise + "'");
   for (const auto& j : c.join)
     if (!host_port(j)) return bad("join", "expected HOST:PORT, got '" + j + "'");
-  if (c.socket.empty() || c.socket.size() > 107) return bad("socket", "must be a path of 1..107 bytes");
+  if (c.socket.empty() || c.socket.size() > 107)
+    return bad("socket", "must be a path of 1..107 bytes");
   if (c.socket_mode > 0777) return bad("socket_mode", "expected octal permission bits like 0600");
-  if (!node_config::preset(c.preset)) return bad("preset", "expected lan, wan or local, got '" + c.preset + "'");
+  if (!node_config::preset(c.preset))
+    return bad("preset", "expected lan, wan or local, got '" + c.preset + "'");
   if (c.label.size() > 255) return bad("label", "at most 255 bytes");
   if (!c.metrics_bind.empty() && !address::parse(c.metrics_bind))
     return bad("metrics_bind", "expected IP:PORT, got '" + c.metrics_bind + "'");
   static const char* levels[] = {"trace", "debug", "info", "warn", "error", "critical", "off"};
   if (std::find(std::begin(levels), std::end(levels), c.log_level) == std::end(levels))
     return bad("log_level", "expected trace, debug, info, warn, error, critical or off");
-  if (!(c.leave_timeout_s > 0 && c.leave_timeout_s <= 300)) return bad("leave_timeout", "must be in (0, 300] seconds");
-  if (c.max_connections < 1 || c.max_connections > 4096) return bad("max_connections", "must be 1..4096");
-  if (c.max_frame_bytes < 64 || c.max_frame_bytes > (16u << 20)) return bad("max_frame_bytes", "must be 64..16777216");
-  if (c.stream_backlog < 1 || c.stream_backlog > 1'000'000) return bad("stream_backlog", "must be 1..1000000");
+  if (!(c.leave_timeout_s > 0 && c.leave_timeout_s <= 300))
+    return bad("leave_timeout", "must be in (0, 300] seconds");
+  if (c.max_connections < 1 || c.max_connections > 4096)
+    return bad("max_connections", "must be 1..4096");
+  if (c.max_frame_bytes < 64 || c.max_frame_bytes > (16u << 20))
+    return bad("max_frame_bytes", "must be 64..16777216");
+  if (c.stream_backlog < 1 || c.stream_backlog > 1'000'000)
+    return bad("stream_backlog", "must be 1..1000000");
   if (c.max_streams_per_connection < 1 || c.max_streams_per_connection > 1024)
     return bad("max_streams_per_connection", "must be 1..1024");
-  if (!(c.frame_timeout_s > 0 && c.frame_timeout_s <= 3600)) return bad("frame_timeout", "must be in (0, 3600] seconds");
-  if (!(c.keys_timeout_s > 0 && c.keys_timeout_s <= 300)) return bad("keys_timeout", "must be in (0, 300] seconds");
+  if (!(c.frame_timeout_s > 0 && c.frame_timeout_s <= 3600))
+    return bad("frame_timeout", "must be in (0, 3600] seconds");
+  if (!(c.keys_timeout_s > 0 && c.keys_timeout_s <= 300))
+    return bad("keys_timeout", "must be in (0, 300] seconds");
   if (c.refusal_suspicion_timeout_s &&
       !(*c.refusal_suspicion_timeout_s >= 0 && *c.refusal_suspicion_timeout_s <= 3600))
     return bad("refusal_suspicion_timeout", "must be in [0, 3600] seconds (0 disables)");
@@ -142,18 +159,21 @@ std::optional<std::string> validate(const daemon_config& c) {
                            " bytes (max_tag_bytes: keys and values, 16 per tag)");
   // What the node itself checks at start, so that nothing valid here fails there.
   config probe = p;
-  if (probe.advertise.port() == 0) probe.advertise = address::v4({127, 0, 0, 1}, 1);  // bound port, at start
+  if (probe.advertise.port() == 0)
+    probe.advertise = address::v4({127, 0, 0, 1}, 1);  // bound port, at start
   if (auto err = probe.validate()) return *err;
   return std::nullopt;
 }
 
-std::optional<std::string> apply_toml(daemon_config& c, std::string_view text, const std::string& origin) {
+std::optional<std::string> apply_toml(daemon_config& c, std::string_view text,
+                                      const std::string& origin) {
   toml::table t;
   try {
     t = toml::parse(text, origin);
   } catch (const toml::parse_error& e) {
     std::ostringstream os;
-    os << origin << ":" << e.source().begin.line << ":" << e.source().begin.column << ": " << e.description();
+    os << origin << ":" << e.source().begin.line << ":" << e.source().begin.column << ": "
+       << e.description();
     return os.str();
   }
   std::optional<std::string> err;
@@ -161,73 +181,123 @@ std::optional<std::string> apply_toml(daemon_config& c, std::string_view text, c
     if (!err) err = origin + ": " + key + ": " + why;
   };
   auto str = [&](const std::string& key, const toml::node& n, std::string& out) {
-    if (auto v = n.value<std::string>()) out = *v; else fail(key, "expected a string");
+    if (auto v = n.value<std::string>())
+      out = *v;
+    else
+      fail(key, "expected a string");
   };
   auto count = [&](const std::string& key, const toml::node& n, std::size_t& out) {
     // Integers only: value<int64_t>() would also convert a float, with
     // undefined behaviour when it is out of range (found by fuzz_config).
     std::optional<std::int64_t> v;
     if (const auto* i = n.as_integer()) v = i->get();
-    if (v && *v >= 0) out = static_cast<std::size_t>(*v); else fail(key, "expected a non-negative integer");
+    if (v && *v >= 0)
+      out = static_cast<std::size_t>(*v);
+    else
+      fail(key, "expected a non-negative integer");
     return v && *v >= 0;
   };
   auto limit = [&](const std::string& key, const toml::node& n, std::optional<std::size_t>& out) {
     if (std::size_t v = 0; count(key, n, v)) out = v;
   };
   auto seconds = [&](const std::string& key, const toml::node& n, double& out) {
-    if (auto v = n.value<double>()) out = *v; else fail(key, "expected a number of seconds");
+    if (auto v = n.value<double>())
+      out = *v;
+    else
+      fail(key, "expected a number of seconds");
   };
   for (const auto& [k, n] : t) {
     const std::string key(k.str());
-    if (key == "name") str(key, n, c.name);
-    else if (key == "bind") str(key, n, c.bind);
-    else if (key == "advertise") str(key, n, c.advertise);
+    if (key == "name")
+      str(key, n, c.name);
+    else if (key == "bind")
+      str(key, n, c.bind);
+    else if (key == "advertise")
+      str(key, n, c.advertise);
     else if (key == "join") {
       const auto* arr = n.as_array();
-      if (!arr) { fail(key, "expected an array of \"HOST:PORT\" strings"); continue; }
+      if (!arr) {
+        fail(key, "expected an array of \"HOST:PORT\" strings");
+        continue;
+      }
       c.join.clear();
       for (const auto& e : *arr) {
-        if (auto v = e.value<std::string>()) c.join.push_back(*v); else fail(key, "expected strings");
+        if (auto v = e.value<std::string>())
+          c.join.push_back(*v);
+        else
+          fail(key, "expected strings");
       }
-    } else if (key == "socket") str(key, n, c.socket);
+    } else if (key == "socket")
+      str(key, n, c.socket);
     else if (key == "socket_mode") {
       std::string s;
       str(key, n, s);
-      if (auto m = parse_mode(s)) c.socket_mode = *m; else fail(key, "expected an octal string like \"0600\"");
-    } else if (key == "socket_group") str(key, n, c.socket_group);
-    else if (key == "data_dir") str(key, n, c.data_dir);
+      if (auto m = parse_mode(s))
+        c.socket_mode = *m;
+      else
+        fail(key, "expected an octal string like \"0600\"");
+    } else if (key == "socket_group")
+      str(key, n, c.socket_group);
+    else if (key == "data_dir")
+      str(key, n, c.data_dir);
     else if (key == "tags") {
       const auto* tab = n.as_table();
-      if (!tab) { fail(key, "expected a table of strings"); continue; }
+      if (!tab) {
+        fail(key, "expected a table of strings");
+        continue;
+      }
       c.tags.clear();
       for (const auto& [tk, tv] : *tab) {
-        if (auto v = tv.value<std::string>()) c.tags[std::string(tk.str())] = *v;
-        else fail("tags." + std::string(tk.str()), "expected a string");
+        if (auto v = tv.value<std::string>())
+          c.tags[std::string(tk.str())] = *v;
+        else
+          fail("tags." + std::string(tk.str()), "expected a string");
       }
-    } else if (key == "preset") str(key, n, c.preset);
-    else if (key == "label") str(key, n, c.label);
-    else if (key == "keyring_file") str(key, n, c.keyring_file);
-    else if (key == "metrics_bind") str(key, n, c.metrics_bind);
-    else if (key == "log_level") str(key, n, c.log_level);
-    else if (key == "leave_timeout") seconds(key, n, c.leave_timeout_s);
-    else if (key == "max_connections") count(key, n, c.max_connections);
-    else if (key == "max_frame_bytes") count(key, n, c.max_frame_bytes);
-    else if (key == "stream_backlog") count(key, n, c.stream_backlog);
-    else if (key == "max_streams_per_connection") count(key, n, c.max_streams_per_connection);
-    else if (key == "frame_timeout") seconds(key, n, c.frame_timeout_s);
-    else if (key == "keys_timeout") seconds(key, n, c.keys_timeout_s);
-    else if (key == "max_name_length") limit(key, n, c.max_name_length);
-    else if (key == "max_tag_bytes") limit(key, n, c.max_tag_bytes);
-    else if (key == "max_members") limit(key, n, c.max_members);
-    else if (key == "max_push_pull_bytes") limit(key, n, c.max_push_pull_bytes);
-    else if (key == "udp_buffer_size") limit(key, n, c.udp_buffer_size);
-    else if (key == "max_tcp_sessions") limit(key, n, c.max_tcp_sessions);
-    else if (key == "max_packets_per_source_per_second") limit(key, n, c.max_packets_per_source_per_second);
+    } else if (key == "preset")
+      str(key, n, c.preset);
+    else if (key == "label")
+      str(key, n, c.label);
+    else if (key == "keyring_file")
+      str(key, n, c.keyring_file);
+    else if (key == "metrics_bind")
+      str(key, n, c.metrics_bind);
+    else if (key == "log_level")
+      str(key, n, c.log_level);
+    else if (key == "leave_timeout")
+      seconds(key, n, c.leave_timeout_s);
+    else if (key == "max_connections")
+      count(key, n, c.max_connections);
+    else if (key == "max_frame_bytes")
+      count(key, n, c.max_frame_bytes);
+    else if (key == "stream_backlog")
+      count(key, n, c.stream_backlog);
+    else if (key == "max_streams_per_connection")
+      count(key, n, c.max_streams_per_connection);
+    else if (key == "frame_timeout")
+      seconds(key, n, c.frame_timeout_s);
+    else if (key == "keys_timeout")
+      seconds(key, n, c.keys_timeout_s);
+    else if (key == "max_name_length")
+      limit(key, n, c.max_name_length);
+    else if (key == "max_tag_bytes")
+      limit(key, n, c.max_tag_bytes);
+    else if (key == "max_members")
+      limit(key, n, c.max_members);
+    else if (key == "max_push_pull_bytes")
+      limit(key, n, c.max_push_pull_bytes);
+    else if (key == "udp_buffer_size")
+      limit(key, n, c.udp_buffer_size);
+    else if (key == "max_tcp_sessions")
+      limit(key, n, c.max_tcp_sessions);
+    else if (key == "max_packets_per_source_per_second")
+      limit(key, n, c.max_packets_per_source_per_second);
     else if (key == "refusal_suspicion_timeout") {
-      if (auto v = n.value<double>()) c.refusal_suspicion_timeout_s = *v;
-      else fail(key, "expected a number of seconds");
-    }
-    else fail(key, "unknown field");
+      if (auto v = n.value<double>())
+        c.refusal_suspicion_timeout_s = *v;
+      else
+        fail(key, "expected a number of seconds");
+    } else
+      fail(key, "unknown field");
   }
   return err;
 }
@@ -237,35 +307,42 @@ std::optional<daemon_config> load_config(int argc, char** argv, int& exit_code) 
   app.set_version_flag("--version", std::string("shoald ") + library_version());
   app.option_defaults()->always_capture_default(false);
 
-  std::string config_file, name, bind, advertise, socket, socket_mode, socket_group, data_dir, preset, label,
-      keyring_file, metrics_bind, log_level;
+  std::string config_file, name, bind, advertise, socket, socket_mode, socket_group, data_dir,
+      preset, label, keyring_file, metrics_bind, log_level;
   std::vector<std::string> join, tags;
   double leave_timeout = 0, frame_timeout = 0, keys_timeout = 0, refusal_timeout = 0;
   std::size_t max_connections = 0, max_frame_bytes = 0, stream_backlog = 0, max_streams = 0;
-  std::size_t max_name_length = 0, max_tag_bytes = 0, max_members = 0, max_push_pull_bytes = 0, udp_buffer_size = 0,
-              max_tcp_sessions = 0, max_packets_per_source = 0;
+  std::size_t max_name_length = 0, max_tag_bytes = 0, max_members = 0, max_push_pull_bytes = 0,
+              udp_buffer_size = 0, max_tcp_sessions = 0, max_packets_per_source = 0;
 
-  auto* o_config = app.add_option("--config", config_file, "TOML configuration file")->envname("SHOAL_CONFIG");
+  auto* o_config =
+      app.add_option("--config", config_file, "TOML configuration file")->envname("SHOAL_CONFIG");
   struct opt {
     CLI::Option* o;
     std::function<void(daemon_config&)> apply;
   };
   std::vector<opt> opts;
   const CLI::Validator non_negative(
-      [](std::string& v) { return v.find('-') == std::string::npos ? "" : "expected a non-negative integer"; },
+      [](std::string& v) {
+        return v.find('-') == std::string::npos ? "" : "expected a non-negative integer";
+      },
       "");
   auto add = [&](const char* flag, auto& var, const char* env, const char* help, auto apply) {
     auto* o = app.add_option(flag, var, help)->envname(env);
     // A negative count would wrap around to a huge one: refuse it as typed.
-    if constexpr (std::is_unsigned_v<std::remove_reference_t<decltype(var)>>) o->check(non_negative);
+    if constexpr (std::is_unsigned_v<std::remove_reference_t<decltype(var)>>)
+      o->check(non_negative);
     opts.push_back({o, apply});
     return o;
   };
-  add("--name", name, "SHOAL_NAME", "member name (default: host name)", [&](daemon_config& c) { c.name = name; });
-  add("--bind", bind, "SHOAL_BIND", "IP:PORT for UDP and TCP (default 0.0.0.0:7946)", [&](daemon_config& c) { c.bind = bind; });
+  add("--name", name, "SHOAL_NAME", "member name (default: host name)",
+      [&](daemon_config& c) { c.name = name; });
+  add("--bind", bind, "SHOAL_BIND", "IP:PORT for UDP and TCP (default 0.0.0.0:7946)",
+      [&](daemon_config& c) { c.bind = bind; });
   add("--advertise", advertise, "SHOAL_ADVERTISE", "IP:PORT peers use to reach this node",
       [&](daemon_config& c) { c.advertise = advertise; });
-  add("--join", join, "SHOAL_JOIN", "HOST:PORT of a member to join (repeatable)", [&](daemon_config& c) { c.join = join; })
+  add("--join", join, "SHOAL_JOIN", "HOST:PORT of a member to join (repeatable)",
+      [&](daemon_config& c) { c.join = join; })
       ->delimiter(',');
   add("--socket", socket, "SHOAL_SOCKET", "Unix socket path (default /run/shoal/shoald.sock)",
       [&](daemon_config& c) { c.socket = socket; });
@@ -273,29 +350,42 @@ std::optional<daemon_config> load_config(int argc, char** argv, int& exit_code) 
       [&](daemon_config&) {});
   add("--socket-group", socket_group, "SHOAL_SOCKET_GROUP", "group owning the socket file",
       [&](daemon_config& c) { c.socket_group = socket_group; });
-  add("--data-dir", data_dir, "SHOAL_DATA_DIR", "directory for persisted state", [&](daemon_config& c) { c.data_dir = data_dir; });
-  add("--tag", tags, "SHOAL_TAGS", "tag KEY=VALUE (repeatable)", [&](daemon_config&) {})->delimiter(',');
-  add("--preset", preset, "SHOAL_PRESET", "lan, wan or local (default lan)", [&](daemon_config& c) { c.preset = preset; });
+  add("--data-dir", data_dir, "SHOAL_DATA_DIR", "directory for persisted state",
+      [&](daemon_config& c) { c.data_dir = data_dir; });
+  add("--tag", tags, "SHOAL_TAGS", "tag KEY=VALUE (repeatable)", [&](daemon_config&) {
+  })->delimiter(',');
+  add("--preset", preset, "SHOAL_PRESET", "lan, wan or local (default lan)",
+      [&](daemon_config& c) { c.preset = preset; });
   add("--label", label, "SHOAL_LABEL", "cluster label", [&](daemon_config& c) { c.label = label; });
-  add("--keyring-file", keyring_file, "SHOAL_KEYRING_FILE", "JSON array of base64 keys, primary first",
+  add("--keyring-file", keyring_file, "SHOAL_KEYRING_FILE",
+      "JSON array of base64 keys, primary first",
       [&](daemon_config& c) { c.keyring_file = keyring_file; });
-  add("--metrics-bind", metrics_bind, "SHOAL_METRICS_BIND", "IP:PORT for Prometheus metrics (default off)",
+  add("--metrics-bind", metrics_bind, "SHOAL_METRICS_BIND",
+      "IP:PORT for Prometheus metrics (default off)",
       [&](daemon_config& c) { c.metrics_bind = metrics_bind; });
-  add("--log-level", log_level, "SHOAL_LOG_LEVEL", "trace, debug, info, warn, error, off (default info)",
+  add("--log-level", log_level, "SHOAL_LOG_LEVEL",
+      "trace, debug, info, warn, error, off (default info)",
       [&](daemon_config& c) { c.log_level = log_level; });
-  add("--leave-timeout", leave_timeout, "SHOAL_LEAVE_TIMEOUT", "seconds for a graceful leave (default 5)",
+  add("--leave-timeout", leave_timeout, "SHOAL_LEAVE_TIMEOUT",
+      "seconds for a graceful leave (default 5)",
       [&](daemon_config& c) { c.leave_timeout_s = leave_timeout; });
-  add("--max-connections", max_connections, "SHOAL_MAX_CONNECTIONS", "socket clients at once (default 64)",
+  add("--max-connections", max_connections, "SHOAL_MAX_CONNECTIONS",
+      "socket clients at once (default 64)",
       [&](daemon_config& c) { c.max_connections = max_connections; });
-  add("--max-frame-bytes", max_frame_bytes, "SHOAL_MAX_FRAME_BYTES", "largest request frame (default 65536)",
+  add("--max-frame-bytes", max_frame_bytes, "SHOAL_MAX_FRAME_BYTES",
+      "largest request frame (default 65536)",
       [&](daemon_config& c) { c.max_frame_bytes = max_frame_bytes; });
-  add("--stream-backlog", stream_backlog, "SHOAL_STREAM_BACKLOG", "frames queued per client before lagged (default 1024)",
+  add("--stream-backlog", stream_backlog, "SHOAL_STREAM_BACKLOG",
+      "frames queued per client before lagged (default 1024)",
       [&](daemon_config& c) { c.stream_backlog = stream_backlog; });
-  add("--max-streams", max_streams, "SHOAL_MAX_STREAMS", "event streams per connection (default 16)",
+  add("--max-streams", max_streams, "SHOAL_MAX_STREAMS",
+      "event streams per connection (default 16)",
       [&](daemon_config& c) { c.max_streams_per_connection = max_streams; });
-  add("--frame-timeout", frame_timeout, "SHOAL_FRAME_TIMEOUT", "seconds to finish a started frame (default 10)",
+  add("--frame-timeout", frame_timeout, "SHOAL_FRAME_TIMEOUT",
+      "seconds to finish a started frame (default 10)",
       [&](daemon_config& c) { c.frame_timeout_s = frame_timeout; });
-  add("--keys-timeout", keys_timeout, "SHOAL_KEYS_TIMEOUT", "seconds to collect key answers (default 5)",
+  add("--keys-timeout", keys_timeout, "SHOAL_KEYS_TIMEOUT",
+      "seconds to collect key answers (default 5)",
       [&](daemon_config& c) { c.keys_timeout_s = keys_timeout; });
 
   add("--refusal-suspicion-timeout", refusal_timeout, "SHOAL_REFUSAL_SUSPICION_TIMEOUT",
@@ -307,22 +397,27 @@ std::optional<daemon_config> load_config(int argc, char** argv, int& exit_code) 
       "longest member name in bytes, 1..1024 (default 128); longer names from peers are dropped",
       [&](daemon_config& c) { c.max_name_length = max_name_length; });
   add("--max-tag-bytes", max_tag_bytes, "SHOAL_MAX_TAG_BYTES",
-      "bytes of one member's tags: keys, values and 16 per tag, 0..64000 (default 512); larger tags from peers are dropped",
+      "bytes of one member's tags: keys, values and 16 per tag, 0..64000 (default 512); larger "
+      "tags from peers are dropped",
       [&](daemon_config& c) { c.max_tag_bytes = max_tag_bytes; });
   add("--max-members", max_members, "SHOAL_MAX_MEMBERS",
       "members tracked, 2..1048576 (default 65536); new ones beyond are ignored (members_rejected)",
       [&](daemon_config& c) { c.max_members = max_members; });
   add("--max-push-pull-bytes", max_push_pull_bytes, "SHOAL_MAX_PUSH_PULL_BYTES",
-      "largest push-pull state sent or accepted, 4096..268435456 (default 16777216; frames_too_large)",
+      "largest push-pull state sent or accepted, 4096..268435456 (default 16777216; "
+      "frames_too_large)",
       [&](daemon_config& c) { c.max_push_pull_bytes = max_push_pull_bytes; });
   add("--udp-buffer-size", udp_buffer_size, "SHOAL_UDP_BUFFER_SIZE",
-      "largest UDP packet built, bytes, 576..65000 (default 1400); bounds datagrams read (udp_too_large)",
+      "largest UDP packet built, bytes, 576..65000 (default 1400); bounds datagrams read "
+      "(udp_too_large)",
       [&](daemon_config& c) { c.udp_buffer_size = udp_buffer_size; });
   add("--max-tcp-sessions", max_tcp_sessions, "SHOAL_MAX_TCP_SESSIONS",
       "TCP exchanges with peers at once, each direction, 1..4096 (default 64; tcp_rejected)",
       [&](daemon_config& c) { c.max_tcp_sessions = max_tcp_sessions; });
-  add("--max-packets-per-source-per-second", max_packets_per_source, "SHOAL_MAX_PACKETS_PER_SOURCE_PER_SECOND",
-      "UDP packets read per second from one IP:PORT, 0..1000000, 0 no limit (default 1000; rate_limited)",
+  add("--max-packets-per-source-per-second", max_packets_per_source,
+      "SHOAL_MAX_PACKETS_PER_SOURCE_PER_SECOND",
+      "UDP packets read per second from one IP:PORT, 0..1000000, 0 no limit (default 1000; "
+      "rate_limited)",
       [&](daemon_config& c) { c.max_packets_per_source_per_second = max_packets_per_source; });
 
   try {
@@ -353,7 +448,9 @@ std::optional<daemon_config> load_config(int argc, char** argv, int& exit_code) 
     if (*o.o) o.apply(c);
   if (!socket_mode.empty()) {
     auto m = parse_mode(socket_mode);
-    if (!m) return fail("socket_mode: expected octal permission bits like 0600, got '" + socket_mode + "'");
+    if (!m)
+      return fail("socket_mode: expected octal permission bits like 0600, got '" + socket_mode +
+                  "'");
     c.socket_mode = *m;
   }
   if (!tags.empty()) {

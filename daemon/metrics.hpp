@@ -7,9 +7,9 @@
 #include <memory>
 #include <string>
 
+#include <spdlog/logger.h>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <spdlog/logger.h>
 
 #include <shoal/node.hpp>
 

@@ -45,16 +45,16 @@ struct server_limits {
 /// The socket API's counters, each as X(name, help), in the manner of
 /// SHOAL_CORE_COUNTERS: the struct, its visitor, shoalctl stats ("daemon"),
 /// /metrics (shoal_socket_*) and docs/metrics.md come from this list.
-#define SHOAL_SERVER_COUNTERS(X)                                                       \
-  X(connections, "clients accepted and served")                                        \
-  X(connections_rejected, "clients refused: over max_connections")                     \
-  X(frames_in, "request frames read")                                                  \
-  X(frames_out, "reply and event frames written")                                      \
-  X(bad_frames, "frames that were not a msgpack map with an id")                       \
-  X(bad_requests, "requests refused as bad_request")                                   \
-  X(frames_too_large, "frames over the frame bound; the connection is closed")         \
-  X(frames_timed_out, "frames started that never completed within frame_timeout")      \
-  X(unknown_commands, "requests naming no command the daemon knows")                   \
+#define SHOAL_SERVER_COUNTERS(X)                                                  \
+  X(connections, "clients accepted and served")                                   \
+  X(connections_rejected, "clients refused: over max_connections")                \
+  X(frames_in, "request frames read")                                             \
+  X(frames_out, "reply and event frames written")                                 \
+  X(bad_frames, "frames that were not a msgpack map with an id")                  \
+  X(bad_requests, "requests refused as bad_request")                              \
+  X(frames_too_large, "frames over the frame bound; the connection is closed")    \
+  X(frames_timed_out, "frames started that never completed within frame_timeout") \
+  X(unknown_commands, "requests naming no command the daemon knows")              \
   X(streams_lagged, "connections cut off for falling behind their event stream")
 
 struct server_stats {

@@ -85,7 +85,8 @@ struct peer {
     PEER_EXPECT(h["cmd"] == "handshake");
     PEER_EXPECT(h["args"]["version"] == 1);
     write({{"id", h["id"]},
-           {"result", {{"version", 1}, {"daemon", "0.1.0"}, {"min_version", 1}, {"max_version", 1}}}});
+           {"result",
+            {{"version", 1}, {"daemon", "0.1.0"}, {"min_version", 1}, {"max_version", 1}}}});
   }
 };
 
@@ -123,7 +124,9 @@ class fake_daemon {
     if (failed_) UNSCOPED_INFO(failure_);
     return failed_;
   }
-  void join() { thread_.join(), thread_ = std::thread([] {}); }
+  void join() {
+    thread_.join(), thread_ = std::thread([] {});
+  }
 
  private:
   fs::path path_;
@@ -196,8 +199,9 @@ TEST_CASE("client: the handshake and a call are PROTOCOL.md's worked example, by
   CHECK(r.result["members"].empty());
   d.join();
   // PROTOCOL.md, "A worked example": the frames without their length prefix.
-  CHECK(got_handshake == hex("83 a2 69 64 01 a3 63 6d 64 a9 68 61 6e 64 73 68 61 6b 65 a4 61 72 67 73 "
-                             "81 a7 76 65 72 73 69 6f 6e 01"));
+  CHECK(got_handshake ==
+        hex("83 a2 69 64 01 a3 63 6d 64 a9 68 61 6e 64 73 68 61 6b 65 a4 61 72 67 73 "
+            "81 a7 76 65 72 73 69 6f 6e 01"));
   CHECK(got_members == hex("82 a2 69 64 02 a3 63 6d 64 a7 6d 65 6d 62 65 72 73"));
   CHECK(encode_request(1, "handshake", json{{"version", 1}}).size() == 4 + 0x22);
   CHECK_FALSE(d.script_failed());
@@ -208,7 +212,8 @@ TEST_CASE("client: errors are replies and the connection lives on", "[daemon][cl
     p.accept_handshake();
     auto q = p.read();
     PEER_EXPECT(q["cmd"] == "frobnicate");
-    p.write({{"id", q["id"]}, {"error", {{"code", "unknown_command"}, {"message", "no frobnicate"}}}});
+    p.write(
+        {{"id", q["id"]}, {"error", {{"code", "unknown_command"}, {"message", "no frobnicate"}}}});
     q = p.read();
     PEER_EXPECT(q["cmd"] == "member");
     PEER_EXPECT(q["args"]["name"] == "n1");
@@ -275,8 +280,8 @@ TEST_CASE("client: stream events interleaved with replies are queued in order",
     const auto sid = q["id"];
     p.write({{"id", sid}, {"result", json::object()}});
     const auto ev = [&](const char* type, const char* name) {
-      p.write({{"id", sid},
-               {"event", {{"type", type}, {"member", {{"name", name}}}, {"time_ms", 1}}}});
+      p.write(
+          {{"id", sid}, {"event", {{"type", type}, {"member", {{"name", name}}}, {"time_ms", 1}}}});
     };
     ev("joined", "a");
     q = p.read();  // a call while events flow
@@ -378,10 +383,10 @@ TEST_CASE("client: a silent, closing or broken daemon is a clear error, never a 
     CHECK(r.ec == client_errc::frame_too_large);
   }
   SECTION("not msgpack, not a map, or a reply with another id: bad_reply") {
-    const auto bad =
-        GENERATE(std::vector<std::uint8_t>{0, 0, 0, 1, 0xc1}, std::vector<std::uint8_t>{0, 0, 0, 1, 0x90},
-                 encode_frame(json{{"id", 99}, {"result", json::object()}}),
-                 encode_frame(json{{"id", 1}, {"event", json::object()}}));
+    const auto bad = GENERATE(std::vector<std::uint8_t>{0, 0, 0, 1, 0xc1},
+                              std::vector<std::uint8_t>{0, 0, 0, 1, 0x90},
+                              encode_frame(json{{"id", 99}, {"result", json::object()}}),
+                              encode_frame(json{{"id", 1}, {"event", json::object()}}));
     fake_daemon d([&](peer& p) {
       p.read();
       p.write_bytes(bad);
@@ -401,8 +406,9 @@ TEST_CASE("client: a silent, closing or broken daemon is a clear error, never a 
   }
 }
 
-TEST_CASE("client: json and msgpack convert both ways, bad shapes are refused", "[daemon][client]") {
-  const json v = {{"a", 1}, {"b", -2}, {"c", "x"}, {"d", {1, 2, 3}}, {"e", {{"f", true}}},
+TEST_CASE("client: json and msgpack convert both ways, bad shapes are refused",
+          "[daemon][client]") {
+  const json v = {{"a", 1},       {"b", -2}, {"c", "x"}, {"d", {1, 2, 3}}, {"e", {{"f", true}}},
                   {"g", nullptr}, {"h", 1.5}};
   const auto f = encode_frame(v);
   auto oh = msgpack::unpack(reinterpret_cast<const char*>(f.data() + 4), f.size() - 4);

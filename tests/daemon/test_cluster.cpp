@@ -167,8 +167,8 @@ TEST_CASE("three shoald on loopback through shoalctl: view, tags, failure, resta
       CHECK(m["protocol"].is_number_unsigned());
     }
     // Filters reach the daemon: a name regex and a status.
-    const auto f = ctl(n3.socket(), {"members", "--name", "n[12]", "--status", "alive", "--format",
-                                     "json"});
+    const auto f =
+        ctl(n3.socket(), {"members", "--name", "n[12]", "--status", "alive", "--format", "json"});
     REQUIRE(f.status == 0);
     CHECK(parse_json(f.out)["members"].size() == 2);
   }

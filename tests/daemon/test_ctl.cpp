@@ -52,13 +52,16 @@ TEST_CASE("shoalctl: join, keys on an encrypted cluster, force-leave", "[daemon]
   scratch_dir dir;
   const auto k1 = keygen(), k2 = keygen();
   REQUIRE(k1 != k2);
-  for (const char* n : {"a", "b"}) std::ofstream(dir / (std::string(n) + ".keys")) << "[\"" << k1 << "\"]";
+  for (const char* n : {"a", "b"})
+    std::ofstream(dir / (std::string(n) + ".keys")) << "[\"" << k1 << "\"]";
   daemon_proc a(daemon_spec{"a", free_port(), dir.path(), {}, {"--keyring-file", dir / "a.keys"}});
   daemon_proc b(daemon_spec{"b", free_port(), dir.path(), {}, {"--keyring-file", dir / "b.keys"}});
   REQUIRE(wait_serving(a));
   REQUIRE(wait_serving(b));
   // With a keyring and the field unset, ICMP refusals are not trusted.
-  CHECK(wait_until([&] { return a.proc().log().find("refusal_suspicion_timeout=0s") != std::string::npos; }, 10s));
+  CHECK(wait_until(
+      [&] { return a.proc().log().find("refusal_suspicion_timeout=0s") != std::string::npos; },
+      10s));
 
   const auto j = ctl(b.socket(), {"join", a.spec().addr(), "--format", "json"});
   INFO(j.out << j.err);
@@ -129,9 +132,12 @@ TEST_CASE("shoalctl sees what --config sets, flags win, SIGHUP reloads the tags"
   daemon_proc d(daemon_spec{"c", free_port(), dir.path(), {}, {"--config", conf.string()}});
   REQUIRE(wait_serving(d));
   // No keyring: the preset's refusal timeout (daemon tests run the local preset or lan).
-  CHECK(wait_until([&] { return d.proc().log().find("refusal_suspicion_timeout=0s") == std::string::npos &&
-                                d.proc().log().find("refusal_suspicion_timeout=") != std::string::npos; },
-                   10s));
+  CHECK(wait_until(
+      [&] {
+        return d.proc().log().find("refusal_suspicion_timeout=0s") == std::string::npos &&
+               d.proc().log().find("refusal_suspicion_timeout=") != std::string::npos;
+      },
+      10s));
   auto info = parse_json(ctl(d.socket(), {"info", "--format", "json"}).out);
   CHECK(info["label"] == "green");
   CHECK(info["name"] == "c");  // the flag, over the file's (absent) name

@@ -124,9 +124,9 @@ TEST_CASE("misuse: an oversized frame gets frame_too_large and the connection cl
   auto c = raw(d.socket());
   handshake(c, 1);
   const std::uint32_t len = 65536 + 1;  // max_frame_bytes + 1
-  std::vector<std::uint8_t> f = {static_cast<std::uint8_t>(len >> 24),
-                                 static_cast<std::uint8_t>(len >> 16),
-                                 static_cast<std::uint8_t>(len >> 8), static_cast<std::uint8_t>(len)};
+  std::vector<std::uint8_t> f = {
+      static_cast<std::uint8_t>(len >> 24), static_cast<std::uint8_t>(len >> 16),
+      static_cast<std::uint8_t>(len >> 8), static_cast<std::uint8_t>(len)};
   f.resize(4 + 1000, 0x00);
   send(c, f);
   expect_error(read_frame(c), 0, "frame_too_large");

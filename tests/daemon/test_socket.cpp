@@ -10,7 +10,7 @@ using namespace shoal::daemon;
 namespace {
 
 unsigned mode_of(const std::string& path) {
-  struct stat st{};
+  struct stat st {};
   REQUIRE(::lstat(path.c_str(), &st) == 0);
   CHECK(S_ISSOCK(st.st_mode));
   return st.st_mode & 07777;
@@ -37,7 +37,8 @@ TEST_CASE("socket: mode 0600 by default, --socket-mode changes it", "[daemon][so
   CHECK(mode_of(b.socket()) == 0660);
 }
 
-TEST_CASE("socket: a second shoald on a live daemon's socket refuses to start", "[daemon][socket]") {
+TEST_CASE("socket: a second shoald on a live daemon's socket refuses to start",
+          "[daemon][socket]") {
   scratch_dir dir;
   daemon_proc first(daemon_spec{"first", free_port(), dir.path(), {}, {}});
   REQUIRE(wait_serving(first));

@@ -1,6 +1,6 @@
 // Every counter of the lists (SHOAL_CORE_COUNTERS, SHOAL_RUNTIME_COUNTERS,
-// SHOAL_SERVER_COUNTERS) reaches `shoalctl stats` and /metrics, and docs/metrics.md is the reference
-// generated from the same lists.
+// SHOAL_SERVER_COUNTERS) reaches `shoalctl stats` and /metrics, and docs/metrics.md is the
+// reference generated from the same lists.
 #include <arpa/inet.h>
 
 #include <fstream>
@@ -73,8 +73,8 @@ TEST_CASE("stats fields: every core and runtime counter reaches stats and /metri
     CHECK(s.at(group).contains(name));
     const std::string_view n(name);
     if (n.rfind("invalid_", 0) == 0)
-      CHECK(has_sample(metrics, "shoal_invalid_packets_total{reason=\"" +
-                                    std::string(n.substr(8)) + "\"}"));
+      CHECK(has_sample(metrics,
+                       "shoal_invalid_packets_total{reason=\"" + std::string(n.substr(8)) + "\"}"));
     else
       CHECK(has_sample(metrics, std::string(prefix) + name + "_total"));
     ++seen;

@@ -79,7 +79,8 @@ inline void check_outbox(const shoal::outbox& out, const shoal::config& cfg) {
     check(s.data.size() <= cfg.max_push_pull_bytes, "stream request over max_push_pull_bytes");
     shoal::wire::limits big;
     big.max_packet_bytes = cfg.max_push_pull_bytes;
-    check(!shoal::wire::decode_packet(s.data, big, msgs, counters), "stream request does not decode");
+    check(!shoal::wire::decode_packet(s.data, big, msgs, counters),
+          "stream request does not decode");
   }
 }
 
@@ -97,7 +98,8 @@ inline void check_view(const shoal::core& c) {
   }
   check(view.size() <= c.cfg().max_members, "more members than max_members");
   for (std::size_t s = 0; s < 4; ++s)
-    check(c.count(static_cast<shoal::member_state>(s)) == by_state[s], "count() disagrees with members()");
+    check(c.count(static_cast<shoal::member_state>(s)) == by_state[s],
+          "count() disagrees with members()");
   const auto self = c.local_member();
   check(self.name == c.cfg().name, "the local member lost its name");
   const auto found = c.find(self.name);
@@ -115,8 +117,12 @@ inline std::unique_ptr<shoal::core> make_member(std::size_t self, shoal::time_po
   std::vector<shoal::member> view;
   for (std::size_t i = 0; i <= peers; ++i)
     if (i != self)
-      view.push_back(shoal::member{"n" + std::to_string(i), addr_of(i), 0, shoal::member_state::alive,
-                                   {}, shoal::protocol_version});
+      view.push_back(shoal::member{"n" + std::to_string(i),
+                                   addr_of(i),
+                                   0,
+                                   shoal::member_state::alive,
+                                   {},
+                                   shoal::protocol_version});
   c->adopt_view(now, view);
   return c;
 }

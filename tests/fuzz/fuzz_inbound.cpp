@@ -26,8 +26,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   shoal::wire::limits lim;
   const shoal::io::keyring none;
   for (const bool keyed : {false, true}) {
-    const auto r = shoal::io::decode_inbound(in, keyed ? "lab" : "", keyed ? test_keys() : none,
-                                             /*accept_plaintext=*/true, shoal::io::max_datagram_size, lim);
+    const auto r =
+        shoal::io::decode_inbound(in, keyed ? "lab" : "", keyed ? test_keys() : none,
+                                  /*accept_plaintext=*/true, shoal::io::max_datagram_size, lim);
     if (r.status != shoal::io::open_status::ok && !r.messages.empty()) __builtin_trap();
     if (r.decode_error && !r.messages.empty()) __builtin_trap();
   }

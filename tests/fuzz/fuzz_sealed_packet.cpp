@@ -69,10 +69,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   fuzz::check(back.status == io::open_status::ok, "a sealed packet does not open");
   fuzz::check(back.plain.size() == size && std::equal(back.plain.begin(), back.plain.end(), data),
               "open(seal(x)) != x");
-  fuzz::check(io::open_packet(sealed, label, other, false).status == io::open_status::decrypt_failed,
-              "another key opened the packet");
-  fuzz::check(io::open_packet(sealed, "other", keys, false).status == io::open_status::label_mismatch,
-              "another label opened the packet");
+  fuzz::check(
+      io::open_packet(sealed, label, other, false).status == io::open_status::decrypt_failed,
+      "another key opened the packet");
+  fuzz::check(
+      io::open_packet(sealed, "other", keys, false).status == io::open_status::label_mismatch,
+      "another label opened the packet");
   decode(back.plain);
   return 0;
 }

@@ -36,7 +36,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
   const auto again = wire::encode_packet(msgs);
   std::vector<wire::message> back;
-  fuzz::check(!wire::decode_packet(again, lim, back, counters), "re-encoded packet does not decode");
+  fuzz::check(!wire::decode_packet(again, lim, back, counters),
+              "re-encoded packet does not decode");
   fuzz::check(back == msgs, "round trip changed the messages");
   return 0;
 }

@@ -53,7 +53,7 @@ std::string kind_of(const bytes& data) {
   wire::limits lim;
   lim.max_packet_bytes = 1u << 24;
   if (wire::decode_packet(data, lim, msgs, counters)) return "invalid";
-  static const char* names[] = {"",     "ping", "indirect_ping", "ack",  "nack",     "suspect",
+  static const char* names[] = {"",      "ping", "indirect_ping", "ack",  "nack",     "suspect",
                                 "alive", "dead", "left",          "user", "push_pull"};
   std::string s;
   for (const auto& m : msgs) {
@@ -184,10 +184,12 @@ int main(int argc, char** argv) {
   const shoal::io::keyring secondary({fuzz::sealing_key(1)});
   const shoal::io::keyring none;
   for (const auto& [kind, r] : kinds) {
-    out.write("sealed_packet", "sealed-" + kind, shoal::io::seal(r->data, fuzz::sealing_label, keys));
+    out.write("sealed_packet", "sealed-" + kind,
+              shoal::io::seal(r->data, fuzz::sealing_label, keys));
   }
   const bytes& some = kinds.begin()->second->data;
-  out.write("sealed_packet", "secondary-key", shoal::io::seal(some, fuzz::sealing_label, secondary));
+  out.write("sealed_packet", "secondary-key",
+            shoal::io::seal(some, fuzz::sealing_label, secondary));
   out.write("sealed_packet", "unlabeled", shoal::io::seal(some, "", keys));
   out.write("sealed_packet", "label-only", shoal::io::seal(some, fuzz::sealing_label, none));
   out.write("sealed_packet", "plain", some);
@@ -212,15 +214,18 @@ int main(int argc, char** argv) {
   out.write("push_pull", "push-pull", encode(pp));
   const bytes ping = encode(wire::ping{7, "n0", "n1", sim.addr(1)});
   out.write("push_pull", "tcp-ping", ping);
-  out.write("push_pull", "tcp-ping-ack", sim.node_core(0).handle_stream(sim.now(), sim.addr(1), ping, ob));
+  out.write("push_pull", "tcp-ping-ack",
+            sim.node_core(0).handle_stream(sim.now(), sim.addr(1), ping, ob));
   wire::push_pull big;  // a larger cluster's state: every member state, tags
   big.source = "n1";
   for (std::uint8_t i = 0; i < 40; ++i)
-    big.members.push_back(shoal::member{"member-" + std::to_string(i),
-                                        shoal::address::v4({10, 0, 1, i}, 7946), i % 7u,
-                                        static_cast<shoal::member_state>(i % 4),
-                                        {{"role", i % 2 ? "web" : "db"}, {"zone", "z" + std::to_string(i % 3)}},
-                                        shoal::protocol_version});
+    big.members.push_back(
+        shoal::member{"member-" + std::to_string(i),
+                      shoal::address::v4({10, 0, 1, i}, 7946),
+                      i % 7u,
+                      static_cast<shoal::member_state>(i % 4),
+                      {{"role", i % 2 ? "web" : "db"}, {"zone", "z" + std::to_string(i % 3)}},
+                      shoal::protocol_version});
   big.user_state = bytes(64, 0x5a);
   out.write("push_pull", "big-state", encode(big));
   // The wire decoder reads stream bodies too.

@@ -122,8 +122,7 @@ TEST_CASE("compression: bad and oversized streams do not inflate", "[io]") {
 // with the compressed flag whose body inflates to more bytes than arrived.
 // That is legal (the target wrongly assumed opening never grows a packet);
 // what must hold is the inflation bound and that the result is flagged.
-TEST_CASE("compression: an envelope may inflate past its own size, never past the bound",
-          "[io]") {
+TEST_CASE("compression: an envelope may inflate past its own size, never past the bound", "[io]") {
   const bytes in{0x01, 0x04, 0x53, 0x0c, 0x0c, 0x0c, 0x0c, 0x26, 0x0c, 0x0c,
                  0x0c, 0x0c, 0x0c, 0x0c, 0x0c, 0x0c, 0x0c, 0x0c, 0x0c, 0x01};
   const auto r = open_packet(in, "", keyring{}, false);

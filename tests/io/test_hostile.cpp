@@ -47,8 +47,8 @@ struct snapshot {
 
 snapshot take(const shoal::node& n) {
   const auto s = n.stats().core;
-  return {n.members(), n.digest(), s.refutations, s.suspicions, s.invalid_total(),
-          s.claims_out_of_reach};
+  return {n.members(),  n.digest(),        s.refutations,
+          s.suspicions, s.invalid_total(), s.claims_out_of_reach};
 }
 
 std::uint64_t dropped(const shoal::node& n) {
@@ -63,9 +63,9 @@ TEST_CASE("forged packets from outside the keyring have no effect", "[io]") {
   std::atomic<int> user_messages{0};  // outlives the nodes whose callbacks count
   std::vector<std::unique_ptr<shoal::node>> nodes;
   for (int i = 0; i < 3; ++i) {
-    auto nc = iotest::local_config("sec" + std::to_string(i),
-                                   i == 0 ? std::vector<std::string>{}
-                                          : std::vector<std::string>{iotest::seed_of(*nodes[0])});
+    auto nc = iotest::local_config(
+        "sec" + std::to_string(i),
+        i == 0 ? std::vector<std::string>{} : std::vector<std::string>{iotest::seed_of(*nodes[0])});
     nc.keys = {key_of(1)};
     nc.label = label;
     nodes.push_back(std::make_unique<shoal::node>(nc));
@@ -96,13 +96,14 @@ TEST_CASE("forged packets from outside the keyring have no effect", "[io]") {
       wire::user{{1, 2, 3}},
   };
   const auto plain = wire::encode_packet(claims);
-  const wire::message pp = wire::push_pull{false, "ghost", {shoal::member{"ghost", attacker, 0, member_state::alive, {}, 1}}, {}};
+  const wire::message pp = wire::push_pull{
+      false, "ghost", {shoal::member{"ghost", attacker, 0, member_state::alive, {}, 1}}, {}};
   const auto plain_state = wire::encode_packet({&pp, 1});
   const shoal::io::keyring wrong({key_of(2)});
   const shoal::io::keyring none;
   std::vector<shoal::bytes> envelopes;
   for (const auto* body : {&plain, &plain_state}) {
-    envelopes.push_back(*body);                                // no envelope at all
+    envelopes.push_back(*body);                                 // no envelope at all
     envelopes.push_back(shoal::io::seal(*body, label, wrong));  // another key
     envelopes.push_back(shoal::io::seal(*body, label, none));   // labeled, not encrypted
     envelopes.push_back(shoal::io::seal(*body, "", wrong));     // another key, no label

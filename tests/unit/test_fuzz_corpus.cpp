@@ -22,8 +22,7 @@ std::vector<std::pair<std::string, bytes>> corpus(const std::string& target) {
   std::vector<std::pair<std::string, bytes>> files;
   for (const auto& f : fs::directory_iterator(fs::path(SHOAL_FUZZ_CORPUS) / target)) {
     std::ifstream in(f.path(), std::ios::binary);
-    files.emplace_back(f.path().filename().string(),
-                       bytes(std::istreambuf_iterator<char>(in), {}));
+    files.emplace_back(f.path().filename().string(), bytes(std::istreambuf_iterator<char>(in), {}));
   }
   return files;
 }
@@ -31,8 +30,7 @@ std::vector<std::pair<std::string, bytes>> corpus(const std::string& target) {
 bool decodes(const bytes& data) {
   std::vector<shoal::wire::message> msgs;
   shoal::wire::decode_counters counters;
-  return !shoal::wire::decode_packet(data, shoal::wire::limits{}, msgs, counters) &&
-         !msgs.empty();
+  return !shoal::wire::decode_packet(data, shoal::wire::limits{}, msgs, counters) && !msgs.empty();
 }
 
 }  // namespace
@@ -56,7 +54,7 @@ TEST_CASE("the fuzz corpus holds packets that decode", "[unit]") {
       const std::size_t len = (std::size_t{data[pos + 1]} << 8) | data[pos + 2];
       REQUIRE(pos + 3 + len <= data.size());
       CHECK(decodes(bytes(data.begin() + static_cast<std::ptrdiff_t>(pos + 3),
-                                 data.begin() + static_cast<std::ptrdiff_t>(pos + 3 + len))));
+                          data.begin() + static_cast<std::ptrdiff_t>(pos + 3 + len))));
       pos += 3 + len;
       ++records;
     }
