@@ -58,7 +58,7 @@ std::optional<std::string_view> as_str(const msgpack::object* o) {
 }  // namespace
 
 void write_member(writer& w, const member& m) {
-  w.pack_map(7);
+  w.pack_map(8);
   write_str(w, "name");
   write_str(w, m.name);
   write_str(w, "addr");
@@ -77,6 +77,8 @@ void write_member(writer& w, const member& m) {
   }
   write_str(w, "protocol");
   w.pack_uint8(m.protocol);
+  write_str(w, "damped");
+  w.pack(m.damped);
 }
 
 // --- session ------------------------------------------------------------------

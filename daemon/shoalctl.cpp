@@ -126,12 +126,22 @@ std::string host_port(const json& m, const char* addr_key = "addr", const char* 
   return (a.find(':') != std::string::npos ? "[" + a + "]" : a) + ":" + p;
 }
 
+/// The status column: a damped member (shown failed while its return is held
+/// back, PROTOCOL.md) reads `failed (damped)`.
+std::string status_text(const json& m) {
+  auto st = str_field(m, "status");
+  if (auto it = m.find("damped"); it != m.end() && it->is_boolean() && it->get<bool>())
+    st += " (damped)";
+  return st;
+}
+
 /// A member in the documented key order (SHOALCTL.md); keys a later daemon
 /// adds follow, unchanged.
 ojson member_json(const json& m) {
   ojson out = ojson::object();
   if (!m.is_object()) return out;
-  for (const char* k : {"name", "addr", "port", "status", "incarnation", "tags", "protocol"})
+  for (const char* k :
+       {"name", "addr", "port", "status", "damped", "incarnation", "tags", "protocol"})
     if (auto it = m.find(k); it != m.end()) out[k] = ojson(*it);
   for (const auto& [k, v] : m.items())
     if (!out.contains(k)) out[k] = ojson(v);
@@ -244,11 +254,11 @@ int cmd_members(const settings& s, const member_filter& f) {
       rows.push_back({"NAME", "ADDRESS", "STATUS", "TAGS"});
     for (const auto& m : *it) {
       if (f.detailed)
-        rows.push_back({str_field(m, "name"), host_port(m), str_field(m, "status"),
+        rows.push_back({str_field(m, "name"), host_port(m), status_text(m),
                         str_field(m, "incarnation"), str_field(m, "protocol"),
                         tags_text(m.value("tags", json::object()))});
       else
-        rows.push_back({str_field(m, "name"), host_port(m), str_field(m, "status"),
+        rows.push_back({str_field(m, "name"), host_port(m), status_text(m),
                         tags_text(m.value("tags", json::object()))});
     }
     print_table(rows);
@@ -259,7 +269,7 @@ int cmd_members(const settings& s, const member_filter& f) {
 void print_member(const json& m) {
   print_table({{"name:", str_field(m, "name")},
                {"address:", host_port(m)},
-               {"status:", str_field(m, "status")},
+               {"status:", status_text(m)},
                {"incarnation:", str_field(m, "incarnation")},
                {"protocol:", str_field(m, "protocol")},
                {"tags:", tags_text(m.value("tags", json::object()))}});
@@ -369,7 +379,7 @@ int cmd_monitor(const settings& s, const std::vector<std::string>& types) {
       // Lines come one at a time: fixed widths for the short columns keep them roughly aligned.
       print_table(
           {{utc_time(e.value("time_ms", json())), pad(str_field(e, "type"), 9),
-            str_field(member, "name"), host_port(member), pad(str_field(member, "status"), 7),
+            str_field(member, "name"), host_port(member), pad(status_text(member), 7),
             tags_text(member.value("tags", json::object()))}});
     }
     std::fflush(stdout);

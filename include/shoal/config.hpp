@@ -182,8 +182,12 @@ struct config {
   /// each other dead find each other again. lan: 30 s. 0 disables.
   duration reconnect_interval = std::chrono::seconds(30);
   /// At most this many dead/left members are remembered; the oldest are
-  /// reaped first beyond it. lan: 1024.
-  std::size_t max_remembered_dead = 1024;
+  /// reaped first beyond it. lan: 65536, as max_members: a partition of any
+  /// cluster the node can track is remembered whole, so both sides find each
+  /// other again (reconnect_interval) when it heals; the bound that matters
+  /// for memory is max_members. Lower it to forget departed members sooner
+  /// than reconnect_timeout once there are many.
+  std::size_t max_remembered_dead = 65536;
   /// A leaving node waits until its departure was sent to this many members
   /// (or all it knows), or until the leave timeout. lan: 3.
   int leave_min_transmits = 3;

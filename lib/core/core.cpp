@@ -24,6 +24,10 @@ wire::limits limits_from(const config& c) {
   l.max_tags = c.max_tags;
   l.max_payload_bytes = std::max<std::size_t>(c.max_user_broadcast_bytes, 1u << 20);
   l.max_members = c.max_members;
+  // Every message takes at least one byte, so a packet that fits
+  // udp_buffer_size never holds more messages than that: a peer with the
+  // same config never has a packet refused for its count.
+  l.max_messages = std::max<std::size_t>(l.max_messages, c.udp_buffer_size);
   return l;
 }
 }  // namespace

@@ -29,9 +29,9 @@ error_code last_error() {
   return {errno, boost::system::system_category()};
 }
 
-error_code set_int_option(int fd, int level, int name) {
+error_code set_int_option(int fd, int opt_level, int name) {
   const int one = 1;
-  if (::setsockopt(fd, level, name, &one, sizeof one) != 0) return last_error();
+  if (::setsockopt(fd, opt_level, name, &one, sizeof one) != 0) return last_error();
   return {};
 }
 

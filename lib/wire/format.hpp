@@ -25,7 +25,7 @@ namespace shoal::wire {
 /// Bounds applied while decoding; anything over them is rejected.
 struct limits {
   std::size_t max_packet_bytes = 65536;
-  std::size_t max_messages = 1024;
+  std::size_t max_messages = 1024;  ///< the core raises it to its udp_buffer_size
   std::size_t max_name_length = 128;
   std::size_t max_tag_bytes = 512;  ///< as shoal::tag_bytes() counts: keys, values, 16 per tag
   std::size_t max_tags = 32;        ///< tags of one member

@@ -43,7 +43,11 @@ SKIP = 77
 POLL_S = 0.25          # between two looks at the views
 CTL_TIMEOUT_S = 5.0    # one shoalctl call
 SOCK_PARENT = "/tmp"   # not $TMPDIR: a Unix socket path has at most 107 bytes
-SCENARIOS = ["converge", "crash", "hostdown", "loss", "partition", "oneway", "pause", "rolling"]
+SCENARIOS = ["converge", "crash", "hostdown", "loss", "partition", "oneway", "pause", "rolling",
+             "flapping"]
+# Run only when asked for (--scenario): flapping wants 12 hosts and its own
+# ctest (tests/lab/CMakeLists.txt, lab_flapping).
+ON_REQUEST = {"flapping"}
 
 
 class LabFailure(Exception):
@@ -87,7 +91,8 @@ def requested():
         return True, "parent unknown"
     if not argv or os.path.basename(argv[0]) != "ctest":
         return True, "not run by ctest"
-    filters = {"-L": "lab", "--label-regex": "lab", "-R": "lab", "--tests-regex": "lab"}
+    tests = ("lab", "lab_flapping")  # the ctest names (tests/lab/CMakeLists.txt)
+    filters = {"-L": ("lab",), "--label-regex": ("lab",), "-R": tests, "--tests-regex": tests}
     for i, a in enumerate(argv):
         for flag, subject in filters.items():
             value = None
@@ -101,7 +106,7 @@ def requested():
                 value = a[2:]
             if value is not None:
                 try:
-                    if re.search(value, subject):
+                    if any(re.search(value, t) for t in subject):
                         return True, f"ctest {flag} {value}"
                 except re.error:
                     pass
@@ -912,8 +917,146 @@ def sc_rolling(lab):
     return {"per_host_s": round(sum(per) / len(per), 2)}
 
 
+class Monitor:
+    """`shoalctl monitor --format json` on each of `hosts`, in its namespace,
+    collecting the membership events every daemon reports (exact: no event
+    falls between two polls). events: [(monotonic time, observer, type,
+    member name, damped)]."""
+
+    def __init__(self, lab, hosts, types=("joined", "failed", "left")):
+        self.events = []
+        self.errors = []
+        self._lock = threading.Lock()
+        self._procs = []
+        for h in hosts:
+            cmd = lab.net.nsexec(h.i) + [lab.args.shoalctl, "--socket", h.sock, "monitor",
+                                         "--type", ",".join(types), "--format", "json"]
+            p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True, start_new_session=True)
+            self._procs.append((h, p))
+            threading.Thread(target=self._read, args=(h, p), daemon=True).start()
+
+    def _read(self, h, p):
+        for line in p.stdout:
+            try:
+                e = json.loads(line)
+                m = e["member"]
+                item = (time.monotonic(), h, e["type"], m["name"], bool(m.get("damped", False)))
+            except (ValueError, KeyError, TypeError) as ex:
+                with self._lock:
+                    self.errors.append(f"{h.name}: bad monitor line {line[:200]!r}: {ex}")
+                continue
+            with self._lock:
+                self.events.append(item)
+
+    def stop(self):
+        for h, p in self._procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for h, p in self._procs:
+            try:
+                p.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+            if p.returncode not in (0, -signal.SIGTERM):
+                self.errors.append(f"{h.name}: shoalctl monitor exit {p.returncode}: "
+                                   f"{p.stderr.read().strip()[:200]}")
+        with self._lock:
+            return list(self.events)
+
+
+def sc_flapping(lab):
+    """9. Two hosts flap: each loses all ingress for --flap-down s, then
+    recovers for --flap-up s, --flap-cycles times, then --flap-recovery s of
+    calm. Flap damping (config flap_half_life, flap_damp_penalty,
+    flap_stable_time) must hold each healthy observer's view of a flapping
+    member to at most 4 changes between up and down (down, back, down again,
+    back once stable), never fail or damp a healthy member in a healthy
+    view, and leave every member alive everywhere at the end."""
+    if len(lab.hosts) < 4:
+        raise LabFailure("flapping needs at least 4 hosts")
+    a = lab.args
+    faulty = lab.hosts[-2:]
+    healthy = [h for h in lab.hosts if h not in faulty]
+    faulty_names = {h.name for h in faulty}
+    damped_seen = set()   # (observer, member) pairs a healthy view showed damped
+
+    def watch(views, *_):
+        for h, v in views.items():
+            for n, m in (v or {}).items():
+                # suspect is allowed: the deaf hosts' own suspicions reach the others
+                if h in healthy and n not in faulty_names and (m["status"] in ("failed", "left") or m.get("damped")):
+                    damped_seen.add(f"{h.name} saw {n} {m['status']}{' damped' if m.get('damped') else ''}")
+
+    mon = Monitor(lab, healthy)
+    time.sleep(1.0)  # the streams are open before the first fault (their replies come first)
+    deaths0 = lab.core_counters(healthy)["deaths"]
+    t0 = time.monotonic()
+    others = [h.i for h in healthy]
+    for cycle in range(a.flap_cycles):
+        for f in faulty:
+            lab.net.block(f.i, "in", others + [g.i for g in faulty if g is not f])
+        end = time.monotonic() + a.flap_down
+        while time.monotonic() < end:  # the scenario's fixed timing; the polls only watch
+            watch(lab.views(healthy))
+            time.sleep(1.0)
+        for f in faulty:
+            lab.net.heal(f.i)
+        end = time.monotonic() + a.flap_up
+        while time.monotonic() < end:
+            watch(lab.views(healthy))
+            time.sleep(1.0)
+        log(f"  cycle {cycle + 1}/{a.flap_cycles} done at {time.monotonic() - t0:.0f} s")
+    end = time.monotonic() + a.flap_recovery
+    while time.monotonic() < end:
+        watch(lab.views(healthy))
+        time.sleep(1.0)
+    final = lab.views()
+    events = mon.stop()
+    deaths = lab.core_counters(healthy)["deaths"] - deaths0
+
+    # Changes per (healthy observer, flapping member): each failed or left
+    # is a change to down, each joined one back up.
+    changes = {(h.name, f.name): [] for h in healthy for f in faulty}
+    healthy_down = []
+    for t, obs, typ, name, damped in events:
+        if name in faulty_names:
+            changes[(obs.name, name)].append(f"{typ}@{t - t0:.0f}s")
+        elif typ in ("failed", "left"):
+            healthy_down.append(f"{obs.name} saw {name} {typ} at {t - t0:.0f} s")
+    counts = sorted(len(v) for v in changes.values())
+    total = sum(counts)
+    log(f"  monitor events from {len(healthy)} healthy observers about {len(faulty)} flapping members: "
+        f"{total} changes over {len(changes)} pairs, per pair min {counts[0]} max {counts[-1]}; "
+        f"core.deaths over the healthy nodes +{deaths}")
+    worst = max(changes.items(), key=lambda kv: len(kv[1]))
+    log(f"  the busiest pair {worst[0][0]}->{worst[0][1]}: {' '.join(worst[1]) or 'none'}")
+    problems = list(mon.errors)
+    if counts[-1] > a.flap_max_changes:
+        problems.append(f"a pair saw {counts[-1]} changes (at most {a.flap_max_changes}): "
+                        f"{worst[0][0]} sees {worst[0][1]}: {' '.join(worst[1])}")
+    if counts[0] < 2:
+        problems.append(f"a pair saw {counts[0]} changes: the fault did not take a flapping member down "
+                        "(nothing was tested)")
+    if healthy_down:
+        problems.append("healthy members went down in healthy views: " + "; ".join(healthy_down[:5]))
+    if damped_seen:
+        problems.append("healthy views showed a healthy member failed, left or damped: "
+                        + "; ".join(sorted(damped_seen)[:5]))
+    ok, why = lab.full_mesh()(final)
+    if not ok:
+        problems.append(f"not every member alive everywhere {a.flap_recovery:.0f} s after the last cycle: "
+                        f"{why}\n{lab.summary(final)}")
+    if problems:
+        raise LabFailure("; ".join(problems))
+    return {"pairs": len(changes), "changes_total": total, "changes_max_per_pair": counts[-1],
+            "changes_min_per_pair": counts[0], "deaths": deaths}
+
+
 RUNNERS = {"converge": sc_converge, "crash": sc_crash, "hostdown": sc_hostdown, "loss": sc_loss,
-           "partition": sc_partition, "oneway": sc_oneway, "pause": sc_pause, "rolling": sc_rolling}
+           "partition": sc_partition, "oneway": sc_oneway, "pause": sc_pause, "rolling": sc_rolling,
+           "flapping": sc_flapping}
 
 
 # --------------------------------------------------------------------------
@@ -978,6 +1121,12 @@ def main():
     ap.add_argument("--partition-seconds", type=float, default=60)
     ap.add_argument("--pause-seconds", type=float, default=None,
                     help="default: 2/3 of the minimum suspicion timeout")
+    ap.add_argument("--flap-down", type=float, default=20, help="flapping: seconds without ingress per cycle")
+    ap.add_argument("--flap-up", type=float, default=20, help="flapping: seconds healthy per cycle")
+    ap.add_argument("--flap-cycles", type=int, default=4)
+    ap.add_argument("--flap-recovery", type=float, default=60, help="flapping: calm seconds counted after the last cycle")
+    ap.add_argument("--flap-max-changes", type=int, default=4,
+                    help="flapping: most up/down changes one healthy observer may see of one flapping member")
     args = ap.parse_args()
     if not 4 <= args.hosts <= 32:
         ap.error("--hosts must be in 4..32")
@@ -1000,7 +1149,8 @@ def main():
         print(f"lab: SKIPPED: {reason} ({REQUIRE_ENV}=1 makes this an error)")
         return SKIP
 
-    selected = ["converge"] + [s for s in SCENARIOS[1:] if not args.scenario or s in args.scenario]
+    selected = ["converge"] + [s for s in SCENARIOS[1:]
+                               if (s in args.scenario if args.scenario else s not in ON_REQUEST)]
     lock_path = f"/run/lock/{args.prefix.rstrip('-')}.lock"
     lock = open(lock_path, "w")
     try:

@@ -237,6 +237,69 @@ TEST_CASE("bad bytes are counted and change nothing", "[unit]") {
   CHECK(core.handle_stream(net.now, addr_of(5), junk, out).empty());
 }
 
+TEST_CASE("a full large datagram of small messages is accepted", "[unit]") {
+  // udp_buffer_size may be up to 65000 bytes; a packet that size can carry
+  // far more than the decoder's default 1,024 messages, and a peer with the
+  // same config must not refuse it (issue 13, item 9).
+  auto cfg = shoal::config::lan();
+  cfg.name = "a";
+  cfg.advertise = addr_of(0);
+  cfg.udp_buffer_size = 65000;
+  shoal::core c(cfg, 7);
+  shoal::outbox out;
+  const shoal::time_point now = shoal::time_point{} + 1000s;
+  c.join(now, {}, out);
+  out.clear();
+  std::vector<shoal::wire::message> msgs;
+  for (std::uint32_t i = 0; i < 5000; ++i) msgs.emplace_back(shoal::wire::nack{i, false});
+  const auto packet = shoal::wire::encode_packet(msgs);
+  REQUIRE(packet.size() <= cfg.udp_buffer_size);
+  const auto before = c.stats().invalid_total();
+  c.handle_packet(now, addr_of(5), packet, out);
+  CHECK(c.stats().invalid_total() == before);
+  // One message more than the packet's bytes could ever hold is still refused.
+  std::vector<std::uint8_t> forged(packet.begin(), packet.begin() + 6);
+  forged[4] = 0xff;
+  forged[5] = 0xff;  // 65,535 messages announced in a 6-byte packet
+  c.handle_packet(now, addr_of(5), forged, out);
+  CHECK(c.stats().invalid_total() == before + 1);
+}
+
+TEST_CASE("the far side of a large partition is remembered whole", "[unit]") {
+  // 3,000 members declared dead at once (a split of a large cluster) must all
+  // be remembered, so the reconnect pings can find every one after the heal;
+  // a bound of 1,024 dead forgot two thirds of them (issue 13, item 9).
+  auto cfg = shoal::config::lan();
+  cfg.name = "a";
+  cfg.advertise = addr_of(0);
+  shoal::core c(cfg, 7);
+  shoal::outbox out;
+  shoal::time_point now = shoal::time_point{} + 1000s;
+  c.join(now, {}, out);
+  constexpr int far_side = 3000;
+  std::vector<shoal::member> view;
+  for (int i = 1; i <= far_side; ++i)
+    view.push_back({"m" + std::to_string(i), addr_of(i), 0, member_state::alive, {}, 2});
+  c.adopt_view(now, view);
+  for (int i = 1; i <= far_side; i += 50) {
+    std::vector<shoal::wire::message> msgs;
+    for (int j = i; j < i + 50; ++j)
+      msgs.emplace_back(shoal::wire::dead{0, "m" + std::to_string(j), "x"});
+    c.handle_packet(now, addr_of(1), shoal::wire::encode_packet(msgs), out);
+  }
+  out.clear();
+  for (int s = 0; s < 5; ++s) {  // maintenance (reap) runs every second
+    now += 1s;
+    c.tick(now, out);
+    out.clear();
+  }
+  const auto ms = c.members();
+  const auto dead = std::count_if(ms.begin(), ms.end(), [](const shoal::member& m) {
+    return m.state == member_state::dead;
+  });
+  CHECK(dead == far_side);
+}
+
 TEST_CASE("local health rises when our own network fails and recovers after", "[unit]") {
   auto net = cluster(5, 81);
   REQUIRE(net.wait_until([&] { return net.full_mesh(); }, 30s));
