@@ -377,10 +377,9 @@ int cmd_monitor(const settings& s, const std::vector<std::string>& types) {
     } else {
       const json member = e.value("member", json::object());
       // Lines come one at a time: fixed widths for the short columns keep them roughly aligned.
-      print_table(
-          {{utc_time(e.value("time_ms", json())), pad(str_field(e, "type"), 9),
-            str_field(member, "name"), host_port(member), pad(status_text(member), 7),
-            tags_text(member.value("tags", json::object()))}});
+      print_table({{utc_time(e.value("time_ms", json())), pad(str_field(e, "type"), 9),
+                    str_field(member, "name"), host_port(member), pad(status_text(member), 7),
+                    tags_text(member.value("tags", json::object()))}});
     }
     std::fflush(stdout);
   }

@@ -50,7 +50,7 @@ bytes gossip_packet() {
   return wire::encode_packet(msgs);
 }
 
-shoal::encryption_key key_of(std::uint8_t seed) {
+shoal::encryption_key test_key(std::uint8_t seed) {
   shoal::encryption_key k{};
   for (std::size_t i = 0; i < k.size(); ++i) k[i] = static_cast<std::uint8_t>(seed + 3 * i);
   return k;
@@ -139,7 +139,7 @@ TEST_CASE("compression: an envelope may inflate past its own size, never past th
 TEST_CASE("compression: the envelope's flag, with and without label and key", "[io]") {
   const bytes p = gossip_packet();
   const auto z = *deflate_below(p, p.size());
-  const keyring none, keys({key_of(1)});
+  const keyring none, keys({test_key(1)});
   struct variant {
     std::string label;
     const keyring* ring;
@@ -173,7 +173,7 @@ TEST_CASE("compression: the envelope's flag, with and without label and key", "[
 TEST_CASE("compression: the whole decode path in one call", "[io]") {
   const bytes p = gossip_packet();
   const auto z = *deflate_below(p, p.size());
-  const keyring keys({key_of(2)});
+  const keyring keys({test_key(2)});
   const shoal::wire::limits lim;
   const auto ok = shoal::io::decode_inbound(shoal::io::seal(z, "l", keys, true), "l", keys, false,
                                             shoal::io::max_datagram_size, lim);

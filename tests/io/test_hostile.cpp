@@ -31,7 +31,7 @@ namespace wire = shoal::wire;
 
 namespace {
 
-shoal::encryption_key key_of(std::uint8_t seed) {
+shoal::encryption_key hostile_key(std::uint8_t seed) {
   shoal::encryption_key k{};
   for (std::size_t i = 0; i < k.size(); ++i) k[i] = static_cast<std::uint8_t>(seed * 17 + i);
   return k;
@@ -66,7 +66,7 @@ TEST_CASE("forged packets from outside the keyring have no effect", "[io]") {
     auto nc = iotest::local_config(
         "sec" + std::to_string(i),
         i == 0 ? std::vector<std::string>{} : std::vector<std::string>{iotest::seed_of(*nodes[0])});
-    nc.keys = {key_of(1)};
+    nc.keys = {hostile_key(1)};
     nc.label = label;
     nodes.push_back(std::make_unique<shoal::node>(nc));
     nodes.back()->on_user_message([&](const shoal::user_message&) { ++user_messages; });
@@ -99,7 +99,7 @@ TEST_CASE("forged packets from outside the keyring have no effect", "[io]") {
   const wire::message pp = wire::push_pull{
       false, "ghost", {shoal::member{"ghost", attacker, 0, member_state::alive, {}, 1}}, {}};
   const auto plain_state = wire::encode_packet({&pp, 1});
-  const shoal::io::keyring wrong({key_of(2)});
+  const shoal::io::keyring wrong({hostile_key(2)});
   const shoal::io::keyring none;
   std::vector<shoal::bytes> envelopes;
   for (const auto* body : {&plain, &plain_state}) {

@@ -294,9 +294,8 @@ TEST_CASE("the far side of a large partition is remembered whole", "[unit]") {
     out.clear();
   }
   const auto ms = c.members();
-  const auto dead = std::count_if(ms.begin(), ms.end(), [](const shoal::member& m) {
-    return m.state == member_state::dead;
-  });
+  const auto dead = std::count_if(
+      ms.begin(), ms.end(), [](const shoal::member& m) { return m.state == member_state::dead; });
   CHECK(dead == far_side);
 }
 
