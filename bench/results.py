@@ -22,18 +22,21 @@ How to run, at the commit whose figures you want, on a machine left alone
         # says QUICK in its title and must never be committed (README.md is
         # not touched: the filled copy goes to RAW/README.quick.md)
 
-How long the full run takes: about 35-45 minutes on the 2-core, 24 GiB VM
-of this project. That is an ESTIMATE, not a timing of a full run: it adds
-the durations of short runs of the same binaries measured on 2026-12-02
-(shoal-sim crash N=1000 120 s: 2.1 s; N=3000 30 s: 4.7 s, 1.6 GB;
-lossy-minority N=1000 60 s: 2.6 s; bootstrap N=2000: 26 s; shoal-micro
-about 1 min; one shoal-loopback N=64 run about 45 s) and extrapolates the
-N=10,000 runs from them (about 1.5-3 min and 15-19 GB each, one at a time:
-the scheduler never runs two of them together). By section: sim ~5 min,
-refuse <1 min, tables ~10 min, memory and plots seconds, micro ~1 min,
-loopback ~8 min (11 runs, one at a time), serf ~10 min (N=8 and 32, both
-systems, kill and host-down series). The script prints its own estimate
-at the start and each section's wall time in the header of RESULTS.md.
+How long the full run takes: about 30-45 minutes on the 2-core, 24 GiB VM
+of this project, left alone. That is an ESTIMATE, not the timing of a full
+run: it adds up short runs of the same binaries timed on 2026-12-02 under
+nice 19 beside another engineer's work (load average ~1.5): shoal-sim crash
+N=1000 120 s: 2.1 s; crash N=5000 30 s: 12.6 s (6.2 s of it the converged
+start) and 4.4 GB; lossy-minority N=1000 60 s: 2.6 s; loss N=100 600 s:
+0.7 s; bootstrap N=2000: 26 s; shoal-micro about 1 min; one shoal-loopback
+N=64 run 38 s; vs_serf at N=4 with 1 crash and a 3 s window 49 s. The
+N=10,000 runs are extrapolated from those (about 2-4 min and ~17 GB each;
+the scheduler never runs two of them at once) and are the main
+uncertainty. By section: memory and plots seconds, micro ~1 min, loopback
+~7 min (11 runs, one at a time), serf ~8-10 min (N=8 and 32, both systems,
+kill and host-down series), sim ~3 min, refuse <1 min, tables ~12 min
+(at --jobs 2). The script prints each section's wall time as it goes and
+in the header of RESULTS.md, so the first full run replaces this estimate.
 
 Options:
   --build DIR      build directory (default build): DIR/bench/shoal-sim,
@@ -47,7 +50,7 @@ Options:
                    averages, dates) (default results-raw)
   --readme FILE    the README whose markers are filled (default README.md;
                    with --quick RAW/README.quick.md, a filled copy)
-  --quick          tiny sizes and durations (see quick_* below)
+  --quick          tiny sizes and durations (QUICK_* below)
   --only S[,S]     rerun these sections only (plots follows tables)
   --jobs N         simulator runs at once in sim, refuse and tables
                    (default 2); memory-heavy runs (N=10,000) never share the
@@ -62,8 +65,10 @@ the 1-minute load average at the start and end of its section (and the
 largest seen during it). A run that fails or times out gives a row saying
 FAILED with its exit status and its log in --raw, never older numbers; the
 exit status is 1 when any section failed or could not run, 2 on bad usage.
-Targets (the goals the project set, in TARGETS below and in each table's
-checks) are marked pass or MISS from the figure itself.
+Targets (the goals the project set, carried over from the "target" column
+of the hand-written RESULTS.md: the checks in SIM_MAIN and LOSSY_CHECKS,
+MEMORY_TARGET, SERF_TARGETS and LOOPBACK_TARGETS below) are marked pass or
+MISS from the figure itself, never by hand.
 """
 
 import argparse
@@ -562,7 +567,7 @@ def sim_run(ctx, name, args, meta=None):
     if ctx.quick:
         args = quickify(args)
     est, mem = sim_estimate(args)
-    timeout = 600 if ctx.quick else max(1200, 10 * est)
+    timeout = 600 if ctx.quick else max(1800, 20 * est)
     return Run(name, [ctx.bin("shoal-sim")] + args + ["--json"], timeout=timeout, est_s=est,
                mem_gb=mem, meta=dict(meta or {}, args=args))
 
@@ -693,7 +698,7 @@ def loopback_plan(quick):
     """(name, args, role). role: on (refusals, the default), off (the
     Lifeguard path: --refusal-timeout 0), size, plain (--compression off)."""
     if quick:  # the first push-pulls come 15-45 s after the start: two runs wait for them
-        n, small, large, w, w_off, w_pp = 8, 4, 16, "5", "4", "25"
+        n, small, large, w, w_off, w_pp = 8, 4, 16, "5", "4", "35"
         reps_on, reps_off = 2, 1
     else:
         n, small, large, w, w_off, w_pp = 64, 16, 256, None, "10", None
@@ -951,7 +956,7 @@ def conditions(d):
 
 def render_sim(ctx, sec):
     out = []
-    cmd = (f"each row's arguments below, as `{sim_bin_shown(ctx)} ARGS --json`, "
+    cmd = (f"each row's arguments, as `{sim_bin_shown(ctx)} ARGS --json`, "
            f"{sec.get('jobs', 1)} at a time (`{ctx.invocation}`)")
     runs = runs_by_name(sec)
     out.append(wrap("""
@@ -1093,6 +1098,9 @@ left is the wait for some member to probe the crashed one.
     return "".join(out)
 
 
+MEMORY_TARGET = 256  # bytes per known member
+
+
 def render_memory(ctx, sec):
     rows = []
     for r in sec.get("runs", []):
@@ -1103,7 +1111,7 @@ def render_memory(ctx, sec):
             continue
         rows.append([f"`{shown}`" + (" (2 tags)" if d.get("tags") else ""), f2(d["bytes_per_member"], 1),
                      f2(d.get("estimate_per_member"), 1),
-                     check("bytes per member", d["bytes_per_member"], "<=", 256,
+                     check("bytes per member", d["bytes_per_member"], "<=", MEMORY_TARGET,
                            shown=f2(d["bytes_per_member"], 1))])
     out = [md_table(["command", "bytes per known member (malloc)", "core::memory_estimate per member",
                      "target: mark (figure)"], rows)]
@@ -1204,6 +1212,10 @@ time in all, {sec.get('jobs', 1)} at a time.
         for r in failed:
             out.append(f"- `{args_of(r)}`: {failed_text(r)}\n")
         out.append("\n")
+    cmd = (f"the runs of `bench/sim_tables.sh --list`"
+           + (" (with SIM_SIZES=\"60 100\" SIM_JOIN_SIZES=\"60 100\", then made quick)" if ctx.quick else "")
+           + f", each `{sim_bin_shown(ctx)} ARGS --json` (listed below), {sec.get('jobs', 1)} at a time; "
+           f"raw: `{os.path.join(ctx.raw, 'tables', 'sim_tables.jsonl')}`")
     e_ratio = math.e / (math.e - 1)
     rows = []
     for n in sizes:
@@ -1227,6 +1239,7 @@ time in all, {sec.get('jobs', 1)} at a time.
                          "SWIM e/(e-1) × T (s)", "first_dead_s mean", "first dead − first suspicion (s)",
                          "4 × max(1, log10 N) × T (s)", "detect_all_s mean (p99)", "undetected",
                          "false_dead", "setup wall s", "phase wall s"], rows))
+    out.append("\n" + stamp(ctx, sec, cmd))
     out.append("\n" + wrap("""
 `detect_first_s`: from a crash to the first suspicion by anyone; `first_dead_s`: to the
 first death declaration; `detect_all_s`: to dead in every live view. T is the probe
@@ -1247,6 +1260,7 @@ scenario's own phase.
                          d["streams"], f"{d['wall_s']:.0f}"])
     out.append(md_table(["N", "loss", "simulated s", "msgs/node/s", "bytes/node/s", "false_suspect",
                          "per pair", "false_dead", "per pair", "streams", "wall s"], rows))
+    out.append("\n" + stamp(ctx, sec, cmd))
     out.append("\n" + wrap("""
 Uniform loss on every packet, converged start. `msgs/node/s`: UDP packets sent per node
 per second; `bytes/node/s`: UDP and stream bytes sent per node per second. Without loss
@@ -1261,10 +1275,6 @@ with N because each periodic push-pull carries the whole state.
             f"second over {d['steady_s']:.0f} s; {d['wall_s']:.0f} s wall.\n" for d in joins))
     out.append("\nCommands (each `" + sim_bin_shown(ctx) + " ARGS --json`):\n\n")
     out.append("".join(f"- `{args_of(r)}`\n" for r in runs))
-    cmd = (f"the runs of `bench/sim_tables.sh --list`"
-           + (" (with SIM_SIZES=\"60 100\" SIM_JOIN_SIZES=\"60 100\", then made quick)" if ctx.quick else "")
-           + f", {sec.get('jobs', 1)} at a time; raw: `{os.path.join(ctx.raw, 'tables', 'sim_tables.jsonl')}`")
-    out.append("\n" + stamp(ctx, sec, cmd))
     return "".join(out)
 
 
@@ -1376,6 +1386,7 @@ Targets are on the ratio shoal/serf (lower is better).
 """), "\n"]
     for s in doc.get("skipped", []):
         out.append(f"**SKIPPED: {s}**\n\n")
+    cmd = f"`{meta.get('command', quote(r['argv']))}` (run as `{quote(r['argv'])}`)"
     for n in meta.get("sizes", []):
         serf, shoal = serf_pair(doc, n)
         k = max((x.get("crashes", 0) for x in (serf, shoal) if x), default=0)
@@ -1388,7 +1399,8 @@ Targets are on the ratio shoal/serf (lower is better).
                 continue
             q = ratio(a, b)
             t = SERF_TARGETS.get(key)
-            mark = check("shoal/serf", q, "<=", t) if t is not None else "—"
+            mark = (check("shoal/serf", q, "<=", t, shown=None if q is None else f"{q:.3f}")
+                    if t is not None else "—")
             rows.append([label.replace("K)", f"{k})"), sfmt(b), sfmt(a), sfmt(q), mark])
         out.append(md_table(["figure", "serf", "shoald", "shoal/serf", "target: mark (ratio)"], rows))
         out.append("\n")
@@ -1410,10 +1422,8 @@ Targets are on the ratio shoal/serf (lower is better).
             if x.get("cpu_threads_exited_in_window"):
                 out.append(f"- {sysname}: {x['cpu_threads_exited_in_window']} thread(s) exited in the "
                            "window: its CPU figure is a lower bound\n")
-        out.append("\n")
-    out.append(stamp(ctx, sec, f"`{meta.get('command', quote(r['argv']))}` (run as "
-                               f"`{quote(r['argv'])}`)"))
-    return "".join(out)
+        out.append("\n" + stamp(ctx, sec, cmd) + "\n")
+    return "".join(out).rstrip("\n") + "\n"
 
 
 LOOPBACK_TARGETS = [
@@ -1569,7 +1579,7 @@ def frag_loopback_removal(ctx, sec):
         return None
     a = [d["detect_all_removed_s"] for d in on]
     b = [d["detect_all_removed_s"] for d in off]
-    return (f"{span(a)} s at N={n} on loopback instead of {span(b)} s "
+    return (f"{span(a)} s at N={n} on loopback instead of {span(b)} s without it "
             f"(`bench/RESULTS.md`, \"Real sockets on loopback\", commit {sec['commit_shown']}, "
             f"{show_date(sec['started_utc'])[:10]})")
 
@@ -1672,7 +1682,7 @@ def header(ctx, secs, ok_all, wall_this):
     starts = [s["started_utc"] for s in secs.values() if s]
     ends = [s["ended_utc"] for s in secs.values() if s]
     walls = sum((s.get("wall_s") or 0) for s in secs.values() if s)
-    lines = [title, ""]
+    lines = [title + "\n"]
     lines.append(wrap(f"""
 Every table below comes from one run of `bench/results.sh` at one commit; nothing here is
 written by hand. To rerun it at the final commit (the header of `bench/results.py` says
@@ -1680,12 +1690,11 @@ how, and how long it takes): `nice -n 19 bench/results.sh`. Seeds are fixed: a r
 the simulator rows on the same build prints the same figures apart from wall times; the
 real-socket rows (loopback, Serf) vary from run to run.
 """))
-    lines.append("")
     for w in warn:
-        lines.append(w)
-        lines.append("")
+        lines.append(w + "\n")
     built = {"here": "built by bench/results.sh from this tree just before the run",
-             "no": "not rebuilt (--no-build, or the build belongs to another tree)"}.get(ctx.built, ctx.built)
+             "no": "not rebuilt (--no-build, or the build belongs to another tree); shoal-sim "
+                   f"built {f.get('binaries_mtime', '?')}"}.get(ctx.built, ctx.built)
     rows = [
         ["commit", f"{ctx.tree.shown} (committed {ctx.tree.commit_time})"
          + (f"; changed files: {', '.join(ctx.tree.changed[:8])}" if ctx.tree.dirty else "")],
@@ -1700,7 +1709,7 @@ real-socket rows (loopback, Serf) vary from run to run.
                   f"SHOAL_STATIC_DAEMON={f['static_daemon']}; {built}"],
         ["raw outputs", f"`{ctx.raw}` (not committed)"],
     ]
-    lines.append(md_table(["", ""], rows))
+    lines.append(md_table(["", "this run"], rows))
     srows = []
     for name in DOC_ORDER:
         s = secs.get(name)
@@ -1713,16 +1722,14 @@ real-socket rows (loopback, Serf) vary from run to run.
                       show_date(s["started_utc"]), dur(s.get("wall_s")),
                       f"{f2(s.get('load1_start'))} / {f2(s.get('load1_max'))} / {f2(s.get('load1_end'))}",
                       f"{len(s.get('runs', []))} ({nfail} failed)"])
-    lines.append("")
     lines.append(md_table(["section", "status", "started", "wall", "load avg 1 min: start / max / end",
                            "runs"], srows))
-    lines.append("")
     lines.append(wrap("""
 The load average includes this run's own processes and trails them by about a minute;
 the timing-sensitive sections (micro-benchmarks, loopback, Serf) run first, one process
 at a time, before the simulator sections load the machine.
 """))
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines)
 
 
 def render_doc(ctx, secs, wall_this):
@@ -1751,6 +1758,7 @@ def main():
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--no-build", action="store_true", help="(bench/results.sh: do not build first)")
     a = ap.parse_args()
+    os.chdir(ROOT)  # every path is relative to the repository root, as in bench/results.sh
     if a.jobs < 1:
         ap.error("--jobs must be at least 1")
     ctx = Ctx()
@@ -1785,10 +1793,16 @@ def main():
     ctx.invocation = "bench/results.sh " + quote(sys.argv[1:]) if sys.argv[1:] else "bench/results.sh"
     ctx.invocation = ctx.invocation.strip()
 
-    written = [os.path.realpath(p) for p in (ctx.out, ctx.readme_out, ctx.plots)]
+    written = [os.path.realpath(p) for p in (ctx.out, ctx.readme_out, ctx.plots, ctx.raw)]
     ctx.tree = Tree(written)
     ctx.facts = machine_facts(ctx.build)
     ctx.built = "here" if os.environ.get("SHOAL_RESULTS_BUILT") == "1" else "no"
+    try:
+        mtime = os.path.getmtime(os.path.join(ctx.build, "bench", "shoal-sim"))
+        ctx.facts["binaries_mtime"] = datetime.datetime.fromtimestamp(
+            mtime, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    except OSError:
+        ctx.facts["binaries_mtime"] = "?"
     ctx.not_from_commit = []
     if ctx.tree.dirty:
         ctx.not_from_commit.append(f"the tree at {ctx.tree.commit} has uncommitted changes")
@@ -1840,15 +1854,16 @@ def main():
                   "in --raw, and refuses to mix:\n  " + "\n  ".join(problems), file=sys.stderr)
             return 2
 
-    est = {"memory": 5, "micro": 60, "loopback": 500, "serf": 600, "plots": 5}
+    est = {"memory": 5, "micro": 60, "loopback": 420, "serf": 540, "plots": 5, "sim": 180,
+           "refuse": 30, "tables": 720}  # seconds; the header of this file says where from
     log(f"commit {ctx.tree.shown}; build {ctx.build}; raw {ctx.raw}; out {ctx.out}; "
         f"sections {', '.join(to_run)}" + (" (QUICK)" if ctx.quick else ""))
     if ctx.not_from_commit:
         log("NOT FROM A COMMIT: " + "; ".join(ctx.not_from_commit))
     if not ctx.quick:
-        log("estimated duration (rough, see the header of bench/results.py): " + ", ".join(
-            f"{n} {dur(est.get(n, 0))}" for n in to_run if n in est) + "; the simulator sections "
-            "depend on --jobs (sim ~5 min, refuse <1 min, tables ~10 min at --jobs 2)")
+        log("estimated duration (an estimate: see the header of bench/results.py): " + ", ".join(
+            f"{n} {dur(est[n])}" for n in to_run) + f"; about {dur(sum(est[n] for n in to_run))} "
+            "in all (simulator sections at --jobs 2)")
 
     def on_signal(signum, _frame):
         raise KeyboardInterrupt(f"signal {signum}")
@@ -1874,9 +1889,13 @@ def main():
     for p in problems:
         log(f"README: {p}")
     log(f"wrote {ctx.readme_out}")
-    failed = [n for n in RUN_ORDER if not ctx.sections.get(n) or ctx.sections[n]["status"] != "ok"]
-    if failed or not ok_all or problems:
-        log(f"FAILED or not run: {', '.join(failed) or '(rendering)'}; see {ctx.out}")
+    reasons = [f"section {n}: " + (ctx.sections[n]["status"] if ctx.sections.get(n) else "not run")
+               for n in RUN_ORDER if not ctx.sections.get(n) or ctx.sections[n]["status"] != "ok"]
+    if not ok_all and not reasons:
+        reasons.append("a section failed to render (see above)")
+    reasons += [f"README: {p}" for p in problems]
+    if reasons:
+        log("FAILED: " + "; ".join(reasons) + f"; see {ctx.out}")
         return 1
     if ctx.not_from_commit:
         log("done, but the figures are NOT from a commit (see the title)")

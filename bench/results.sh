@@ -5,7 +5,7 @@
 #       [--readme FILE] [--quick] [--only SECTION[,SECTION]] [--jobs N] [--no-build]
 # Sections: memory, micro, loopback, serf, sim, refuse, tables, plots.
 # The header of bench/results.py says what each option does, how long the
-# full run takes (about 35-45 min on the project's 2-core VM: an estimate)
+# full run takes (about 30-45 min on the project's 2-core VM: an estimate)
 # and what to commit afterwards. Paths are relative to the repository root.
 #
 # Installs what it needs (python3; serf and nftables for the Serf section,
