@@ -3,14 +3,16 @@
 // progress on stderr.
 //
 //   shoal-loopback --nodes N [--preset lan|wan|local] [--window S] [--threads T]
-//                  [--refusal-timeout S] --json
+//                  [--refusal-timeout S] [--compression on|off] --json
 //
 // Measures: join convergence (first join until every node sees N alive), CPU
 // (nanoseconds on CPU from /proc/self/task/*/schedstat, every thread) and
 // bytes sent (UDP and TCP) per node-second in a steady window, RSS per node,
 // and how fast the others suspect and then declare dead one node stopped
 // without leaving, and wake-ups of the io thread per node-second (voluntary
-// context switches).
+// context switches). --compression off turns node_config::compression off
+// (default on), to see what deflate saves: window_counts.tcp_bytes_out /
+// window_counts.push_pulls is the size of one push-pull exchange, both ways.
 // Exit 0 on success, 1 when a bounded wait timed out, 2 on bad usage or a
 // start/bind failure.
 #include <sys/resource.h>
@@ -56,12 +58,14 @@ struct options {
   double window_s = 30.0;
   std::size_t threads = 1;
   std::optional<double> refusal_timeout_s;  ///< protocol.refusal_suspicion_timeout (0: off)
+  bool compression = true;                  ///< node_config::compression
   bool json_out = false;
 };
 
 void usage() {
   std::cerr << "usage: shoal-loopback --nodes N [--preset lan|wan|local] [--window S (30)]\n"
-               "                      [--threads T (1)] [--refusal-timeout S (preset's)] --json\n";
+               "                      [--threads T (1)] [--refusal-timeout S (preset's)]\n"
+               "                      [--compression on|off (on)] --json\n";
 }
 
 std::optional<options> parse_args(int argc, char** argv) {
@@ -94,6 +98,10 @@ std::optional<options> parse_args(int argc, char** argv) {
         auto v = value();
         if (!v) return std::nullopt;
         o.refusal_timeout_s = std::stod(*v);
+      } else if (a == "--compression") {
+        auto v = value();
+        if (!v || (*v != "on" && *v != "off")) return std::nullopt;
+        o.compression = *v == "on";
       } else if (a == "--json") {
         o.json_out = true;
       } else {
@@ -288,6 +296,7 @@ int main(int argc, char** argv) {
   if (opt->refusal_timeout_s)
     base->protocol.refusal_suspicion_timeout = std::chrono::duration_cast<shoal::duration>(
         std::chrono::duration<double>(*opt->refusal_timeout_s));
+  base->compression = opt->compression;
   const std::size_t n = opt->nodes;
   const std::uint64_t fd_limit = raise_fd_limit();
   std::cerr << "nodes=" << n << " preset=" << opt->preset << " window=" << opt->window_s
@@ -302,6 +311,7 @@ int main(int argc, char** argv) {
   out["threads"] = opt->threads;
   out["refusal_suspicion_timeout_s"] =
       std::chrono::duration<double>(base->protocol.refusal_suspicion_timeout).count();
+  out["compression"] = base->compression;
   out["bytes_per_node_s_counts"] =
       "runtime_stats.udp_bytes_out + tcp_bytes_out: bytes handed to the sockets "
       "(UDP payloads and TCP stream bytes, after compression), without IP/UDP/TCP headers";

@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Shared by bench/sim_results.sh and bench/sim_tables.sh. Source it.
+# Shared by the bench/*.sh scripts that run shoal-sim (bench/sim_tables.sh). Source it.
 #
 # sim_run SIM OUT ARGS...: runs `SIM ARGS... --json` and appends its JSON
 # object to OUT with the command that printed it ("command"). Progress lines

@@ -4,6 +4,9 @@
 # at 0, 10 and 20% uniform loss. Writes OUT_DIR/sim_tables.jsonl (one shoal-sim
 # JSON object per run, with its command) and OUT_DIR/sim_tables.md (the tables).
 #   bench/sim_tables.sh BUILD_DIR OUT_DIR
+#   bench/sim_tables.sh --list     (prints the runs' shoal-sim arguments, one
+#                                   run a line, and exits: bench/results.py
+#                                   runs this list itself)
 #   SIM_SIZES="100 1000" bench/sim_tables.sh ...   (crash and loss sizes)
 #   SIM_JOIN_SIZES="100 1000 2000"                 (join sizes, the default)
 #
@@ -22,18 +25,10 @@
 #   bootstrap: until the full mesh (at most 600 s), then 30 s of steady state.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-source "$here/sim_lib.sh"
-source "$here/../scripts/lib/common.sh"
-ensure_packages python3
-build="${1:-build}"
-out_dir="${2:-sim_tables}"
-sim="$build/bench/shoal-sim"
-[ -x "$sim" ] || { echo "sim_tables: $sim not found (build target shoal-sim)" >&2; exit 1; }
+list_only=0
+if [ "${1:-}" = --list ]; then list_only=1; shift; fi
 read -r -a sizes <<< "${SIM_SIZES:-100 1000 10000}"
 read -r -a join_sizes <<< "${SIM_JOIN_SIZES:-100 1000 2000}"
-mkdir -p "$out_dir"
-jsonl="$out_dir/sim_tables.jsonl"
-: > "$jsonl"
 
 runs=()
 for n in "${join_sizes[@]}"; do
@@ -50,6 +45,21 @@ for n in "${sizes[@]}"; do
     runs+=("--scenario loss --nodes $n --loss $loss --duration $loss_s --seed 1")
   done
 done
+if [ $list_only = 1 ]; then
+  printf '%s\n' "${runs[@]}"
+  exit 0
+fi
+
+source "$here/sim_lib.sh"
+source "$here/../scripts/lib/common.sh"
+ensure_packages python3
+build="${1:-build}"
+out_dir="${2:-sim_tables}"
+sim="$build/bench/shoal-sim"
+[ -x "$sim" ] || { echo "sim_tables: $sim not found (build target shoal-sim)" >&2; exit 1; }
+mkdir -p "$out_dir"
+jsonl="$out_dir/sim_tables.jsonl"
+: > "$jsonl"
 
 start=$SECONDS
 i=0
