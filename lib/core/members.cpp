@@ -288,7 +288,8 @@ void core_impl::answer_stale(time_point now, outbox& out) {
 }
 
 void core_impl::record_own_probe(time_point now, bool failed) {
-  own_probes_ = static_cast<std::uint16_t>((own_probes_ << 1) | (failed ? 1u : 0u));
+  own_probes_ =
+      static_cast<std::uint16_t>((static_cast<unsigned>(own_probes_) << 1u) | (failed ? 1u : 0u));
   update_bench(now);
 }
 

@@ -29,6 +29,22 @@ bool has_event(const mini_net::node& n, event_type t, const std::string& who) {
   return std::any_of(n.events.begin(), n.events.end(),
                      [&](const shoal::event& e) { return e.type == t && e.who.name == who; });
 }
+/// One core "a" at addr_of(0) that joined nobody (a cluster of one), for
+/// tests that feed it packets by hand.
+struct lone_core {
+  explicit lone_core(shoal::config cfg = shoal::config::lan()) : c(named(std::move(cfg)), 7) {
+    c.join(now, {}, out);
+    out.clear();
+  }
+  static shoal::config named(shoal::config cfg) {
+    cfg.name = "a";
+    cfg.advertise = addr_of(0);
+    return cfg;
+  }
+  shoal::core c;
+  shoal::outbox out;
+  shoal::time_point now = shoal::time_point{} + 1000s;
+};
 }  // namespace
 
 TEST_CASE("config presets validate and bad fields are named", "[unit]") {
@@ -242,14 +258,9 @@ TEST_CASE("a full large datagram of small messages is accepted", "[unit]") {
   // far more than the decoder's default 1,024 messages, and a peer with the
   // same config must not refuse it (issue 13, item 9).
   auto cfg = shoal::config::lan();
-  cfg.name = "a";
-  cfg.advertise = addr_of(0);
   cfg.udp_buffer_size = 65000;
-  shoal::core c(cfg, 7);
-  shoal::outbox out;
-  const shoal::time_point now = shoal::time_point{} + 1000s;
-  c.join(now, {}, out);
-  out.clear();
+  lone_core a(cfg);
+  auto& [c, out, now] = a;
   std::vector<shoal::wire::message> msgs;
   for (std::uint32_t i = 0; i < 5000; ++i) msgs.emplace_back(shoal::wire::nack{i, false});
   const auto packet = shoal::wire::encode_packet(msgs);
@@ -269,13 +280,8 @@ TEST_CASE("the far side of a large partition is remembered whole", "[unit]") {
   // 3,000 members declared dead at once (a split of a large cluster) must all
   // be remembered, so the reconnect pings can find every one after the heal;
   // a bound of 1,024 dead forgot two thirds of them (issue 13, item 9).
-  auto cfg = shoal::config::lan();
-  cfg.name = "a";
-  cfg.advertise = addr_of(0);
-  shoal::core c(cfg, 7);
-  shoal::outbox out;
-  shoal::time_point now = shoal::time_point{} + 1000s;
-  c.join(now, {}, out);
+  lone_core a;
+  auto& [c, out, now] = a;
   constexpr int far_side = 3000;
   std::vector<shoal::member> view;
   for (int i = 1; i <= far_side; ++i)
@@ -490,13 +496,8 @@ TEST_CASE("the departed are reaped after reconnect_timeout", "[unit]") {
 TEST_CASE("core: a flood of suspicions does not grow the timer heap", "[unit]") {
   // Each forged suspect at a higher incarnation starts a new suspicion and
   // arms a timer; the one it replaced goes stale far from the heap's top.
-  auto cfg = shoal::config::lan();
-  cfg.name = "a";
-  cfg.advertise = addr_of(0);
-  shoal::core c(cfg, 7);
-  shoal::outbox out;
-  shoal::time_point now = shoal::time_point{} + 1000s;
-  c.join(now, {}, out);
+  lone_core a;
+  auto& [c, out, now] = a;
   std::vector<shoal::member> view;
   for (int i = 1; i <= 20; ++i)
     view.push_back({"m" + std::to_string(i), addr_of(i), 0, member_state::alive, {}, 2});
