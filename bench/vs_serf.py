@@ -479,26 +479,30 @@ class shoal_cluster(cluster):
 
 # ---------------------------------------------------------------- nftables
 
+def fresh_table(table, chain, root_why, skipped):
+    """Replaces the nftables table `table` (inet) by an empty one holding
+    `chain` (its name and spec). Returns "" on success, otherwise why not
+    (`root_why`: what needs root; `skipped`: what is left out)."""
+    if os.geteuid() != 0:
+        return f"not root: {root_why}"
+    if shutil.which("nft") is None:
+        return f"nft not found (Debian package nftables): {skipped}"
+    byte_counters.nft(f"delete table inet {table}", check=False)
+    r = byte_counters.nft(f"add table inet {table}", check=False)
+    if r.returncode != 0:
+        return f"nft failed ({r.stderr.strip()}): {skipped}"
+    byte_counters.nft(f"add chain inet {table} {chain}")
+    return ""
+
+
 class byte_counters:
     """An nftables table of our own counting, per system, the UDP and TCP
     packets from or to its agents' gossip port range."""
 
     def __init__(self):
-        self.ok = False
-        self.reason = ""
-        if os.geteuid() != 0:
-            self.reason = "not root: nftables counters need root, bytes skipped"
-            return
-        if shutil.which("nft") is None:
-            self.reason = "nft not found (Debian package nftables): bytes skipped"
-            return
-        self.nft(f"delete table inet {NFT_TABLE}", check=False)
-        r = self.nft(f"add table inet {NFT_TABLE}", check=False)
-        if r.returncode != 0:
-            self.reason = f"nft failed ({r.stderr.strip()}): bytes skipped"
-            return
-        self.nft(f"add chain inet {NFT_TABLE} out {{ type filter hook output priority 0 ; policy accept ; }}")
-        self.ok = True
+        self.reason = fresh_table(NFT_TABLE, "out { type filter hook output priority 0 ; policy accept ; }",
+                                  "nftables counters need root, bytes skipped", "bytes skipped")
+        self.ok = not self.reason
 
     @staticmethod
     def nft(cmd, check=True):
@@ -550,20 +554,10 @@ class silencer:
         if not wanted:
             self.reason = "host-down mode not asked for"
             return
-        if os.geteuid() != 0:
-            self.reason = "not root: the host-down mode drops packets with nftables, which needs root"
-            return
-        if shutil.which("nft") is None:
-            self.reason = "nft not found (Debian package nftables): host-down mode skipped"
-            return
-        byte_counters.nft(f"delete table inet {NFT_DOWN_TABLE}", check=False)
-        r = byte_counters.nft(f"add table inet {NFT_DOWN_TABLE}", check=False)
-        if r.returncode != 0:
-            self.reason = f"nft failed ({r.stderr.strip()}): host-down mode skipped"
-            return
-        byte_counters.nft(f"add chain inet {NFT_DOWN_TABLE} in "
-                          "{ type filter hook input priority -300 ; policy accept ; }")
-        self.ok = True
+        self.reason = fresh_table(NFT_DOWN_TABLE, "in { type filter hook input priority -300 ; policy accept ; }",
+                                  "the host-down mode drops packets with nftables, which needs root",
+                                  "host-down mode skipped")
+        self.ok = not self.reason
 
     def silence(self, port):
         for proto in ("udp", "tcp"):

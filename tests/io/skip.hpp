@@ -36,15 +36,23 @@ void skip(std::string_view require_env, const std::string& reason);
 /// How many test cases of this run called skip() without failing.
 int skipped_count();
 
-/// True when a UDP socket binds to [::1]; otherwise skip()s (under
-/// SHOAL_REQUIRE_IPV6) and returns false.
-inline bool loopback_v6() {
+/// Opens an IPv6 UDP socket and binds it to `ip` port 0 (dual-stack with
+/// IPV6_V6ONLY off when `dual`); the error, if any.
+inline boost::system::error_code bind_v6_probe(const char* ip, bool dual) {
   namespace net = boost::asio;
   net::io_context ctx;
   net::ip::udp::socket probe(ctx);
   boost::system::error_code ec;
   probe.open(net::ip::udp::v6(), ec);
-  if (!ec) probe.bind({net::ip::make_address("::1"), 0}, ec);
+  if (!ec && dual) probe.set_option(net::ip::v6_only(false), ec);
+  if (!ec) probe.bind({net::ip::make_address(ip), 0}, ec);
+  return ec;
+}
+
+/// True when a UDP socket binds to [::1]; otherwise skip()s (under
+/// SHOAL_REQUIRE_IPV6) and returns false.
+inline bool loopback_v6() {
+  const auto ec = bind_v6_probe("::1", false);
   if (ec) skip("SHOAL_REQUIRE_IPV6", "cannot bind a UDP socket to [::1]: " + ec.message());
   return !ec;
 }
@@ -52,13 +60,7 @@ inline bool loopback_v6() {
 /// True when a UDP socket binds to [::] dual-stack (IPV6_V6ONLY off);
 /// otherwise skip()s (under SHOAL_REQUIRE_IPV6) and returns false.
 inline bool dual_stack() {
-  namespace net = boost::asio;
-  net::io_context ctx;
-  net::ip::udp::socket probe(ctx);
-  boost::system::error_code ec;
-  probe.open(net::ip::udp::v6(), ec);
-  if (!ec) probe.set_option(net::ip::v6_only(false), ec);
-  if (!ec) probe.bind({net::ip::make_address("::"), 0}, ec);
+  const auto ec = bind_v6_probe("::", true);
   if (ec)
     skip("SHOAL_REQUIRE_IPV6", "cannot bind a UDP socket to [::] dual-stack: " + ec.message());
   return !ec;
