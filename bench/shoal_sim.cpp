@@ -67,6 +67,9 @@
 //   slow            (300 s) 1% of the nodes (>= 1) handle every input 2 s late;
 //                           they are not counted as falsely accused.
 //   lossy-minority  (300 s) 1% of the nodes (>= 1) lose 80% of what they send.
+//                           healthy_self_benched (here and in loss): times a
+//                           healthy node benched itself (core_stats::
+//                           self_benched), the margin behind false_dead 0.
 //                           pairs: (healthy observer, lossy node) pairs.
 //                           removed_s: removed for good, the time from the
 //                           start of the phase until each lossy node is dead
@@ -626,6 +629,17 @@ class runner {
     sim_.set_loss(p);
     sim_.run_for(scenario_duration(300));
     out_["dead_in_views"] = dead_in_views();
+    out_["healthy_self_benched"] = healthy_self_benched();
+  }
+
+  // Times healthy nodes (running at the end) judged their own network broken
+  // and stopped refuting (core_stats::self_benched): the margin behind
+  // false_dead 0 under loss, which a benched node that is accused reaches.
+  std::uint64_t healthy_self_benched() const {
+    std::uint64_t n = 0;
+    for (node_id i : sim_.live_nodes())
+      if (sim_.is_healthy(i)) n += sim_.node_core(i).stats().self_benched;
+    return n;
   }
 
   void slow() {
@@ -715,6 +729,7 @@ class runner {
     out_["removed"] = n_removed;
     out_["removed_s"] = n_removed == lossy.size() ? opt_secs(worst) : json(nullptr);
     out_["returns_total"] = returns;
+    out_["healthy_self_benched"] = healthy_self_benched();
     out_["pairs_with_returns"] = returns_by_pair.size();
     out_["returns_share_of_pairs"] =
         pairs == 0 ? 0.0 : static_cast<double>(returns_by_pair.size()) / static_cast<double>(pairs);

@@ -104,20 +104,27 @@ struct config {
   // ---- local health (Lifeguard) ----
   /// Upper bound of the health multiplier (score 0..max-1, multiplier score+1)
   /// that stretches probe_interval and probe_timeout when this node itself
-  /// misses acks, nacks or has to refute. lan: 8. 1 disables local health.
+  /// misses acks, nacks or has to refute (not while the cluster keeps
+  /// accusing it: see unhealthy_refute_limit). lan: 8. 1 disables local
+  /// health.
   int awareness_max_multiplier = 8;
   /// A member stops refuting (is "benched") when its own probes say its
-  /// network is broken and the cluster keeps accusing it: at least 5 of its
-  /// last 8 probes heard nothing at all over UDP (no ack, direct or relayed,
-  /// and no relay's nack), with this many refutations within
-  /// unhealthy_refute_window; or at least 2 of them with 10 refutations in
-  /// the window. It then lets the cluster declare it dead rather than flap
-  /// between suspect and alive, and it accuses nobody; its own lone
-  /// suspicions wait. It refutes again once its last 16 probes all heard back.
-  /// Accusations alone, however many (a forger can send them), never bench a
-  /// member whose probes are answered. Uniform 20% loss leaves about one
-  /// probe in 60 silent; a member losing 80% of what it sends, about one in
-  /// three. An extension of Lifeguard; 0 disables. lan: 3.
+  /// network is broken and the cluster keeps accusing it. A probe is silent
+  /// when nothing at all came back over UDP (no ack, direct or relayed, and
+  /// no relay's nack). It benches with, of its recent probes and refutations
+  /// within unhealthy_refute_window: 5 of the last 8 silent and this many
+  /// refutations; 5 of the last 16 and 6 refutations; 4 of the last 16 and
+  /// 8; or 2 of the last 8 and 10. While it has refuted this many times
+  /// within the window it probes at the base probe_interval, however high
+  /// its health score, so that this evidence keeps coming. Benched, it lets
+  /// the cluster declare it dead rather than flap between suspect and
+  /// alive, and it accuses nobody; its own lone suspicions wait. It refutes
+  /// again once its last 16 probes all heard back. Accusations alone,
+  /// however many (a forger can send them), never bench a member whose
+  /// probes are answered. Measured in the simulator (N=100 and 1,000, lan):
+  /// uniform 20% loss leaves about one probe in 23 silent; a member losing
+  /// 80% of what it sends, about one in three. An extension of Lifeguard;
+  /// 0 disables. lan: 3.
   int unhealthy_refute_limit = 3;
   /// See unhealthy_refute_limit. lan: 60 s.
   duration unhealthy_refute_window = std::chrono::seconds(60);

@@ -95,6 +95,8 @@ struct outbox {
   X(probes, "direct probes started (one per protocol period)")                                    \
   X(indirect_probes, "indirect ping requests sent to relays")                                     \
   X(probe_failures, "probes that ended without any ack")                                          \
+  X(probes_silent,                                                                                \
+    "probes that heard nothing over UDP: no ack, direct or relayed, and no relay's nack")         \
   X(acks_in, "acks received")                                                                     \
   X(nacks_in, "nacks received from relays")                                                       \
   X(suspicions, "members this node started suspecting (its own accusations and others')")         \

@@ -284,6 +284,12 @@ class core_impl {
   /// Benched (not refuting, accusing nobody) while our own probes say our
   /// network is broken and the cluster keeps accusing us; see config.hpp.
   void update_bench(time_point now);
+  /// At least n refutations within unhealthy_refute_window before now.
+  bool refuted_recently(std::size_t n, time_point now) const;
+  /// d stretched by our health score (Lifeguard), except while the cluster
+  /// keeps accusing us: then at most accused_probe_halves / 2 times, so
+  /// that our own probes (the only evidence that may bench us) keep coming.
+  duration probe_scaled(duration d, time_point now) const;
   void confirm(member_entry& e, outbox& out);
   // Returns from dead (members.cpp): held until proven, damped when flapping.
   void count_shown(const member_entry& e, int delta) noexcept;
@@ -423,13 +429,23 @@ class core_impl {
   int digest_mismatch_streak_ = 0;
   std::vector<time_point> recent_refutations_;  // the last 2 * unhealthy_refute_limit
   bool benched_ = false;                        // persistently unhealthy: not refuting accusations
-  // Our last 16 probes, newest in bit 0: 1 = failed on our side. Only these
-  // may bench us (update_bench): bench_failures of the last bench_window.
+  // Our last 16 probes, newest in bit 0: 1 = heard nothing over UDP. Only
+  // these may bench us (update_bench, bench_tiers).
   std::uint16_t own_probes_ = 0;
-  static constexpr int bench_window = 8;
-  static constexpr int bench_failures = 5;
-  static constexpr int bench_failures_accused = 2;
-  static constexpr std::size_t bench_accusations = 10;
+  // probe_scaled's cap while accused: our probes at most this many times
+  // probe_interval apart.
+  static constexpr int accused_probe_multiplier = 1;
+  // We bench when `failures` of our last `window` probes were silent and we
+  // refuted `accusations` times within unhealthy_refute_window (0: the
+  // configured unhealthy_refute_limit). Weaker evidence of our own needs
+  // more accusations; longer windows need a bigger share.
+  struct bench_tier {
+    int window;
+    int failures;
+    std::size_t accusations;
+  };
+  static constexpr bench_tier bench_tiers[] = {{8, 5, 0}, {16, 5, 6}, {16, 4, 8}, {8, 2, 10}};
+  static constexpr std::size_t bench_accusations = 10;  // the most any tier needs
   time_point last_digest_sync_{};
 
   struct relay {

@@ -11,7 +11,7 @@ namespace shoal::detail {
 
 void core_impl::on_probe_timer(time_point now, outbox& out) {
   finish_probe(now, out);
-  const time_point next = now + awareness_.scale(cfg_.probe_interval);
+  const time_point next = now + probe_scaled(cfg_.probe_interval, now);
   schedule(next, timer_kind::probe);
   if (leaving_ || probe_list_.empty()) return;
   if (probe_pos_ >= probe_list_.size()) {
@@ -39,7 +39,7 @@ void core_impl::on_probe_timer(time_point now, outbox& out) {
   }
   // Both the period and the wait for the direct ack stretch with our health
   // score (Lifeguard): a slow node waits longer before it involves others.
-  schedule(now + awareness_.scale(cfg_.probe_timeout), timer_kind::probe_timeout, probe_.seq);
+  schedule(now + probe_scaled(cfg_.probe_timeout, now), timer_kind::probe_timeout, probe_.seq);
 }
 
 void core_impl::finish_probe(time_point now, outbox& out) {
@@ -49,6 +49,7 @@ void core_impl::finish_probe(time_point now, outbox& out) {
   // ack, direct or relayed, and no relay's nack (a TCP ping may still have
   // got through; the datagrams did not). A dead target leaves the relays'
   // nacks; a lossy link of ours leaves silence.
+  if (!probe_.udp_answer) ++stats_.probes_silent;
   record_own_probe(now, !probe_.udp_answer);
   if (probe_.acked) return;
   ++stats_.probe_failures;

@@ -97,6 +97,54 @@ TEST_CASE("lifeguard: forged suspicions alone never stop a healthy member from r
   });
 }
 
+TEST_CASE("lifeguard: a member the cluster keeps accusing keeps probing at the base rate",
+          "[sim]") {
+  // n30 loses 80% of what it sends: its score climbs to the top, which
+  // would stretch its probe period eightfold; while it has refuted 3 times
+  // within the last 60 s it probes at most probe_interval apart instead, so
+  // that its own probes (the only evidence that may bench it) come in time.
+  for_each_seed([&](std::uint64_t seed) {
+    simulator sim(sim_options(seed));
+    converge(sim, 100);
+    const node_id lossy = 30;
+    sim.set_egress_loss(lossy, 0.8);
+    sim.set_healthy(lossy, false);
+    const auto& st = sim.node_core(lossy).stats();
+    std::vector<shoal::time_point> refuted;  // when each refutation was seen (100 ms steps)
+    std::uint64_t probes = st.probes;
+    shoal::time_point last_probe{};  // when a probe started while accused
+    bool have_last = false;
+    shoal::duration widest{};
+    int gaps = 0, top_score = 0;
+    for (int step = 0; step < 1200 && st.self_benched == 0; ++step) {  // 120 s, until benched
+      sim.run_for(100ms);
+      while (refuted.size() < st.refutations) refuted.push_back(sim.now());
+      top_score = std::max(top_score, sim.node_core(lossy).health_score());
+      if (st.probes == probes) continue;
+      probes = st.probes;
+      const bool accused = refuted.size() >= 3 && sim.now() - refuted[refuted.size() - 3] <= 60s;
+      if (!accused) {
+        have_last = false;
+        continue;
+      }
+      // The first probe after the third refutation may still have been
+      // scheduled a stretched period ahead; from then on they must not be.
+      if (have_last) {
+        widest = std::max(widest, sim.now() - last_probe);
+        ++gaps;
+      }
+      last_probe = sim.now();
+      have_last = true;
+    }
+    INFO("gaps between probes while accused: " << gaps << ", widest "
+                                               << std::chrono::duration<double>(widest).count()
+                                               << " s, top score " << top_score);
+    CHECK(top_score >= 4);  // stretched fivefold or more without the cap
+    CHECK(gaps >= 2);
+    CHECK(widest <= 1100ms);
+  });
+}
+
 TEST_CASE("flap damping: members that keep failing and returning change the view at most 4 times",
           "[sim]") {
   // Twelve nodes; n3 and n7 lose everything they receive for 20 s, then
