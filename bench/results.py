@@ -871,6 +871,10 @@ def stamp(ctx, sec, command):
 
 def failed_text(r):
     why = r.get("error") or f"exit status {r.get('rc')}"
+    if r.get("rc") == -9:
+        # Nothing in this script sends SIGKILL: the kernel's OOM killer does
+        # when a run outgrows the machine's memory.
+        why += ": SIGKILL, the kernel's out-of-memory killer (the log's last line says how far it got)"
     return f"**FAILED** ({why}); log: `{r['log']}`"
 
 
@@ -1027,10 +1031,14 @@ rows above):
   mismatching probes in a row with an empty update queue trigger a push-pull (at most
   every `digest_sync_interval`). This is what brings the large joins to a full mesh.
 
-- **Self-benching of a persistently unhealthy member.** A node whose Lifeguard health
-  score stays high and that keeps refuting accusations stops refuting and stops accusing
-  others until its score is back to 0. Without it the lossy minority is never removed for
-  good, and its accusations reach healthy members.
+- **Self-benching of a persistently unhealthy member.** A node that keeps refuting
+  accusations and whose own probes hear nothing back (5 of its last 16 with 6
+  refutations in a minute, or 4 of 16 with 8, or 5 of 8 with 3, or 2 of 8 with 10)
+  stops refuting and stops accusing others until its last 16 probes all heard back.
+  While it keeps refuting it probes at the base interval, however high its Lifeguard
+  score, so that this evidence comes in seconds. Accusations alone never bench a member.
+  Without it the lossy minority is never removed for good, and its accusations reach
+  healthy members.
 
 - **Returns.** The remaining returns are refutations sent before a lossy node was
   declared dead and delivered (through its egress loss) after: SWIM lets a newer
