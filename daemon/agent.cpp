@@ -82,6 +82,7 @@ std::string agent::start_node() {
   // The preset, with the name, tags, addresses, label, seeds and limits configured.
   node_config nc = node_config_of(cfg_);
   nc.protocol.logger = log_;
+  max_broadcast_bytes_ = nc.protocol.max_user_broadcast_bytes;
   // One more than the last life's: its claims about us are refuted at once.
   if (persisted_.name == cfg_.name) nc.protocol.initial_incarnation = persisted_.incarnation + 1;
   for (const auto& m : persisted_.members)

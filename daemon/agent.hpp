@@ -8,6 +8,8 @@
 //                  force-leave, tags, info (on_request dispatches every command)
 //   keys.cpp       the `keys` command: cluster-wide key operations, gossiped
 //                  requests and direct replies between daemons
+//   events.cpp     the `event` command: user events gossiped to every member
+//                  and delivered to the `user` streams of every daemon
 //   stats.cpp      the counters: the `stats` command and the /metrics text
 // Around it: shoald.cpp (main), config.* (flags, TOML, environment),
 // persist.* (files in --data-dir), key_text.* (keys as base64, new keys),
@@ -35,6 +37,7 @@
 #include <shoal/node.hpp>
 
 #include "config.hpp"
+#include "peer_messages.hpp"
 #include "persist.hpp"
 #include "server.hpp"
 
@@ -92,10 +95,19 @@ class agent : public request_handler {
   void cmd_stats(const std::shared_ptr<session>& s, std::uint64_t id);
   void cmd_info(const std::shared_ptr<session>& s, std::uint64_t id);
   void cmd_keys(const std::shared_ptr<session>& s, std::uint64_t id, const msgpack::object& args);
+  void cmd_event(const std::shared_ptr<session>& s, std::uint64_t id, const msgpack::object& args);
 
-  // Cluster-wide key operations: a request is gossiped (and re-gossiped once
-  // by every receiver), each node applies it and answers the origin directly.
+  // User events (events.cpp).
+  std::size_t max_event_bytes() const;
+  void on_event(peer::user_event e);
+  void deliver_event(const peer::user_event& ev);
+
+  // Every daemon-to-daemon message arrives here (keys.cpp).
   void on_user_message(const bytes& data);
+  // Cluster-wide key operations: a request is gossiped to every member, each
+  // node applies it and answers the origin directly.
+  void on_key_request(const peer::key_request& q);
+  void on_key_reply(peer::key_reply r);
   key_reply apply_key_op(const std::string& op, const std::optional<encryption_key>& key);
   void finish_key_query(std::uint64_t qid);
 
@@ -124,6 +136,10 @@ class agent : public request_handler {
   std::map<std::pair<std::string, std::uint64_t>, std::chrono::steady_clock::time_point>
       seen_key_ops_;
   std::uint64_t key_ops_rejected_ = 0;
+  std::size_t max_broadcast_bytes_ = 0;  ///< the node's max_user_broadcast_bytes
+  std::uint64_t event_clock_ = 0;        ///< Lamport time of our next user event
+  std::map<std::pair<std::string, std::uint64_t>, std::chrono::steady_clock::time_point>
+      seen_events_;  ///< (origin, id) of user events delivered here
 };
 
 }  // namespace shoal::daemon

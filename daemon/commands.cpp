@@ -45,6 +45,8 @@ bool agent::on_request(const std::shared_ptr<session>& s, std::uint64_t id, std:
     cmd_info(s, id);
   else if (cmd == "keys")
     cmd_keys(s, id, args);
+  else if (cmd == "event")
+    cmd_event(s, id, args);
   else
     return false;
   return true;

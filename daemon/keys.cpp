@@ -1,10 +1,9 @@
 // Cluster-wide key operations (the `keys` command): the request is gossiped
-// to every member (and re-gossiped once by each receiver), each node applies
-// it to its keyring and answers the origin directly, and the origin gathers
-// the answers until all came or keys_timeout passed.
+// to every member (a user broadcast: each receiver passes it on), each node
+// applies it to its keyring and answers the origin directly, and the origin
+// gathers the answers until all came or keys_timeout passed. Also the entry
+// of every daemon-to-daemon message (on_user_message, peer_messages.hpp).
 #include "agent.hpp"
-
-#include <cstring>
 
 namespace shoal::daemon {
 
@@ -14,8 +13,6 @@ using std::chrono::steady_clock;
 namespace {
 
 constexpr std::size_t max_seen_key_ops = 4096;
-constexpr std::string_view key_request_kind = "shoal.keys";
-constexpr std::string_view key_reply_kind = "shoal.keys.reply";
 
 }  // namespace
 
@@ -67,20 +64,12 @@ void agent::cmd_keys(const std::shared_ptr<session>& s, std::uint64_t id,
   q.replies[cfg_.name] = apply_key_op(*op, key);
   seen_key_ops_[{cfg_.name, qid}] = steady_clock::now();
 
-  msgpack::sbuffer b;
-  writer w(b);
-  w.pack_array(5);
-  write_str(w, key_request_kind);
-  w.pack_uint64(qid);
-  write_str(w, cfg_.name);
-  write_str(w, *op);
-  if (key) {
-    w.pack_bin(32);
-    w.pack_bin_body(reinterpret_cast<const char*>(key->data()), 32);
-  } else {
-    w.pack_nil();
-  }
-  if (q.nodes > 1) (void)node_->broadcast(bytes(b.data(), b.data() + b.size()));
+  peer::key_request req;
+  req.qid = qid;
+  req.origin = cfg_.name;
+  req.op = *op;
+  req.key = key;
+  if (q.nodes > 1) (void)node_->broadcast(peer::encode(req));
   q.timer = std::make_unique<asio::steady_timer>(ctx_, secs(cfg_.keys_timeout_s));
   q.timer->async_wait([this, qid](const boost::system::error_code& ec) {
     if (!ec) finish_key_query(qid);
@@ -129,98 +118,60 @@ void agent::finish_key_query(std::uint64_t qid) {
 
 void agent::on_user_message(const bytes& data) {
   if (stopping_) return;
-  // Only our own two message kinds; anything else is counted and ignored.
-  msgpack::object_handle oh;
-  try {
-    oh = msgpack::unpack(reinterpret_cast<const char*>(data.data()), data.size(), nullptr, nullptr,
-                         frame_unpack_limit(data.size()));
-  } catch (const std::exception&) {
-    ++key_ops_rejected_;
-    return;
+  peer::message m;
+  std::string kind;
+  switch (peer::decode(data, m, 65536, &kind)) {
+    case peer::decode_status::ok:
+      break;
+    case peer::decode_status::malformed:
+      if (kind == "shoal.event")
+        ++server_.mutable_stats().user_events_rejected;
+      else
+        ++key_ops_rejected_;
+      return;
+    case peer::decode_status::unknown_kind:
+      ++key_ops_rejected_;
+      return;
   }
-  const msgpack::object& o = oh.get();
-  auto arr = [&](std::uint32_t i) -> const msgpack::object* {
-    return (o.type == msgpack::type::ARRAY && i < o.via.array.size) ? &o.via.array.ptr[i] : nullptr;
-  };
-  auto str = [&](std::uint32_t i) -> std::optional<std::string> {
-    const auto* e = arr(i);
-    if (!e || e->type != msgpack::type::STR || e->via.str.size > 256) return std::nullopt;
-    return std::string(e->via.str.ptr, e->via.str.size);
-  };
-  auto key_at = [&](const msgpack::object* e) -> std::optional<encryption_key> {
-    if (!e || e->type != msgpack::type::BIN || e->via.bin.size != 32) return std::nullopt;
-    encryption_key k{};
-    std::memcpy(k.data(), e->via.bin.ptr, 32);
-    return k;
-  };
-  const auto kind = str(0);
-  const auto* qid_o = arr(1);
-  if (!kind || !qid_o || qid_o->type != msgpack::type::POSITIVE_INTEGER) {
-    ++key_ops_rejected_;
-    return;
-  }
-  const std::uint64_t qid = qid_o->via.u64;
+  if (auto* e = std::get_if<peer::user_event>(&m)) return on_event(std::move(*e));
+  if (auto* q = std::get_if<peer::key_request>(&m)) return on_key_request(*q);
+  on_key_reply(std::get<peer::key_reply>(std::move(m)));
+}
+
+void agent::on_key_request(const peer::key_request& q) {
   const auto now = steady_clock::now();
-  if (*kind == key_request_kind) {
-    const auto origin = str(2);
-    const auto op = str(3);
-    const auto key = key_at(arr(4));
-    if (!origin || !op || (*op != "list" && *op != "install" && *op != "use" && *op != "remove") ||
-        (*op != "list" && !key)) {
-      ++key_ops_rejected_;
-      return;
-    }
-    if (!seen_key_ops_.emplace(std::make_pair(*origin, qid), now).second) return;
-    // Forget old request ids (bounded; one minute is far beyond keys_timeout).
-    for (auto it = seen_key_ops_.begin(); it != seen_key_ops_.end();)
-      it = (now - it->second > std::chrono::minutes(1) || seen_key_ops_.size() > max_seen_key_ops)
-               ? seen_key_ops_.erase(it)
-               : std::next(it);
-    (void)node_->broadcast(data);  // everyone gets it, not only the origin's gossip targets
-    const key_reply r = apply_key_op(*op, key);
-    log_->info("key operation from {}: op={} result={}", *origin, *op,
-               r.error.empty() ? "ok" : r.error);
-    msgpack::sbuffer b;
-    writer w(b);
-    w.pack_array(6);
-    write_str(w, key_reply_kind);
-    w.pack_uint64(qid);
-    write_str(w, cfg_.name);
-    write_str(w, r.error);
-    w.pack_array(static_cast<std::uint32_t>(std::min<std::size_t>(r.keys.size(), 64)));
-    for (std::size_t i = 0; i < r.keys.size() && i < 64; ++i) {
-      w.pack_bin(32);
-      w.pack_bin_body(reinterpret_cast<const char*>(r.keys[i].data()), 32);
-    }
-    if (r.primary) {
-      w.pack_bin(32);
-      w.pack_bin_body(reinterpret_cast<const char*>(r.primary->data()), 32);
-    } else {
-      w.pack_nil();
-    }
-    if (auto ec = node_->send_to(*origin, bytes(b.data(), b.data() + b.size())))
-      log_->warn("key operation reply to {} not sent: {}", *origin, ec.message());
+  if (!seen_key_ops_.emplace(std::make_pair(q.origin, q.qid), now).second) return;
+  // Forget old request ids (bounded; one minute is far beyond keys_timeout).
+  for (auto it = seen_key_ops_.begin(); it != seen_key_ops_.end();)
+    it = (now - it->second > std::chrono::minutes(1) || seen_key_ops_.size() > max_seen_key_ops)
+             ? seen_key_ops_.erase(it)
+             : std::next(it);
+  const key_reply r = apply_key_op(q.op, q.key);
+  log_->info("key operation from {}: op={} result={}", q.origin, q.op,
+             r.error.empty() ? "ok" : r.error);
+  peer::key_reply out;
+  out.qid = q.qid;
+  out.name = cfg_.name;
+  out.error = r.error.substr(0, peer::max_error_bytes);
+  out.keys = r.keys;
+  if (out.keys.size() > peer::max_reply_keys) out.keys.resize(peer::max_reply_keys);
+  out.primary = r.primary;
+  if (auto ec = node_->send_to(q.origin, peer::encode(out)))
+    log_->warn("key operation reply to {} not sent: {}", q.origin, ec.message());
+}
+
+void agent::on_key_reply(peer::key_reply r) {
+  auto it = key_queries_.find(r.qid);
+  if (it == key_queries_.end()) {
+    ++key_ops_rejected_;  // late (after keys_timeout) or for a query we never made
     return;
   }
-  if (*kind == key_reply_kind) {
-    auto it = key_queries_.find(qid);
-    const auto name = str(2);
-    const auto err = str(3);
-    const auto* keys = arr(4);
-    if (it == key_queries_.end() || !name || !err || !keys || keys->type != msgpack::type::ARRAY) {
-      ++key_ops_rejected_;
-      return;
-    }
-    key_reply r;
-    r.error = *err;
-    for (std::uint32_t i = 0; i < keys->via.array.size; ++i)
-      if (auto k = key_at(&keys->via.array.ptr[i])) r.keys.push_back(*k);
-    r.primary = key_at(arr(5));
-    it->second.replies[*name] = std::move(r);
-    if (it->second.replies.size() >= it->second.nodes) finish_key_query(qid);
-    return;
-  }
-  ++key_ops_rejected_;
+  key_reply kr;
+  kr.error = std::move(r.error);
+  kr.keys = std::move(r.keys);
+  kr.primary = r.primary;
+  it->second.replies[r.name] = std::move(kr);
+  if (it->second.replies.size() >= it->second.nodes) finish_key_query(r.qid);
 }
 
 }  // namespace shoal::daemon

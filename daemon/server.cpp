@@ -1,5 +1,7 @@
 #include "server.hpp"
 
+#include "peer_messages.hpp"
+
 #include "names.hpp"
 
 #include <grp.h>
@@ -37,6 +39,8 @@ void write_str(writer& w, std::string_view s) {
 }
 
 namespace {
+
+constexpr std::uint32_t max_stream_types = 64;
 
 std::vector<std::uint8_t> reply_frame(std::uint64_t id, const char* key,
                                       const std::function<void(writer&)>& fill) {
@@ -245,22 +249,42 @@ void session::dispatch(const std::vector<std::uint8_t>& frame) {
     return;
   }
   if (*cmd == "stream") {
-    std::set<event_type> types;
+    stream_filter filter;
     if (const auto* t = map_get(a, "types")) {
       if (t->type != msgpack::type::ARRAY) {
         error(id, "bad_request", "\"types\" must be an array of strings");
         return;
       }
+      if (t->via.array.size > max_stream_types) {
+        error(id, "invalid_argument",
+              "at most " + std::to_string(max_stream_types) + " types per stream");
+        return;
+      }
       for (std::uint32_t i = 0; i < t->via.array.size; ++i) {
         const auto s = as_str(&t->via.array.ptr[i]);
-        const auto type = s ? parse_event(*s) : std::nullopt;
-        if (type) types.insert(*type);
-        if (!type) {
-          error(id, "invalid_argument",
-                "unknown event type (joined updated suspected alive failed left reaped)");
+        if (!s) {
+          error(id, "bad_request", "\"types\" must be an array of strings");
           return;
         }
+        if (*s == "user") {
+          filter.all_user = true;
+          continue;
+        }
+        if (s->rfind("user:", 0) == 0 && s->size() > 5 &&
+            s->size() <= 5 + peer::max_event_name_bytes) {
+          filter.user_names.insert(std::string(s->substr(5)));
+          continue;
+        }
+        const auto type = parse_event(*s);
+        if (!type) {
+          error(id, "invalid_argument",
+                "unknown event type (joined updated suspected alive failed left reaped user "
+                "user:NAME)");
+          return;
+        }
+        filter.types.insert(*type);
       }
+      if (filter.everything() && t->via.array.size > 0) filter.types.clear();
     }
     if (streams_.count(id) == 0 && streams_.size() >= srv_.limits().max_streams) {
       error(id, "too_many_streams",
@@ -268,7 +292,7 @@ void session::dispatch(const std::vector<std::uint8_t>& frame) {
       return;
     }
     reply(id, [](writer& w) { w.pack_map(0); });
-    streams_[id] = std::move(types);
+    streams_[id] = std::move(filter);
     return;
   }
   if (*cmd == "stop") {
@@ -326,14 +350,39 @@ void session::error(std::uint64_t id, std::string_view code, std::string_view me
 
 void session::publish(const event& ev, std::uint64_t time_ms) {
   if (closed_ || closing_) return;
-  for (const auto& [sid, types] : streams_) {
-    if (!types.empty() && types.count(ev.type) == 0) continue;
+  for (const auto& [sid, filter] : streams_) {
+    if (!filter.wants(ev.type)) continue;
     enqueue(reply_frame(sid, "event", [&](writer& w) {
       w.pack_map(3);
       write_str(w, "type");
       write_str(w, event_name(ev.type));
       write_str(w, "member");
       write_member(w, ev.who);
+      write_str(w, "time_ms");
+      w.pack_uint64(time_ms);
+    }));
+    if (closing_) return;
+  }
+}
+
+void session::publish_user(const peer::user_event& ev, std::uint64_t time_ms) {
+  if (closed_ || closing_) return;
+  for (const auto& [sid, filter] : streams_) {
+    if (!filter.wants_user(ev.name)) continue;
+    enqueue(reply_frame(sid, "event", [&](writer& w) {
+      w.pack_map(6);
+      write_str(w, "type");
+      write_str(w, "user");
+      write_str(w, "name");
+      write_str(w, ev.name);
+      write_str(w, "payload");
+      w.pack_bin(static_cast<std::uint32_t>(ev.payload.size()));
+      w.pack_bin_body(reinterpret_cast<const char*>(ev.payload.data()),
+                      static_cast<std::uint32_t>(ev.payload.size()));
+      write_str(w, "origin");
+      write_str(w, ev.origin);
+      write_str(w, "ltime");
+      w.pack_uint64(ev.ltime);
       write_str(w, "time_ms");
       w.pack_uint64(time_ms);
     }));
@@ -363,7 +412,7 @@ void session::lag() {
   ++srv_.mutable_stats().streams_lagged;
   srv_.log().warn("socket client cut off: fell behind by {} frames (stream_backlog)", dropped);
   closing_ = true;
-  for (const auto& [sid, types] : streams_) {
+  for (const auto& [sid, filter] : streams_) {
     out_.push_back(reply_frame(sid, "lagged", [&](writer& w) {
       w.pack_map(1);
       write_str(w, "dropped");
@@ -500,6 +549,15 @@ void server::publish(const event& ev) {
   auto all = sessions_;
   for (auto& [p, w] : all)
     if (auto s = w.lock()) s->publish(ev, static_cast<std::uint64_t>(now));
+}
+
+void server::publish_user(const peer::user_event& ev) {
+  const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count();
+  auto all = sessions_;
+  for (auto& [p, w] : all)
+    if (auto s = w.lock()) s->publish_user(ev, static_cast<std::uint64_t>(now));
 }
 
 std::size_t server::streams() const {

@@ -25,6 +25,7 @@
 #include <shoal/events.hpp>
 
 #include "frame.hpp"
+#include "peer_messages.hpp"
 
 namespace shoal::daemon {
 
@@ -32,6 +33,19 @@ using writer = msgpack::packer<msgpack::sbuffer>;
 
 /// Packs `s` as a msgpack str.
 void write_str(writer& w, std::string_view s);
+
+/// What one `stream` request asked for: membership event types (empty and
+/// no user filter: everything) and user events, all or by name.
+struct stream_filter {
+  std::set<event_type> types;
+  bool all_user = false;
+  std::set<std::string> user_names;
+  bool everything() const { return types.empty() && !all_user && user_names.empty(); }
+  bool wants(event_type t) const { return everything() || types.count(t) != 0; }
+  bool wants_user(const std::string& name) const {
+    return everything() || all_user || user_names.count(name) != 0;
+  }
+};
 
 struct server_limits {
   std::size_t max_connections = 64;
@@ -45,17 +59,22 @@ struct server_limits {
 /// The socket API's counters, each as X(name, help), in the manner of
 /// SHOAL_CORE_COUNTERS: the struct, its visitor, shoalctl stats ("daemon"),
 /// /metrics (shoal_socket_*) and docs/metrics.md come from this list.
-#define SHOAL_SERVER_COUNTERS(X)                                                  \
-  X(connections, "clients accepted and served")                                   \
-  X(connections_rejected, "clients refused: over max_connections")                \
-  X(frames_in, "request frames read")                                             \
-  X(frames_out, "reply and event frames written")                                 \
-  X(bad_frames, "frames that were not a msgpack map with an id")                  \
-  X(bad_requests, "requests refused as bad_request")                              \
-  X(frames_too_large, "frames over the frame bound; the connection is closed")    \
-  X(frames_timed_out, "frames started that never completed within frame_timeout") \
-  X(unknown_commands, "requests naming no command the daemon knows")              \
-  X(streams_lagged, "connections cut off for falling behind their event stream")
+#define SHOAL_SERVER_COUNTERS(X)                                                    \
+  X(connections, "clients accepted and served")                                     \
+  X(connections_rejected, "clients refused: over max_connections")                  \
+  X(frames_in, "request frames read")                                               \
+  X(frames_out, "reply and event frames written")                                   \
+  X(bad_frames, "frames that were not a msgpack map with an id")                    \
+  X(bad_requests, "requests refused as bad_request")                                \
+  X(frames_too_large, "frames over the frame bound; the connection is closed")      \
+  X(frames_timed_out, "frames started that never completed within frame_timeout")   \
+  X(unknown_commands, "requests naming no command the daemon knows")                \
+  X(streams_lagged, "connections cut off for falling behind their event stream")    \
+  X(user_events_sent, "user events this daemon's clients sent (the event command)") \
+  X(user_events_delivered,                                                          \
+    "user events delivered to this daemon's user streams (each event once)")        \
+  X(user_events_duplicate, "user events that arrived again and were dropped")       \
+  X(user_events_rejected, "malformed user events from other daemons, ignored")
 
 struct server_stats {
 #define SHOAL_FIELD_(name, help) std::uint64_t name = 0;
@@ -112,6 +131,7 @@ class session : public std::enable_shared_from_this<session> {
   void error(std::uint64_t id, std::string_view code, std::string_view message);
   /// Delivers an event to this session's matching streams.
   void publish(const event& ev, std::uint64_t time_ms);
+  void publish_user(const peer::user_event& ev, std::uint64_t time_ms);
   void close();
   std::size_t stream_count() const { return streams_.size(); }
 
@@ -140,7 +160,7 @@ class session : public std::enable_shared_from_this<session> {
   bool closing_ = false;  ///< write what is queued, then close
   bool closed_ = false;
   bool handshaken_ = false;
-  std::map<std::uint64_t, std::set<event_type>> streams_;  ///< id -> types (empty: all)
+  std::map<std::uint64_t, stream_filter> streams_;  ///< stream id -> what it asked for
 };
 
 class server {
@@ -154,6 +174,8 @@ class server {
   /// Stops accepting, closes every session and removes the socket file.
   void close();
   void publish(const event& ev);
+  /// Delivers a user event (events.cpp) to every session's matching streams.
+  void publish_user(const peer::user_event& ev);
 
   std::size_t connections() const { return sessions_.size(); }
   std::size_t streams() const;

@@ -303,6 +303,16 @@ int cmd_force_leave(const settings& s, const std::string& name) {
   });
 }
 
+int cmd_event(const settings& s, const std::string& name, const std::string& payload) {
+  json args = {
+      {"name", name},
+      {"payload", json::binary(std::vector<std::uint8_t>(payload.begin(), payload.end()))}};
+  return mirrored_call(s, "event", args, [&](const json& res) {
+    std::printf("event %s sent (ltime %s)\n", clean(name).c_str(),
+                scalar_text(res.value("ltime", json())).c_str());
+  });
+}
+
 int cmd_tags(const settings& s, const std::vector<std::string>& set,
              const std::vector<std::string>& unset) {
   json args = json::object();
@@ -365,15 +375,25 @@ int cmd_monitor(const settings& s, const std::vector<std::string>& types) {
                    str_field(m.body, "dropped").c_str());
       return exit_daemon;
     }
-    const json& e = m.body;
+    json e = m.body;
+    // A user event's payload arrives as bytes: shown as text (bytes that are
+    // not UTF-8 are replaced in JSON, escaped in the table).
+    if (auto it = e.find("payload"); it != e.end() && it->is_binary()) {
+      const auto& b = it->get_binary();
+      *it = std::string(b.begin(), b.end());
+    }
     if (json_out(s)) {
       ojson out = ojson::object();  // documented order first (SHOALCTL.md), then the rest
-      for (const char* k : {"type", "time_ms", "member"})
+      for (const char* k : {"type", "time_ms", "member", "name", "origin", "ltime", "payload"})
         if (auto it = e.find(k); it != e.end()) out[k] = ojson(*it);
       if (out.contains("member")) out["member"] = member_json(e["member"]);
       for (const auto& [k, v] : e.items())
         if (!out.contains(k)) out[k] = ojson(v);
       print_json(out);
+    } else if (str_field(e, "type") == "user") {
+      print_table({{utc_time(e.value("time_ms", json())), pad("user", 9), str_field(e, "name"),
+                    "from " + str_field(e, "origin"), "ltime " + str_field(e, "ltime"),
+                    str_field(e, "payload")}});
     } else {
       const json member = e.value("member", json::object());
       // Lines come one at a time: fixed widths for the short columns keep them roughly aligned.
@@ -552,10 +572,27 @@ int main(int argc, char** argv) {
   add_format(tags_unset);
 
   std::vector<std::string> types;
-  auto* monitor = app.add_subcommand("monitor", "print membership events until interrupted");
-  monitor->add_option("--type", types, "event types to show (repeatable, or a,b)")
+  auto* monitor =
+      app.add_subcommand("monitor", "print membership and user events until interrupted");
+  monitor
+      ->add_option("--type", types,
+                   "event types to show (repeatable, or a,b): joined updated suspected alive "
+                   "failed left reaped, user (every user event) or user:NAME")
       ->delimiter(',')
-      ->check(CLI::IsMember(std::vector<std::string>(event_names.begin(), event_names.end())));
+      ->check(CLI::Validator(
+          [](std::string& v) -> std::string {
+            if (v == "user" || (v.rfind("user:", 0) == 0 && v.size() > 5)) return "";
+            for (const auto n : event_names)
+              if (v == n) return "";
+            return "unknown event type '" + v + "'";
+          },
+          "TYPE"));
+
+  std::string ev_name, ev_payload;
+  auto* event = app.add_subcommand("event", "send a user event to every member");
+  event->add_option("name", ev_name, "event name (1 to 128 bytes)")->required();
+  event->add_option("payload", ev_payload, "payload (default empty)");
+  add_format(event);
   add_format(monitor);
 
   auto* info = app.add_subcommand("info", "the local node and the daemon");
@@ -592,6 +629,7 @@ int main(int argc, char** argv) {
   if (tags_set->parsed()) return cmd_tags(s, tag_set, {});
   if (tags_unset->parsed()) return cmd_tags(s, {}, tag_unset);
   if (monitor->parsed()) return cmd_monitor(s, types);
+  if (event->parsed()) return cmd_event(s, ev_name, ev_payload);
   if (info->parsed()) return cmd_info(s);
   if (stats->parsed()) return cmd_stats(s);
   if (keys_list->parsed()) return cmd_keys(s, "list", "");

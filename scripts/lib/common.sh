@@ -7,6 +7,7 @@ SHOAL_BUILD_PACKAGES=(
   cmake g++ make pkg-config
   libboost-dev libmsgpack-cxx-dev libspdlog-dev catch2 libbenchmark-dev
   libsodium-dev zlib1g-dev libcli11-dev libtomlplusplus-dev nlohmann-json3-dev libre2-dev
+  python3 python3-msgpack
 )
 
 # What the fuzz stage of scripts/test adds: clang and libFuzzer.

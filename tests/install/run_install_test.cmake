@@ -7,7 +7,8 @@ execute_process(COMMAND ${CMAKE_COMMAND} --install "${SHOAL_BUILD_DIR}" --prefix
 if(rc)
   message(FATAL_ERROR "cmake --install failed: ${rc}")
 endif()
-foreach(f include/shoal/version.hpp include/shoal/core.hpp include/shoal/node.hpp lib/cmake/shoal/shoalConfig.cmake
+foreach(f include/shoal/version.hpp include/shoal/core.hpp include/shoal/node.hpp
+          include/shoal/client/client.hpp include/shoal/client/frame.hpp lib/cmake/shoal/shoalConfig.cmake
           lib/cmake/shoal/shoalConfigVersion.cmake lib/pkgconfig/shoal.pc bin/shoald bin/shoalctl)
   if(NOT EXISTS "${prefix}/${f}")
     message(FATAL_ERROR "installed tree lacks ${f}")
@@ -29,4 +30,10 @@ execute_process(COMMAND "${WORK_DIR}/build/consumer" RESULT_VARIABLE rc OUTPUT_V
 message(STATUS "consumer said: ${out}")
 if(rc)
   message(FATAL_ERROR "the consumer failed: ${rc}")
+endif()
+execute_process(COMMAND "${WORK_DIR}/build/client_consumer" "${WORK_DIR}/no-daemon.sock"
+  RESULT_VARIABLE rc OUTPUT_VARIABLE out)
+message(STATUS "client_consumer said: ${out}")
+if(rc)
+  message(FATAL_ERROR "the client consumer failed: ${rc}")
 endif()

@@ -1,0 +1,107 @@
+// User events (the `event` command and the `user` stream type): a named
+// payload a client hands to its daemon, gossiped to every live member as a
+// user broadcast (epidemic: each receiver passes it on once) and delivered
+// once to the local subscribers of every daemon it reaches, the origin's
+// included. Each carries a Lamport time: a daemon's clock moves past every
+// event time it sees, so an event sent after another was received is later.
+// Duplicates (the same origin and id) are dropped.
+//
+// Between daemons: peer::user_event inside a user broadcast
+// (peer_messages.hpp; PROTOCOL.md "Daemon-to-daemon messages").
+#include "agent.hpp"
+
+#include <algorithm>
+#include <limits>
+
+namespace shoal::daemon {
+
+using std::chrono::steady_clock;
+
+namespace {
+
+constexpr std::size_t max_seen_events = 4096;
+
+}  // namespace
+
+std::size_t agent::max_event_bytes() const {
+  // What is left of a user broadcast once the envelope is packed with this
+  // daemon's name: the array header, the kind, two 9-byte integers, the
+  // origin, the name's and payload's headers (5 bytes each at most) and the
+  // flags.
+  const std::size_t envelope = 1 + (1 + 11) + 9 + (5 + cfg_.name.size()) + 9 + 5 + 5 + 9;
+  return max_broadcast_bytes_ > envelope ? max_broadcast_bytes_ - envelope : 0;
+}
+
+void agent::cmd_event(const std::shared_ptr<session>& s, std::uint64_t id,
+                      const msgpack::object& args) {
+  const auto name = get_str(args, "name");
+  if (!name || name->empty())
+    return s->error(id, "bad_request", "event needs a non-empty string \"name\"");
+  if (name->size() > peer::max_event_name_bytes)
+    return s->error(id, "invalid_argument",
+                    "event name over " + std::to_string(peer::max_event_name_bytes) + " bytes");
+  bytes payload;
+  if (const auto* p = map_get(args, "payload")) {
+    if (p->type == msgpack::type::BIN)
+      payload.assign(reinterpret_cast<const std::uint8_t*>(p->via.bin.ptr),
+                     reinterpret_cast<const std::uint8_t*>(p->via.bin.ptr) + p->via.bin.size);
+    else if (p->type == msgpack::type::STR)
+      payload.assign(reinterpret_cast<const std::uint8_t*>(p->via.str.ptr),
+                     reinterpret_cast<const std::uint8_t*>(p->via.str.ptr) + p->via.str.size);
+    else if (p->type != msgpack::type::NIL)
+      return s->error(id, "bad_request", "\"payload\" must be bytes or a string");
+  }
+  if (name->size() + payload.size() > max_event_bytes())
+    return s->error(id, "too_large",
+                    "name and payload together over " + std::to_string(max_event_bytes()) +
+                        " bytes (the user broadcast limit, max_user_broadcast_bytes, less the "
+                        "event's envelope)");
+  if (stopping_) return s->error(id, "not_running", "the daemon is stopping");
+
+  peer::user_event ev;
+  ev.id = rng_();
+  ev.origin = cfg_.name;
+  ev.ltime = event_clock_;
+  ev.name = *name;
+  ev.payload = std::move(payload);
+  const auto ec = node_->broadcast(peer::encode(ev));
+  if (ec == errc::queue_full)
+    return s->error(id, "queue_full", "the broadcast queue is full; try again shortly");
+  if (ec == errc::not_running) return s->error(id, "not_running", "the node is not running");
+  if (ec) return s->error(id, "too_large", ec.message());
+  ++event_clock_;
+  ++server_.mutable_stats().user_events_sent;
+  seen_events_.emplace(std::make_pair(ev.origin, ev.id), steady_clock::now());
+  const std::uint64_t ltime = ev.ltime;
+  deliver_event(ev);
+  s->reply(id, [&](writer& rw) {
+    rw.pack_map(1);
+    write_str(rw, "ltime");
+    rw.pack_uint64(ltime);
+  });
+}
+
+void agent::on_event(peer::user_event e) {
+  // Lamport: our next event is later than every one we have seen.
+  // Saturating: a forged time near 2^64 must not wrap our clock to 0.
+  if (e.ltime >= event_clock_ && e.ltime < std::numeric_limits<std::uint64_t>::max())
+    event_clock_ = e.ltime + 1;
+  const auto now = steady_clock::now();
+  if (!seen_events_.emplace(std::make_pair(e.origin, e.id), now).second) {
+    ++server_.mutable_stats().user_events_duplicate;
+    return;
+  }
+  // Bounded: forget ids older than ten minutes, and the oldest beyond the cap.
+  for (auto it = seen_events_.begin(); it != seen_events_.end();)
+    it = (now - it->second > std::chrono::minutes(10) || seen_events_.size() > max_seen_events)
+             ? seen_events_.erase(it)
+             : std::next(it);
+  deliver_event(e);
+}
+
+void agent::deliver_event(const peer::user_event& ev) {
+  ++server_.mutable_stats().user_events_delivered;
+  server_.publish_user(ev);
+}
+
+}  // namespace shoal::daemon
