@@ -259,6 +259,15 @@ class core {
   /// itself too), errc::not_running (leaving, or join() never called).
   std::error_code force_leave(time_point now, const std::string& name, outbox& out);
 
+  /// Forgets a failed or left member now, as if reconnect_timeout had
+  /// passed (a member_reaped event); Serf's `force-leave -prune`. Local only:
+  /// other nodes keep it until they prune or reap it. A member that comes
+  /// back (an alive claim) is learned again like any new member.
+  /// Errors (nothing changes): errc::unknown_member (not in the view),
+  /// errc::member_not_failed (alive or suspect; this node itself too),
+  /// errc::not_running (leaving, or join() never called).
+  std::error_code prune(time_point now, const std::string& name, outbox& out);
+
   /// Opaque user state sent with every push-pull; peers receive it in
   /// outbox::user_states.
   void set_user_state(bytes state);

@@ -325,6 +325,14 @@ class node {
   /// this node), errc::not_running (before start(), after leave() or stop()).
   std::error_code force_leave(const std::string& name);
 
+  /// Forgets a failed or left member at once, as if protocol.reconnect_timeout
+  /// had passed (a member_reaped event); with force_leave() first, Serf's
+  /// `force-leave -prune`. Local to this node: shoald gossips a prune to the
+  /// other daemons. A member that returns is learned again. Errors (nothing
+  /// changes): errc::unknown_member, errc::member_not_failed (alive or
+  /// suspect; this node itself), errc::not_running.
+  std::error_code prune(const std::string& name);
+
   /// Opaque state sent with every push-pull exchange (may be set before
   /// start(), so that the first join carries it).
   void set_user_state(bytes state);

@@ -485,6 +485,12 @@ std::error_code core::force_leave(time_point now, const std::string& name, outbo
   impl_->settle();
   return ec;
 }
+std::error_code core::prune(time_point now, const std::string& name, outbox& out) {
+  impl_->saw(now);
+  const auto ec = impl_->prune(name, out);
+  impl_->settle();
+  return ec;
+}
 void core::set_user_state(bytes state) {
   impl_->set_user_state(std::move(state));
 }

@@ -235,6 +235,7 @@ class core_impl {
   bool remember_broadcast(std::uint64_t id);
   std::error_code send_to(const std::string& name, bytes payload, outbox& out);
   std::error_code force_leave(time_point now, const std::string& name, outbox& out);
+  std::error_code prune(const std::string& name, outbox& out);
   void set_user_state(bytes state) { user_state_ = std::move(state); }
 
   // ---- queries ----

@@ -513,6 +513,20 @@ std::error_code core_impl::force_leave(time_point now, const std::string& name, 
   return {};
 }
 
+std::error_code core_impl::prune(const std::string& name, outbox& out) {
+  if (!started_ || leaving_) return errc::not_running;
+  auto it = members_.find(name);
+  if (it == members_.end() || !it->second.confirmed) return errc::unknown_member;
+  member_entry& e = it->second;
+  if (&e == self_ || e.up()) return errc::member_not_failed;
+  // As reap() forgets it; its name left in gone_ is dropped there, as for a
+  // member that came back.
+  emit(event_type::member_reaped, e, out);
+  count_shown(e, -1);
+  members_.erase(it);
+  return {};
+}
+
 void core_impl::reap(time_point now, outbox& out) {
   // Drop stale entries (members that came back), then forget the departed
   // that passed reconnect_timeout, then the oldest beyond the count bound.

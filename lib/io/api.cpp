@@ -90,6 +90,19 @@ std::error_code runtime::send_to(const std::string& name, bytes payload) {
   return ec;
 }
 
+std::error_code runtime::prune(const std::string& name) {
+  if (!running()) return errc::not_running;
+  std::error_code ec;
+  {
+    std::lock_guard lock(mu_);
+    ec = core_->prune(now(), name, pending_);
+  }
+  if (!ec) post_drain();
+  log_.log(ec ? spdlog::level::debug : spdlog::level::info, "prune member={} result={}", name,
+           ec ? ec.message() : "ok");
+  return ec;
+}
+
 std::error_code runtime::force_leave(const std::string& name) {
   if (!running()) return errc::not_running;
   std::error_code ec;

@@ -90,6 +90,9 @@ std::error_code node::send_to(const std::string& name, bytes payload) {
 std::error_code node::force_leave(const std::string& name) {
   return rt_->force_leave(name);
 }
+std::error_code node::prune(const std::string& name) {
+  return rt_->prune(name);
+}
 void node::set_user_state(bytes state) {
   rt_->set_user_state(std::move(state));
 }

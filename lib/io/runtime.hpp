@@ -125,6 +125,7 @@ class runtime : public std::enable_shared_from_this<runtime> {
   std::error_code broadcast(bytes payload);
   std::error_code send_to(const std::string& name, bytes payload);
   std::error_code force_leave(const std::string& name);
+  std::error_code prune(const std::string& name);
   void set_user_state(bytes state);
   node::subscription subscribe(node::event_handler handler);
   void unsubscribe(node::subscription id);

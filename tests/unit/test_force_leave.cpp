@@ -135,3 +135,32 @@ TEST_CASE("force_leave needs a running node", "[unit]") {
   CHECK(force_leave(net3, 0, "n2") == errc::not_running);
   CHECK(net3.state_at(0, "n2") == member_state::dead);
 }
+
+TEST_CASE("prune forgets a failed or left member at once, and refuses live ones", "[unit]") {
+  auto net = three(6);
+  crash_n2(net);
+  const auto prune = [&](int i, const std::string& name) {
+    shoal::outbox out;
+    const auto ec = net.nodes[static_cast<std::size_t>(i)].core->prune(net.now, name, out);
+    net.drain(i, out);
+    return ec;
+  };
+  CHECK(prune(0, "n1") == errc::member_not_failed);  // alive
+  CHECK(prune(0, "n0") == errc::member_not_failed);  // itself
+  CHECK(prune(0, "nobody") == errc::unknown_member);
+  // Failed on n0: pruned there at once (one reaped event); n1 still has it.
+  REQUIRE(prune(0, "n2") == std::error_code{});
+  CHECK_FALSE(net.state_at(0, "n2"));
+  CHECK(count_events(net.nodes[0], event_type::member_reaped, "n2") == 1);
+  CHECK(net.state_at(1, "n2") == member_state::dead);
+  // Gossip and push-pulls from n1, which still holds it failed, do not bring it back.
+  net.run_for(40s);
+  CHECK_FALSE(net.state_at(0, "n2"));
+  // Left on n1 (force_leave first), then pruned: the Serf `force-leave -prune` pair.
+  REQUIRE(force_leave(net, 1, "n2") == std::error_code{});
+  REQUIRE(prune(1, "n2") == std::error_code{});
+  CHECK_FALSE(net.state_at(1, "n2"));
+  CHECK(prune(1, "n2") == errc::unknown_member);
+  net.run_for(20s);
+  CHECK(net.full_mesh());
+}
