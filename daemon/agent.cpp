@@ -25,6 +25,7 @@ namespace {
 
 constexpr std::size_t max_state_file_bytes = 64u << 20;
 constexpr std::size_t max_keyring_file_bytes = 1u << 20;
+constexpr std::size_t max_tags_file_bytes = 1u << 20;
 
 std::shared_ptr<spdlog::logger> make_logger(const std::string& level) {
   auto log =
@@ -65,9 +66,39 @@ std::string agent::keyring_path() const {
   return {};
 }
 
+std::optional<tag_map> agent::load_tags_file(const daemon_config& base) {
+  if (cfg_.data_dir.empty()) return std::nullopt;
+  tag_map tags;
+  std::string msg;
+  const auto st =
+      load_file(cfg_.data_dir + "/tags.json", max_tags_file_bytes, decode_tags, tags, msg);
+  if (st == load_status::corrupt) log_->error("tags file unusable, ignored: {}", msg);
+  if (st != load_status::ok) return std::nullopt;
+  daemon_config probe = base;
+  probe.tags = tags;
+  if (auto err = validate(probe)) {
+    log_->error("tags file {}/tags.json ignored: {}", cfg_.data_dir, *err);
+    return std::nullopt;
+  }
+  return tags;
+}
+
+void agent::save_tags() {
+  if (cfg_.data_dir.empty()) return;
+  if (auto err = write_file_atomic(cfg_.data_dir + "/tags.json", encode_tags(cfg_.tags));
+      !err.empty())
+    log_->error("persisting tags failed: {}", err);
+}
+
 void agent::load_persisted() {
   if (cfg_.data_dir.empty()) return;
   ::mkdir(cfg_.data_dir.c_str(), 0700);
+  // Tags set over the socket outlive a restart: they replace the configured ones.
+  if (auto tags = load_tags_file(cfg_)) {
+    log_->info("tags from {}/tags.json (set over the socket) replace the configured ones: {}",
+               cfg_.data_dir, tags->size());
+    cfg_.tags = std::move(*tags);
+  }
   std::string msg;
   const auto st =
       load_file(cfg_.data_dir + "/state.json", max_state_file_bytes, decode_state, persisted_, msg);
@@ -102,6 +133,8 @@ std::string agent::start_node() {
   // when the operator says so.
   if (!cfg_.refusal_suspicion_timeout_s && !nc.keys.empty())
     nc.protocol.refusal_suspicion_timeout = duration::zero();
+  gossip_interval_ =
+      std::chrono::duration_cast<std::chrono::milliseconds>(nc.protocol.gossip_interval);
   try {
     node_ = std::make_unique<node>(nc);
   } catch (const std::exception& e) {
@@ -110,6 +143,7 @@ std::string agent::start_node() {
   node_->subscribe([this](const event& ev) {
     asio::post(ctx_, [this, ev] {
       server_.publish(ev);
+      run_handlers(ev);
       schedule_save();
     });
   });
@@ -130,8 +164,47 @@ std::string agent::start_node() {
   return {};
 }
 
+void agent::run_handlers(const event& ev) {
+  if (!handlers_ || stopping_) return;
+  const char* type = nullptr;
+  switch (ev.type) {
+    case event_type::member_joined:
+      type = "member-join";
+      break;
+    case event_type::member_left:
+      type = "member-leave";
+      break;
+    case event_type::member_failed:
+      type = "member-failed";
+      break;
+    case event_type::member_updated:
+      type = "member-update";
+      break;
+    case event_type::member_reaped:
+      type = "member-reap";
+      break;
+    default:
+      return;  // suspected and alive: Serf has no handler event for them
+  }
+  handler_event he;
+  he.type = type;
+  he.members.push_back(ev.who);
+  handlers_->dispatch(he);
+  if (ev.who.name == cfg_.name) update_handler_self();
+}
+
+void agent::update_handler_self() {
+  if (!handlers_ || !node_) return;
+  const member self = node_->local_member();
+  handlers_->set_self(handler_self{self.name, self.addr.ip_string(), self.tags});
+}
+
 int agent::run() {
   load_persisted();
+  if (!cfg_.handlers.empty()) {
+    handlers_ = std::make_unique<handler_runner>(ctx_, cfg_.handlers, log_);
+    log_->info("event handlers: {}", cfg_.handlers.size());
+  }
   if (auto err = server_.listen(cfg_.socket, cfg_.socket_mode, cfg_.socket_group); !err.empty()) {
     log_->critical("socket: {}", err);
     return 1;
@@ -142,6 +215,7 @@ int agent::run() {
     return 1;
   }
   save_state();  // the bumped incarnation is on disk before anyone sees it
+  update_handler_self();
   if (!cfg_.metrics_bind.empty()) {
     metrics_ = std::make_unique<metrics_server>(ctx_, *this, log_);
     if (auto err = metrics_->listen(cfg_.metrics_bind); !err.empty()) {
@@ -192,6 +266,8 @@ void agent::reload() {
   };
   if (limits(*fresh) != limits(cfg_))
     log_->warn("SIGHUP: protocol limits changed; they apply at the next start");
+  // Tags set over the socket (tags.json) stay in force over the file's.
+  if (auto kept = load_tags_file(*fresh)) fresh->tags = std::move(*kept);
   if (fresh->tags != cfg_.tags) {
     if (auto ec = node_->set_tags(fresh->tags)) {
       log_->error("SIGHUP: tags not applied: {}", ec.message());
@@ -240,8 +316,9 @@ void agent::shutdown(bool leave, std::shared_ptr<session> s, std::uint64_t id) {
         if (metrics_) metrics_->close();
         signals_.cancel();
         save_timer_.cancel();
-        for (auto& [qid, q] : key_queries_)
+        for (auto& [qid, q] : asked_)
           if (q.timer) q.timer->cancel();
+        if (handlers_) handlers_->stop();
       });
     });
   });

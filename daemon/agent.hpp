@@ -6,10 +6,14 @@
 //                  (and the `leave` command), persistence of state and keyring
 //   commands.cpp   the socket commands on this node: members, member, join,
 //                  force-leave, tags, info (on_request dispatches every command)
-//   keys.cpp       the `keys` command: cluster-wide key operations, gossiped
-//                  requests and direct replies between daemons
+//   keys.cpp       the `keys` command: cluster-wide key operations, run as
+//                  the built-in query `_shoal.keys`
 //   events.cpp     the `event` command: user events gossiped to every member
 //                  and delivered to the `user` streams of every daemon
+//   queries.cpp    the `query` and `respond` commands: queries gossiped to the
+//                  members their filters match, acks and responses sent back
+//                  to the asker directly; the built-in `_shoal.ping`; the
+//                  entry of every daemon-to-daemon message
 //   stats.cpp      the counters: the `stats` command and the /metrics text
 // Around it: shoald.cpp (main), config.* (flags, TOML, environment),
 // persist.* (files in --data-dir), key_text.* (keys as base64, new keys),
@@ -25,6 +29,7 @@
 #include <memory>
 #include <optional>
 #include <random>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -37,6 +42,7 @@
 #include <shoal/node.hpp>
 
 #include "config.hpp"
+#include "handlers.hpp"
 #include "peer_messages.hpp"
 #include "persist.hpp"
 #include "server.hpp"
@@ -61,18 +67,27 @@ class agent : public request_handler {
   std::string metrics_text() const;
 
  private:
-  struct key_reply {
-    std::string error;
-    std::vector<encryption_key> keys;
-    std::optional<encryption_key> primary;
-  };
-  struct key_query {
-    std::shared_ptr<session> s;
+  /// A query this daemon asked (a client's `query`, or `keys`), by qid.
+  struct asked_query {
+    std::shared_ptr<session> s;  ///< the asking client
     std::uint64_t req_id = 0;
-    std::string op;
-    std::size_t nodes = 0;
-    std::map<std::string, key_reply> replies;
+    std::string name;
+    std::set<std::string> acks;
+    std::set<std::string> responders;
+    std::chrono::steady_clock::time_point started;
     std::unique_ptr<boost::asio::steady_timer> timer;
+    // `keys` only: the operation, members expected, their results.
+    std::string key_op;
+    std::size_t nodes = 0;
+    std::map<std::string, peer::key_result> key_results;
+  };
+  /// A query received here that local clients may answer, by handle.
+  struct received_query {
+    std::string origin;
+    std::uint64_t qid = 0;
+    std::string name;
+    std::chrono::steady_clock::time_point deadline;
+    bool responded = false;
   };
 
   std::string start_node();
@@ -80,6 +95,10 @@ class agent : public request_handler {
   void schedule_save();
   void save_state();
   void save_keyring();
+  /// DATA_DIR/tags.json when present and valid over `base` (else nullopt,
+  /// logged when unusable).
+  std::optional<tag_map> load_tags_file(const daemon_config& base);
+  void save_tags();
   std::string keyring_path() const;
   void on_signal(int sig);
   void reload();
@@ -96,20 +115,37 @@ class agent : public request_handler {
   void cmd_info(const std::shared_ptr<session>& s, std::uint64_t id);
   void cmd_keys(const std::shared_ptr<session>& s, std::uint64_t id, const msgpack::object& args);
   void cmd_event(const std::shared_ptr<session>& s, std::uint64_t id, const msgpack::object& args);
+  void cmd_query(const std::shared_ptr<session>& s, std::uint64_t id, const msgpack::object& args);
+  void cmd_respond(const std::shared_ptr<session>& s, std::uint64_t id,
+                   const msgpack::object& args);
 
   // User events (events.cpp).
   std::size_t max_event_bytes() const;
   void on_event(peer::user_event e);
   void deliver_event(const peer::user_event& ev);
 
-  // Every daemon-to-daemon message arrives here (keys.cpp).
+  // Queries (queries.cpp). Every daemon-to-daemon message arrives at
+  // on_user_message.
   void on_user_message(const bytes& data);
-  // Cluster-wide key operations: a request is gossiped to every member, each
-  // node applies it and answers the origin directly.
-  void on_key_request(const peer::key_request& q);
-  void on_key_reply(peer::key_reply r);
-  key_reply apply_key_op(const std::string& op, const std::optional<encryption_key>& key);
-  void finish_key_query(std::uint64_t qid);
+  /// Sends `q` (from this daemon) to the cluster and handles it here too;
+  /// `aq` is recorded under q.qid until q.timeout_ms passes.
+  std::string ask(peer::query q, asked_query aq);
+  void on_query(peer::query q);
+  void on_query_reply(peer::query_reply r);
+  /// Acks or answers the query (origin, qid): directly to its origin, or
+  /// locally when we asked it.
+  void reply_to_query(const std::string& origin, std::uint64_t qid, peer::reply_kind kind,
+                      bytes payload);
+  bool query_matches_here(const peer::query& q);
+  void finish_query(std::uint64_t qid);
+  std::chrono::milliseconds default_query_timeout() const;
+  std::size_t max_response_bytes() const;
+  std::string digest_text() const;
+
+  // Cluster-wide key operations (keys.cpp), the built-in query `_shoal.keys`.
+  peer::key_result apply_key_op(const peer::key_op& op);
+  void on_key_query(const peer::query& q);
+  void finish_keys(asked_query& aq);
 
   daemon_config cfg_;
   int argc_;
@@ -121,6 +157,10 @@ class agent : public request_handler {
   server server_;
   std::unique_ptr<node> node_;
   std::unique_ptr<metrics_server> metrics_;
+  std::unique_ptr<handler_runner> handlers_;  ///< null without configured handlers
+  /// Hands a membership event to the handlers (Serf's event names).
+  void run_handlers(const event& ev);
+  void update_handler_self();
   persisted_state persisted_;
   bool save_pending_ = false;
   bool stopping_ = false;
@@ -132,10 +172,13 @@ class agent : public request_handler {
   std::vector<worker> workers_;  ///< join commands (in progress or finished)
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   std::mt19937_64 rng_{std::random_device{}()};
-  std::map<std::uint64_t, key_query> key_queries_;
+  std::map<std::uint64_t, asked_query> asked_;        ///< by qid
+  std::map<std::uint64_t, received_query> received_;  ///< by local handle
+  std::uint64_t next_query_handle_ = 1;
   std::map<std::pair<std::string, std::uint64_t>, std::chrono::steady_clock::time_point>
-      seen_key_ops_;
+      seen_queries_;  ///< (origin, qid) of queries handled here
   std::uint64_t key_ops_rejected_ = 0;
+  std::chrono::milliseconds gossip_interval_{200};
   std::size_t max_broadcast_bytes_ = 0;  ///< the node's max_user_broadcast_bytes
   std::uint64_t event_clock_ = 0;        ///< Lamport time of our next user event
   std::map<std::pair<std::string, std::uint64_t>, std::chrono::steady_clock::time_point>

@@ -412,7 +412,13 @@ bool client::take_stream_frame(const json& f, std::error_code& ec) {
   return true;
 }
 
-reply client::exchange(std::string_view cmd, const json& args, client_clock::time_point deadline) {
+reply client::query(const json& args, const std::function<void(const json&)>& on_progress,
+                    std::chrono::milliseconds wait) {
+  return exchange("query", args, client_clock::now() + wait, &on_progress);
+}
+
+reply client::exchange(std::string_view cmd, const json& args, client_clock::time_point deadline,
+                       const std::function<void(const json&)>* progress) {
   reply r;
   const std::uint64_t id = next_id_++;
   if ((r.ec = conn_.write(encode_request(id, cmd, args), deadline))) {
@@ -430,6 +436,16 @@ reply client::exchange(std::string_view cmd, const json& args, client_clock::tim
   for (;;) {
     json f;
     if ((r.ec = conn_.read(f, deadline))) return r;
+    if (progress && frame_id(f) == id && f.contains("event")) {
+      // An intermediate frame of this very request (a query's acks and
+      // responses).
+      if (!f["event"].is_object()) {
+        r.ec = client_errc::bad_reply;
+        return r;
+      }
+      (*progress)(f["event"]);
+      continue;
+    }
     std::error_code sec;
     if (take_stream_frame(f, sec)) {
       if (sec) {

@@ -19,6 +19,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <optional>
 #include <set>
 #include <span>
@@ -183,6 +184,14 @@ class client {
   reply call(std::string_view cmd, const json& args = nullptr);
   reply call(std::string_view cmd, const json& args, std::chrono::milliseconds timeout);
 
+  /// Sends a `query` (args as PROTOCOL.md: name, payload, node, tags,
+  /// timeout_ms, ack) and calls `on_progress` with each ack or response
+  /// event ({"type": "ack"|"response", "from", "payload"}) as it arrives;
+  /// returns the final summary. `wait` bounds the whole exchange (give it
+  /// more than the query's timeout).
+  reply query(const json& args, const std::function<void(const json&)>& on_progress,
+              std::chrono::milliseconds wait);
+
   /// Opens a stream of `types` (empty: every type). On success `id` is its id.
   reply open_stream(const std::vector<std::string>& types, std::uint64_t& id);
   /// Closes a stream; no event of it is delivered afterwards.
@@ -200,7 +209,8 @@ class client {
 
  private:
   client(connection c, const options& o) : conn_(std::move(c)), opt_(o) {}
-  reply exchange(std::string_view cmd, const json& args, client_clock::time_point deadline);
+  reply exchange(std::string_view cmd, const json& args, client_clock::time_point deadline,
+                 const std::function<void(const json&)>* progress = nullptr);
   /// Classifies a frame that is not the awaited reply: queues stream frames,
   /// false for anything else.
   bool take_stream_frame(const json& frame, std::error_code& ec);

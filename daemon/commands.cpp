@@ -47,6 +47,10 @@ bool agent::on_request(const std::shared_ptr<session>& s, std::uint64_t id, std:
     cmd_keys(s, id, args);
   else if (cmd == "event")
     cmd_event(s, id, args);
+  else if (cmd == "query")
+    cmd_query(s, id, args);
+  else if (cmd == "respond")
+    cmd_respond(s, id, args);
   else
     return false;
   return true;
@@ -169,17 +173,34 @@ void agent::cmd_force_leave(const std::shared_ptr<session>& s, std::uint64_t id,
                             const msgpack::object& args) {
   const auto name = get_str(args, "name");
   if (!name) return s->error(id, "bad_request", "force-leave needs a string \"name\"");
+  bool prune = false;
+  if (const auto* p = map_get(args, "prune")) {
+    if (p->type != msgpack::type::BOOLEAN)
+      return s->error(id, "bad_request", "\"prune\" must be a boolean");
+    prune = p->via.boolean;
+  }
   const auto m = node_->find(*name);
   if (!m) return s->error(id, "not_found", "no member named " + name->substr(0, 128));
-  if (m->state != member_state::dead)
+  if (prune && m->state == member_state::left) {
+    // Already left: --prune only forgets it, here and everywhere.
+  } else if (m->state != member_state::dead) {
     return s->error(id, "not_failed", *name + " is " + status_name(m->state) + ", not failed");
-  if (auto ec = node_->force_leave(*name)) {
+  } else if (auto ec = node_->force_leave(*name)) {
     const bool not_failed = ec == make_error_code(errc::member_not_failed);
     return s->error(
         id,
         not_failed ? "not_failed"
                    : (ec == make_error_code(errc::unknown_member) ? "not_found" : "not_running"),
         ec.message());
+  }
+  if (prune) {
+    (void)node_->prune(*name);
+    peer::prune pr;
+    pr.id = rng_();
+    pr.origin = cfg_.name;
+    pr.member = *name;
+    if (auto ec = node_->broadcast(peer::encode(pr)))
+      log_->warn("force-leave --prune of {}: the other daemons not told: {}", *name, ec.message());
   }
   s->reply(id, [](writer& w) { w.pack_map(0); });
 }
@@ -216,6 +237,8 @@ void agent::cmd_tags(const std::shared_ptr<session>& s, std::uint64_t id,
                     "tags not changed: " + ec.message());
   }
   cfg_.tags = tags;
+  save_tags();
+  update_handler_self();
   s->reply(id, [&](writer& w) {
     w.pack_map(1);
     write_str(w, "tags");
@@ -231,8 +254,7 @@ void agent::cmd_info(const std::shared_ptr<session>& s, std::uint64_t id) {
   const member self = node_->local_member();
   std::size_t counts[4] = {};
   for (const auto& m : node_->members()) ++counts[static_cast<int>(m.state)];
-  char digest[17];
-  std::snprintf(digest, sizeof digest, "%016llx", static_cast<unsigned long long>(node_->digest()));
+  const std::string digest = digest_text();
   const auto uptime =
       std::chrono::duration_cast<std::chrono::seconds>(steady_clock::now() - started_).count();
   s->reply(id, [&](writer& w) {

@@ -66,6 +66,8 @@ node_config node_config_of(const daemon_config& c) {
         static_cast<std::uint32_t>(*c.max_packets_per_source_per_second);
   // validate() refuses anything outside 0..3600 (NaN included), which must
   // not reach the conversion (undefined behaviour).
+  if (const auto& t = c.reconnect_timeout_s; t && *t >= 1 && *t <= 30 * 86400.0)
+    p.reconnect_timeout = std::chrono::duration_cast<duration>(std::chrono::duration<double>(*t));
   if (const auto& t = c.refusal_suspicion_timeout_s; t && *t >= 0 && *t <= 3600)
     p.refusal_suspicion_timeout =
         std::chrono::duration_cast<duration>(std::chrono::duration<double>(*t));
@@ -150,6 +152,16 @@ std::optional<std::string> validate(const daemon_config& c) {
   if (c.refusal_suspicion_timeout_s &&
       !(*c.refusal_suspicion_timeout_s >= 0 && *c.refusal_suspicion_timeout_s <= 3600))
     return bad("refusal_suspicion_timeout", "must be in [0, 3600] seconds (0 disables)");
+  if (c.handlers.size() > 64) return bad("handler", "at most 64 event handlers");
+  for (const auto& h : c.handlers) {
+    if (h.timeout < std::chrono::milliseconds(1) || h.timeout > std::chrono::hours(1))
+      return bad("handler", "timeout must be in [0.001, 3600] seconds (" + h.program + ")");
+    if (h.queue_limit < 1 || h.queue_limit > 100000)
+      return bad("handler", "queue must be 1..100000 (" + h.program + ")");
+  }
+  if (c.reconnect_timeout_s &&
+      !(*c.reconnect_timeout_s >= 1 && *c.reconnect_timeout_s <= 30 * 86400.0))
+    return bad("reconnect_timeout", "must be in [1, 2592000] seconds (1 s to 30 days)");
   for (const auto& [k, v] : c.tags)
     if (k.empty()) return bad("tags", "empty tag key");
   if (c.tags.size() > p.max_tags)
@@ -296,6 +308,69 @@ std::optional<std::string> apply_toml(daemon_config& c, std::string_view text,
         c.refusal_suspicion_timeout_s = *v;
       else
         fail(key, "expected a number of seconds");
+    } else if (key == "handler") {
+      const auto* arr = n.as_array();
+      if (!arr) {
+        fail(key, "expected [[handler]] tables");
+        continue;
+      }
+      c.handlers.clear();
+      for (std::size_t i = 0; i < arr->size(); ++i) {
+        const auto* tab = (*arr)[i].as_table();
+        const std::string where = "handler[" + std::to_string(i) + "]";
+        if (!tab) {
+          fail(where, "expected a table");
+          break;
+        }
+        std::string program, types;
+        bool serf = false;
+        double timeout = 30;
+        std::int64_t queue = 128;
+        for (const auto& [hk, hv] : *tab) {
+          const std::string f(hk.str());
+          if (f == "program" && hv.value<std::string>())
+            program = *hv.value<std::string>();
+          else if (f == "types" && hv.as_array()) {
+            for (const auto& e : *hv.as_array()) {
+              const auto v = e.value<std::string>();
+              if (!v || v->empty() || v->find_first_of(",=") != std::string::npos) {
+                fail(where + ".types", "expected event type names");
+                break;
+              }
+              types += (types.empty() ? "" : ",") + *v;
+            }
+          } else if (f == "serf_compat" && hv.is_boolean())
+            serf = *hv.value<bool>();
+          else if (f == "timeout" && hv.value<double>())
+            timeout = *hv.value<double>();
+          else if (f == "queue" && hv.as_integer())
+            queue = hv.as_integer()->get();
+          else
+            fail(where + "." + f,
+                 "unknown field or wrong type (program: string, types: array of strings, "
+                 "serf_compat: boolean, timeout: seconds, queue: integer)");
+        }
+        if (program.empty()) {
+          fail(where + ".program", "required: the command to run");
+          break;
+        }
+        std::string why;
+        auto spec = parse_handler_flag((types.empty() ? "*" : types) + "=" + program, why);
+        if (!spec) {
+          fail(where, why);
+          break;
+        }
+        spec->serf_compat = serf;
+        spec->timeout = std::chrono::milliseconds(
+            timeout > 0 && timeout <= 3600 ? static_cast<long long>(timeout * 1000) : 0);
+        spec->queue_limit = queue > 0 && queue <= 100000 ? static_cast<std::size_t>(queue) : 0;
+        c.handlers.push_back(std::move(*spec));
+      }
+    } else if (key == "reconnect_timeout") {
+      if (auto v = n.value<double>())
+        c.reconnect_timeout_s = *v;
+      else
+        fail(key, "expected a number of seconds");
     } else
       fail(key, "unknown field");
   }
@@ -309,8 +384,9 @@ std::optional<daemon_config> load_config(int argc, char** argv, int& exit_code) 
 
   std::string config_file, name, bind, advertise, socket, socket_mode, socket_group, data_dir,
       preset, label, keyring_file, metrics_bind, log_level;
-  std::vector<std::string> join, tags;
-  double leave_timeout = 0, frame_timeout = 0, keys_timeout = 0, refusal_timeout = 0;
+  std::vector<std::string> join, tags, event_handlers, serf_event_handlers;
+  double leave_timeout = 0, frame_timeout = 0, keys_timeout = 0, refusal_timeout = 0,
+         reconnect_timeout = 0;
   std::size_t max_connections = 0, max_frame_bytes = 0, stream_backlog = 0, max_streams = 0;
   std::size_t max_name_length = 0, max_tag_bytes = 0, max_members = 0, max_push_pull_bytes = 0,
               udp_buffer_size = 0, max_tcp_sessions = 0, max_packets_per_source = 0;
@@ -392,6 +468,19 @@ std::optional<daemon_config> load_config(int argc, char** argv, int& exit_code) 
       "seconds a suspicion lasts once enough members saw the node's port refused (ICMP port "
       "unreachable), 0..3600, 0 disables (default: lan 2, wan 10, local 1; 0 with a keyring)",
       [&](daemon_config& c) { c.refusal_suspicion_timeout_s = refusal_timeout; });
+  add("--reconnect-timeout", reconnect_timeout, "SHOAL_RECONNECT_TIMEOUT",
+      "seconds failed and left members are kept before they are reaped, 1..2592000 (default "
+      "86400)",
+      [&](daemon_config& c) { c.reconnect_timeout_s = reconnect_timeout; });
+
+  add("--event-handler", event_handlers, "SHOAL_EVENT_HANDLER",
+      "[TYPES=]PROGRAM run for events, Serf's syntax (repeatable; TYPES: member-join,"
+      "member-leave,member-failed,member-update,member-reap,user,user:NAME,query,query:NAME)",
+      [&](daemon_config&) {});
+  add("--serf-event-handler", serf_event_handlers, "SHOAL_SERF_EVENT_HANDLER",
+      "as --event-handler, run the way Serf runs handlers (/bin/sh -c, SERF_* variables, "
+      "tab-separated member lines)",
+      [&](daemon_config&) {});
 
   add("--max-name-length", max_name_length, "SHOAL_MAX_NAME_LENGTH",
       "longest member name in bytes, 1..1024 (default 128); longer names from peers are dropped",
@@ -446,6 +535,18 @@ std::optional<daemon_config> load_config(int argc, char** argv, int& exit_code) 
   }
   for (auto& o : opts)
     if (*o.o) o.apply(c);
+  for (auto* list : {&event_handlers, &serf_event_handlers}) {
+    for (const auto& text : *list) {
+      std::string why;
+      auto spec = parse_handler_flag(text, why);
+      if (!spec)
+        return fail(
+            std::string(list == &event_handlers ? "--event-handler" : "--serf-event-handler") +
+            ": " + why);
+      spec->serf_compat = list == &serf_event_handlers;
+      c.handlers.push_back(std::move(*spec));
+    }
+  }
   if (!socket_mode.empty()) {
     auto m = parse_mode(socket_mode);
     if (!m)

@@ -12,6 +12,8 @@
 #include <shoal/member.hpp>
 #include <shoal/node.hpp>
 
+#include "handlers.hpp"
+
 namespace shoal::daemon {
 
 struct daemon_config {
@@ -53,6 +55,15 @@ struct daemon_config {
   /// shoal::config::refusal_suspicion_timeout in seconds (0 disables). Unset:
   /// the preset's value without a keyring, 0 with one (ICMP is unauthenticated).
   std::optional<double> refusal_suspicion_timeout_s;
+
+  /// shoal::config::reconnect_timeout in seconds: how long failed and left
+  /// members are kept (failed ones probed for their return) before they are
+  /// reaped. Unset: the preset's (24 h in every preset).
+  std::optional<double> reconnect_timeout_s;
+
+  /// Event handlers ([[handler]] tables, then --event-handler and
+  /// --serf-event-handler flags, in that order). Read at start.
+  std::vector<handler_spec> handlers;
 };
 
 /// Builds the configuration from argv (CLI11 flags), the environment and the

@@ -102,6 +102,14 @@ void agent::on_event(peer::user_event e) {
 void agent::deliver_event(const peer::user_event& ev) {
   ++server_.mutable_stats().user_events_delivered;
   server_.publish_user(ev);
+  if (handlers_ && !stopping_) {
+    handler_event he;
+    he.type = "user";
+    he.name = ev.name;
+    he.ltime = ev.ltime;
+    he.payload = ev.payload;
+    handlers_->dispatch(he);
+  }
 }
 
 }  // namespace shoal::daemon

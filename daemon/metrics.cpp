@@ -109,7 +109,8 @@ class http_session : public std::enable_shared_from_this<http_session> {
 
 }  // namespace
 
-std::string render_metrics(const node& n, const server& srv, std::uint64_t key_ops_rejected) {
+std::string render_metrics(const node& n, const server& srv, std::uint64_t key_ops_rejected,
+                           const handler_stats& handlers) {
   text t;
   std::uint64_t counts[4] = {};
   for (const auto& m : n.members()) ++counts[static_cast<int>(m.state)];
@@ -147,6 +148,7 @@ std::string render_metrics(const node& n, const server& srv, std::uint64_t key_o
   t.family("shoal_key_ops_rejected_total", "counter",
            "Malformed cluster key-operation messages ignored.");
   t.sample("shoal_key_ops_rejected_total", "", key_ops_rejected);
+  counters(t, "shoal_", handlers);
   return std::move(t.out);
 }
 
@@ -154,8 +156,9 @@ std::string render_metrics_reference() {
   std::string out =
       "# Counters of shoald\n\n"
       "Generated from the counter lists in include/shoal/core.hpp (SHOAL_CORE_COUNTERS),\n"
-      "include/shoal/node.hpp (SHOAL_RUNTIME_COUNTERS) and daemon/server.hpp\n"
-      "(SHOAL_SERVER_COUNTERS); tests/daemon/test_stats_fields.cpp\n"
+      "include/shoal/node.hpp (SHOAL_RUNTIME_COUNTERS), daemon/server.hpp\n"
+      "(SHOAL_SERVER_COUNTERS) and daemon/handlers.hpp (SHOAL_HANDLER_COUNTERS);\n"
+      "tests/daemon/test_stats_fields.cpp\n"
       "fails when this file and the lists differ (`SHOAL_UPDATE_DOCS=1` rewrites it). Every\n"
       "counter only grows. `shoalctl stats` shows each under its group and name;\n"
       "`/metrics` (shoald `--metrics-bind`) exports it as the Prometheus family given.\n"
@@ -176,6 +179,7 @@ std::string render_metrics_reference() {
   table("Protocol (the core: shoal::core_stats)", "core", "shoal_", core_stats{});
   table("Runtime (sockets: shoal::runtime_stats)", "runtime", "shoal_runtime_", runtime_stats{});
   table("Socket API (shoald's Unix socket)", "daemon", "shoal_socket_", server_stats{});
+  table("Event handlers (shoald's handler programs)", "handlers", "shoal_", handler_stats{});
   return out;
 }
 

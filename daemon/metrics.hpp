@@ -13,6 +13,7 @@
 
 #include <shoal/node.hpp>
 
+#include "handlers.hpp"
 #include "server.hpp"
 
 namespace shoal::daemon {
@@ -23,7 +24,8 @@ class agent;
 std::string render_metrics_reference();
 
 /// The exposition text of everything counted.
-std::string render_metrics(const node& n, const server& srv, std::uint64_t key_ops_rejected);
+std::string render_metrics(const node& n, const server& srv, std::uint64_t key_ops_rejected,
+                           const handler_stats& handlers);
 
 class metrics_server {
  public:

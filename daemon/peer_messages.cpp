@@ -17,8 +17,9 @@ namespace {
 using writer = msgpack::packer<msgpack::sbuffer>;
 
 constexpr std::string_view event_kind = "shoal.event";
-constexpr std::string_view key_request_kind = "shoal.keys";
-constexpr std::string_view key_reply_kind = "shoal.keys.reply";
+constexpr std::string_view query_kind = "shoal.query";
+constexpr std::string_view query_reply_kind = "shoal.query.reply";
+constexpr std::string_view prune_kind = "shoal.prune";
 
 void put_str(writer& w, std::string_view s) {
   w.pack_str(static_cast<std::uint32_t>(s.size()));
@@ -102,24 +103,37 @@ bytes encode(const message& m) {
     put_str(w, e->name);
     put_bin(w, e->payload.data(), e->payload.size());
     w.pack_uint64(e->flags);
-  } else if (const auto* q = std::get_if<key_request>(&m)) {
-    w.pack_array(5);
-    put_str(w, key_request_kind);
+  } else if (const auto* q = std::get_if<query>(&m)) {
+    w.pack_array(10);
+    put_str(w, query_kind);
     w.pack_uint64(q->qid);
     put_str(w, q->origin);
-    put_str(w, q->op);
-    put_key(w, q->key);
+    w.pack_uint64(q->ltime);
+    put_str(w, q->name);
+    put_bin(w, q->payload.data(), q->payload.size());
+    w.pack_uint64(q->flags);
+    w.pack_uint64(q->timeout_ms);
+    put_str(w, q->node_pattern);
+    w.pack_array(static_cast<std::uint32_t>(q->tag_patterns.size()));
+    for (const auto& [tag, pattern] : q->tag_patterns) {
+      w.pack_array(2);
+      put_str(w, tag);
+      put_str(w, pattern);
+    }
+  } else if (const auto* pr = std::get_if<prune>(&m)) {
+    w.pack_array(4);
+    put_str(w, prune_kind);
+    w.pack_uint64(pr->id);
+    put_str(w, pr->origin);
+    put_str(w, pr->member);
   } else {
-    const auto& r = std::get<key_reply>(m);
-    w.pack_array(6);
-    put_str(w, key_reply_kind);
+    const auto& r = std::get<query_reply>(m);
+    w.pack_array(5);
+    put_str(w, query_reply_kind);
     w.pack_uint64(r.qid);
-    put_str(w, r.name);
-    put_str(w, r.error);
-    const std::size_t n = std::min(r.keys.size(), max_reply_keys);
-    w.pack_array(static_cast<std::uint32_t>(n));
-    for (std::size_t i = 0; i < n; ++i) put_bin(w, r.keys[i].data(), r.keys[i].size());
-    put_key(w, r.primary);
+    put_str(w, r.from);
+    w.pack_uint64(static_cast<std::uint64_t>(r.kind));
+    put_bin(w, r.payload.data(), r.payload.size());
   }
   const auto* p = reinterpret_cast<const std::uint8_t*>(b.data());
   return bytes(p, p + b.size());
@@ -155,32 +169,124 @@ decode_status decode(std::span<const std::uint8_t> data, message& out, std::size
     out = std::move(e);
     return decode_status::ok;
   }
-  if (kind == key_request_kind) {
-    key_request q;
+  if (kind == query_kind) {
+    query q;
     q.qid = id;
-    if (f.size() != 5 || !f.str(2, 1, max_name_bytes, q.origin) || !f.str(3, 1, 16, q.op) ||
-        !valid_op(q.op) || !f.key(f.at(4), q.op == "list", q.key))
+    const auto* tags = f.at(9);
+    if (f.size() != 10 || !f.str(2, 1, max_name_bytes, q.origin) || !f.uint(3, q.ltime) ||
+        !f.str(4, 1, max_event_name_bytes, q.name) || !f.bin(5, q.payload) || !f.uint(6, q.flags) ||
+        !f.uint(7, q.timeout_ms) || !f.str(8, 0, max_pattern_bytes, q.node_pattern) || !tags ||
+        tags->type != msgpack::type::ARRAY || tags->via.array.size > max_tag_filters)
       return decode_status::malformed;
+    for (std::uint32_t i = 0; i < tags->via.array.size; ++i) {
+      const auto& pair = tags->via.array.ptr[i];
+      if (pair.type != msgpack::type::ARRAY) return decode_status::malformed;
+      const fields t(pair);
+      std::string tag, pattern;
+      if (t.size() != 2 || !t.str(0, 1, max_tag_key_bytes, tag) ||
+          !t.str(1, 0, max_pattern_bytes, pattern))
+        return decode_status::malformed;
+      q.tag_patterns.emplace_back(std::move(tag), std::move(pattern));
+    }
     out = std::move(q);
     return decode_status::ok;
   }
-  if (kind == key_reply_kind) {
-    key_reply r;
+  if (kind == query_reply_kind) {
+    query_reply r;
     r.qid = id;
-    const auto* keys = f.at(4);
-    if (f.size() != 6 || !f.str(2, 1, max_name_bytes, r.name) ||
-        !f.str(3, 0, max_error_bytes, r.error) || !keys || keys->type != msgpack::type::ARRAY ||
-        keys->via.array.size > max_reply_keys || !f.key(f.at(5), true, r.primary))
+    std::uint64_t k = 0;
+    if (f.size() != 5 || !f.str(2, 1, max_name_bytes, r.from) || !f.uint(3, k) || k > 1 ||
+        !f.bin(4, r.payload))
       return decode_status::malformed;
-    for (std::uint32_t i = 0; i < keys->via.array.size; ++i) {
-      std::optional<encryption_key> k;
-      if (!f.key(&keys->via.array.ptr[i], false, k)) return decode_status::malformed;
-      r.keys.push_back(*k);
-    }
+    r.kind = static_cast<reply_kind>(k);
     out = std::move(r);
     return decode_status::ok;
   }
+  if (kind == prune_kind) {
+    prune pr;
+    pr.id = id;
+    if (f.size() != 4 || !f.str(2, 1, max_name_bytes, pr.origin) ||
+        !f.str(3, 1, max_name_bytes, pr.member))
+      return decode_status::malformed;
+    out = std::move(pr);
+    return decode_status::ok;
+  }
   return decode_status::unknown_kind;
+}
+
+namespace {
+
+/// Unpacks one whole msgpack array of bounded size; nullopt otherwise.
+std::optional<msgpack::object_handle> unpack_array(std::span<const std::uint8_t> data) {
+  if (data.empty() || data.size() > 65536) return std::nullopt;
+  try {
+    std::size_t off = 0;
+    auto oh = msgpack::unpack(reinterpret_cast<const char*>(data.data()), data.size(), off, nullptr,
+                              nullptr, frame_unpack_limit(data.size()));
+    if (off != data.size() || oh.get().type != msgpack::type::ARRAY) return std::nullopt;
+    return oh;
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
+bytes to_bytes(const msgpack::sbuffer& b) {
+  const auto* p = reinterpret_cast<const std::uint8_t*>(b.data());
+  return bytes(p, p + b.size());
+}
+
+}  // namespace
+
+bytes encode(const key_op& k) {
+  msgpack::sbuffer b;
+  writer w(b);
+  w.pack_array(2);
+  put_str(w, k.op);
+  put_key(w, k.key);
+  return to_bytes(b);
+}
+
+bytes encode(const key_result& r) {
+  msgpack::sbuffer b;
+  writer w(b);
+  w.pack_array(3);
+  put_str(w, r.error);
+  const std::size_t n = std::min(r.keys.size(), max_reply_keys);
+  w.pack_array(static_cast<std::uint32_t>(n));
+  for (std::size_t i = 0; i < n; ++i) put_bin(w, r.keys[i].data(), r.keys[i].size());
+  put_key(w, r.primary);
+  return to_bytes(b);
+}
+
+bool decode(std::span<const std::uint8_t> data, key_op& out) {
+  const auto oh = unpack_array(data);
+  if (!oh) return false;
+  const fields f(oh->get());
+  key_op k;
+  if (f.size() != 2 || !f.str(0, 1, 16, k.op) || !valid_op(k.op) ||
+      !f.key(f.at(1), k.op == "list", k.key))
+    return false;
+  out = std::move(k);
+  return true;
+}
+
+bool decode(std::span<const std::uint8_t> data, key_result& out) {
+  const auto oh = unpack_array(data);
+  if (!oh) return false;
+  const fields f(oh->get());
+  key_result r;
+  const auto* keys = f.at(1);
+  if (f.size() != 3 || !f.str(0, 0, max_error_bytes, r.error) || !keys ||
+      keys->type != msgpack::type::ARRAY || keys->via.array.size > max_reply_keys ||
+      !f.key(f.at(2), true, r.primary))
+    return false;
+  for (std::uint32_t i = 0; i < keys->via.array.size; ++i) {
+    std::optional<encryption_key> k;
+    if (!f.key(&keys->via.array.ptr[i], false, k)) return false;
+    r.keys.push_back(*k);
+  }
+  out = std::move(r);
+  return true;
 }
 
 }  // namespace shoal::daemon::peer

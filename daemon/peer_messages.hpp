@@ -4,8 +4,12 @@
 // sizes and checked field by field. Each is a msgpack array whose first
 // element names its kind and whose second is an id:
 //   user event    ["shoal.event", id, origin, ltime, name, payload, flags]
-//   key request   ["shoal.keys", qid, origin, op, key or nil]
-//   key reply     ["shoal.keys.reply", qid, name, error, [key...], primary or nil]
+//   query         ["shoal.query", qid, origin, ltime, name, payload, flags,
+//                  timeout_ms, node pattern, [[tag, pattern]...]]
+//   query reply   ["shoal.query.reply", qid, from, kind, payload]
+//   prune         ["shoal.prune", id, origin, member]
+// The payloads of the built-in queries are encoded here too: the cluster key
+// operations (`_shoal.keys`: key_op in the query, key_result in a response).
 // decode(encode(m)) == m for every message encode accepts; decode of any
 // bytes never throws.
 #pragma once
@@ -23,8 +27,11 @@ namespace shoal::daemon::peer {
 
 inline constexpr std::size_t max_name_bytes = 256;        // origin and member names
 inline constexpr std::size_t max_event_name_bytes = 128;  // a user event's name
-inline constexpr std::size_t max_error_bytes = 256;       // a key reply's error text
-inline constexpr std::size_t max_reply_keys = 64;         // keys listed in a key reply
+inline constexpr std::size_t max_error_bytes = 256;       // a key result's error text
+inline constexpr std::size_t max_reply_keys = 64;         // keys listed in a key result
+inline constexpr std::size_t max_pattern_bytes = 256;     // a query filter's pattern
+inline constexpr std::size_t max_tag_filters = 16;        // tag filters of one query
+inline constexpr std::size_t max_tag_key_bytes = 128;     // a tag filter's key
 
 struct user_event {
   std::uint64_t id = 0;
@@ -36,27 +43,66 @@ struct user_event {
   bool operator==(const user_event&) const = default;
 };
 
-struct key_request {
+/// Query flags (bits of query::flags).
+inline constexpr std::uint64_t query_flag_ack = 1;  ///< matching members acknowledge
+
+struct query {
   std::uint64_t qid = 0;
   std::string origin;
-  std::string op;                     ///< list, install, use or remove
-  std::optional<encryption_key> key;  ///< all but list
-  bool operator==(const key_request&) const = default;
+  std::uint64_t ltime = 0;
+  std::string name;
+  bytes payload;
+  std::uint64_t flags = 0;  ///< query_flag_*; receivers ignore bits they do not know
+  std::uint64_t timeout_ms = 0;
+  std::string node_pattern;  ///< "" matches every name
+  std::vector<std::pair<std::string, std::string>>
+      tag_patterns;  ///< (tag, pattern), all must match
+  bool operator==(const query&) const = default;
 };
 
-struct key_reply {
+enum class reply_kind : std::uint8_t { ack = 0, response = 1 };
+
+struct query_reply {
   std::uint64_t qid = 0;
-  std::string name;
+  std::string from;
+  reply_kind kind = reply_kind::ack;
+  bytes payload;  ///< empty for acks
+  bool operator==(const query_reply&) const = default;
+};
+
+/// `force-leave --prune`: every daemon forgets the failed or left member.
+struct prune {
+  std::uint64_t id = 0;
+  std::string origin;
+  std::string member;
+  bool operator==(const prune&) const = default;
+};
+
+using message = std::variant<user_event, query, query_reply, prune>;
+
+/// Payload of the built-in `_shoal.keys` query: [op, key or nil].
+struct key_op {
+  std::string op;                     ///< list, install, use or remove
+  std::optional<encryption_key> key;  ///< all but list
+  bool operator==(const key_op&) const = default;
+};
+
+/// Payload of a `_shoal.keys` response: [error, [key...], primary or nil].
+struct key_result {
   std::string error;  ///< empty: the operation succeeded
   std::vector<encryption_key> keys;
   std::optional<encryption_key> primary;
-  bool operator==(const key_reply&) const = default;
+  bool operator==(const key_result&) const = default;
 };
 
-using message = std::variant<user_event, key_request, key_reply>;
+bytes encode(const key_op& k);
+bytes encode(const key_result& r);
+/// Never throw; false for anything but a well-formed payload within bounds.
+bool decode(std::span<const std::uint8_t> data, key_op& out);
+bool decode(std::span<const std::uint8_t> data, key_result& out);
 
 /// The message's bytes. Fields over the bounds above are the caller's bug:
-/// they would not decode on the other side (key replies list at most
+/// they would not decode on the other side (key results list at most
 /// max_reply_keys keys; more are left out).
 bytes encode(const message& m);
 

@@ -149,4 +149,23 @@ std::optional<std::vector<encryption_key>> decode_keyring(std::string_view text,
   return keys;
 }
 
+std::string encode_tags(const tag_map& tags) {
+  auto j = nlohmann::json::object();
+  for (const auto& [k, v] : tags) j[k] = v;
+  return j.dump(1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+}
+
+std::optional<tag_map> decode_tags(std::string_view text, std::string& error) {
+  auto j = nlohmann::json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object())
+    return error = "not a JSON object of tag names to strings", std::nullopt;
+  tag_map tags;
+  for (const auto& [k, v] : j.items()) {
+    if (k.empty()) return error = "an empty tag name", std::nullopt;
+    if (!v.is_string()) return error = "tag " + k + ": not a string", std::nullopt;
+    tags[k] = v.get<std::string>();
+  }
+  return tags;
+}
+
 }  // namespace shoal::daemon

@@ -1,7 +1,7 @@
-// What shoald keeps in --data-dir to rejoin after a restart, and the keyring
-// file. Every write is atomic (temporary file, fsync, rename, fsync of the
-// directory); a file that does not parse is reported and moved aside
-// (NAME.corrupt-UNIXTIME), never fatal.
+// What shoald keeps in --data-dir to rejoin after a restart (state.json),
+// the tags set over the socket (tags.json), and the keyring file. Every write is atomic (temporary
+// file, fsync, rename, fsync of the directory); a file that does not parse is reported and moved
+// aside (NAME.corrupt-UNIXTIME), never fatal.
 #pragma once
 
 #include <cstdint>
@@ -48,6 +48,11 @@ std::optional<persisted_state> decode_state(std::string_view text, std::string& 
 std::string encode_keyring(const std::vector<encryption_key>& keys);
 std::optional<std::vector<encryption_key>> decode_keyring(std::string_view text,
                                                           std::string& error);
+
+/// tags.json: the local node's tags as last set over the socket, a JSON
+/// object of strings (as Serf's tags_file).
+std::string encode_tags(const tag_map& tags);
+std::optional<tag_map> decode_tags(std::string_view text, std::string& error);
 
 /// Loads `path` with `decode`; a corrupt file is moved aside and reported in
 /// `message` (status corrupt).

@@ -275,16 +275,24 @@ void session::dispatch(const std::vector<std::uint8_t>& frame) {
           filter.user_names.insert(std::string(s->substr(5)));
           continue;
         }
+        if (*s == "query") {
+          filter.all_queries = true;
+          continue;
+        }
+        if (s->rfind("query:", 0) == 0 && s->size() > 6 &&
+            s->size() <= 6 + peer::max_event_name_bytes) {
+          filter.query_names.insert(std::string(s->substr(6)));
+          continue;
+        }
         const auto type = parse_event(*s);
         if (!type) {
           error(id, "invalid_argument",
                 "unknown event type (joined updated suspected alive failed left reaped user "
-                "user:NAME)");
+                "user:NAME query query:NAME)");
           return;
         }
         filter.types.insert(*type);
       }
-      if (filter.everything() && t->via.array.size > 0) filter.types.clear();
     }
     if (streams_.count(id) == 0 && streams_.size() >= srv_.limits().max_streams) {
       error(id, "too_many_streams",
@@ -388,6 +396,43 @@ void session::publish_user(const peer::user_event& ev, std::uint64_t time_ms) {
     }));
     if (closing_) return;
   }
+}
+
+std::size_t session::publish_query(const local_query& lq, std::uint64_t time_ms) {
+  if (closed_ || closing_) return 0;
+  std::size_t n = 0;
+  for (const auto& [sid, filter] : streams_) {
+    if (!filter.wants_query(lq.q->name)) continue;
+    enqueue(reply_frame(sid, "event", [&](writer& w) {
+      w.pack_map(8);
+      write_str(w, "type");
+      write_str(w, "query");
+      write_str(w, "name");
+      write_str(w, lq.q->name);
+      write_str(w, "payload");
+      w.pack_bin(static_cast<std::uint32_t>(lq.q->payload.size()));
+      w.pack_bin_body(reinterpret_cast<const char*>(lq.q->payload.data()),
+                      static_cast<std::uint32_t>(lq.q->payload.size()));
+      write_str(w, "origin");
+      write_str(w, lq.q->origin);
+      write_str(w, "ltime");
+      w.pack_uint64(lq.q->ltime);
+      write_str(w, "query");
+      w.pack_uint64(lq.handle);
+      write_str(w, "deadline_ms");
+      w.pack_uint64(lq.deadline_ms);
+      write_str(w, "time_ms");
+      w.pack_uint64(time_ms);
+    }));
+    if (closing_) return n;
+    ++n;
+  }
+  return n;
+}
+
+void session::push(std::uint64_t id, const std::function<void(writer&)>& fill) {
+  if (closed_ || closing_) return;
+  enqueue(reply_frame(id, "event", fill));
 }
 
 void session::enqueue(std::vector<std::uint8_t> frame) {
@@ -558,6 +603,16 @@ void server::publish_user(const peer::user_event& ev) {
   auto all = sessions_;
   for (auto& [p, w] : all)
     if (auto s = w.lock()) s->publish_user(ev, static_cast<std::uint64_t>(now));
+}
+
+std::size_t server::publish_query(const local_query& lq) {
+  const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count();
+  std::size_t n = 0;
+  for (auto& [p, w] : sessions_)
+    if (auto s = w.lock()) n += s->publish_query(lq, static_cast<std::uint64_t>(now));
+  return n;
 }
 
 std::size_t server::streams() const {

@@ -35,16 +35,32 @@ using writer = msgpack::packer<msgpack::sbuffer>;
 void write_str(writer& w, std::string_view s);
 
 /// What one `stream` request asked for: membership event types (empty and
-/// no user filter: everything) and user events, all or by name.
+/// no user or query filter: everything), user events and queries, all or by
+/// name.
 struct stream_filter {
   std::set<event_type> types;
   bool all_user = false;
   std::set<std::string> user_names;
-  bool everything() const { return types.empty() && !all_user && user_names.empty(); }
+  bool all_queries = false;
+  std::set<std::string> query_names;
+  bool everything() const {
+    return types.empty() && !all_user && user_names.empty() && !all_queries && query_names.empty();
+  }
   bool wants(event_type t) const { return everything() || types.count(t) != 0; }
   bool wants_user(const std::string& name) const {
     return everything() || all_user || user_names.count(name) != 0;
   }
+  bool wants_query(const std::string& name) const {
+    return everything() || all_queries || query_names.count(name) != 0;
+  }
+};
+
+/// A query delivered to local subscribers (the `query` stream type): the
+/// query and the handle a client answers it with (`respond`).
+struct local_query {
+  std::uint64_t handle = 0;
+  const peer::query* q = nullptr;
+  std::uint64_t deadline_ms = 0;  ///< Unix time after which `respond` is refused
 };
 
 struct server_limits {
@@ -59,22 +75,28 @@ struct server_limits {
 /// The socket API's counters, each as X(name, help), in the manner of
 /// SHOAL_CORE_COUNTERS: the struct, its visitor, shoalctl stats ("daemon"),
 /// /metrics (shoal_socket_*) and docs/metrics.md come from this list.
-#define SHOAL_SERVER_COUNTERS(X)                                                    \
-  X(connections, "clients accepted and served")                                     \
-  X(connections_rejected, "clients refused: over max_connections")                  \
-  X(frames_in, "request frames read")                                               \
-  X(frames_out, "reply and event frames written")                                   \
-  X(bad_frames, "frames that were not a msgpack map with an id")                    \
-  X(bad_requests, "requests refused as bad_request")                                \
-  X(frames_too_large, "frames over the frame bound; the connection is closed")      \
-  X(frames_timed_out, "frames started that never completed within frame_timeout")   \
-  X(unknown_commands, "requests naming no command the daemon knows")                \
-  X(streams_lagged, "connections cut off for falling behind their event stream")    \
-  X(user_events_sent, "user events this daemon's clients sent (the event command)") \
-  X(user_events_delivered,                                                          \
-    "user events delivered to this daemon's user streams (each event once)")        \
-  X(user_events_duplicate, "user events that arrived again and were dropped")       \
-  X(user_events_rejected, "malformed user events from other daemons, ignored")
+#define SHOAL_SERVER_COUNTERS(X)                                                            \
+  X(connections, "clients accepted and served")                                             \
+  X(connections_rejected, "clients refused: over max_connections")                          \
+  X(frames_in, "request frames read")                                                       \
+  X(frames_out, "reply and event frames written")                                           \
+  X(bad_frames, "frames that were not a msgpack map with an id")                            \
+  X(bad_requests, "requests refused as bad_request")                                        \
+  X(frames_too_large, "frames over the frame bound; the connection is closed")              \
+  X(frames_timed_out, "frames started that never completed within frame_timeout")           \
+  X(unknown_commands, "requests naming no command the daemon knows")                        \
+  X(streams_lagged, "connections cut off for falling behind their event stream")            \
+  X(user_events_sent, "user events this daemon's clients sent (the event command)")         \
+  X(user_events_delivered,                                                                  \
+    "user events delivered to this daemon's user streams (each event once)")                \
+  X(user_events_duplicate, "user events that arrived again and were dropped")               \
+  X(user_events_rejected, "malformed user events from other daemons, ignored")              \
+  X(queries_sent, "queries this daemon's clients sent (the query command)")                 \
+  X(queries_received, "queries from any member (this one's included) that matched here")    \
+  X(queries_duplicate, "queries that arrived again and were dropped")                       \
+  X(queries_rejected, "malformed queries, replies and unknown messages from other daemons") \
+  X(query_responses, "responses this daemon sent to queries (clients and built-ins)")       \
+  X(query_replies_late, "acks and responses that came after their query ended")
 
 struct server_stats {
 #define SHOAL_FIELD_(name, help) std::uint64_t name = 0;
@@ -132,6 +154,12 @@ class session : public std::enable_shared_from_this<session> {
   /// Delivers an event to this session's matching streams.
   void publish(const event& ev, std::uint64_t time_ms);
   void publish_user(const peer::user_event& ev, std::uint64_t time_ms);
+  /// Delivers a query to this session's matching streams; returns how many.
+  std::size_t publish_query(const local_query& lq, std::uint64_t time_ms);
+  /// An intermediate frame of the request `id` still in progress (a query's
+  /// acks and responses): {"id": id, "event": <fill>}.
+  void push(std::uint64_t id, const std::function<void(writer&)>& fill);
+  bool is_closed() const { return closed_ || closing_; }
   void close();
   std::size_t stream_count() const { return streams_.size(); }
 
@@ -176,6 +204,9 @@ class server {
   void publish(const event& ev);
   /// Delivers a user event (events.cpp) to every session's matching streams.
   void publish_user(const peer::user_event& ev);
+  /// Delivers a query to every session's matching streams; returns how many
+  /// streams got it.
+  std::size_t publish_query(const local_query& lq);
 
   std::size_t connections() const { return sessions_.size(); }
   std::size_t streams() const;

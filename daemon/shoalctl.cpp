@@ -12,6 +12,7 @@
 #include <ctime>
 #include <functional>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -297,9 +298,12 @@ int cmd_leave(const settings& s) {
                        [](const json&) { std::printf("left the cluster; shoald is exiting\n"); });
 }
 
-int cmd_force_leave(const settings& s, const std::string& name) {
-  return mirrored_call(s, "force-leave", json{{"name", name}}, [&](const json&) {
-    std::printf("%s is now marked left\n", clean(name).c_str());
+int cmd_force_leave(const settings& s, const std::string& name, bool prune) {
+  json args{{"name", name}};
+  if (prune) args["prune"] = true;
+  return mirrored_call(s, "force-leave", args, [&](const json&) {
+    std::printf(prune ? "%s is now marked left and forgotten\n" : "%s is now marked left\n",
+                clean(name).c_str());
   });
 }
 
@@ -384,16 +388,17 @@ int cmd_monitor(const settings& s, const std::vector<std::string>& types) {
     }
     if (json_out(s)) {
       ojson out = ojson::object();  // documented order first (SHOALCTL.md), then the rest
-      for (const char* k : {"type", "time_ms", "member", "name", "origin", "ltime", "payload"})
+      for (const char* k : {"type", "time_ms", "member", "name", "origin", "ltime", "payload",
+                            "query", "deadline_ms"})
         if (auto it = e.find(k); it != e.end()) out[k] = ojson(*it);
       if (out.contains("member")) out["member"] = member_json(e["member"]);
       for (const auto& [k, v] : e.items())
         if (!out.contains(k)) out[k] = ojson(v);
       print_json(out);
-    } else if (str_field(e, "type") == "user") {
-      print_table({{utc_time(e.value("time_ms", json())), pad("user", 9), str_field(e, "name"),
-                    "from " + str_field(e, "origin"), "ltime " + str_field(e, "ltime"),
-                    str_field(e, "payload")}});
+    } else if (str_field(e, "type") == "user" || str_field(e, "type") == "query") {
+      print_table({{utc_time(e.value("time_ms", json())), pad(str_field(e, "type"), 9),
+                    str_field(e, "name"), "from " + str_field(e, "origin"),
+                    "ltime " + str_field(e, "ltime"), str_field(e, "payload")}});
     } else {
       const json member = e.value("member", json::object());
       // Lines come one at a time: fixed widths for the short columns keep them roughly aligned.
@@ -503,6 +508,149 @@ int cmd_keys(const settings& s, const std::string& op, const std::string& key) {
   });
 }
 
+struct query_options {
+  std::string name;
+  std::string payload;
+  std::string node;
+  std::vector<std::string> tags;  // KEY=REGEX
+  double timeout_s = 0;           // 0: the daemon's default
+  bool no_ack = false;
+};
+
+/// The bytes of a payload as text (not UTF-8: replaced in JSON, escaped in tables).
+std::string payload_text(const json& e) {
+  const auto it = e.find("payload");
+  if (it == e.end() || !it->is_binary()) return "";
+  const auto& b = it->get_binary();
+  return std::string(b.begin(), b.end());
+}
+
+/// Runs a query, printing each ack and response as it comes (one JSON object
+/// per line with --format json, then the summary); exit 0 once it ends.
+int cmd_query(const settings& s, const query_options& q) {
+  json args{{"name", q.name}};
+  if (!q.payload.empty()) args["payload"] = q.payload;
+  if (!q.node.empty()) args["node"] = q.node;
+  if (!q.tags.empty()) {
+    auto t = pairs_to_map(q.tags, "--tag wants KEY=REGEX");
+    if (!t) return exit_usage;
+    args["tags"] = std::move(*t);
+  }
+  if (q.timeout_s > 0) args["timeout_ms"] = static_cast<std::uint64_t>(q.timeout_s * 1000);
+  if (q.no_ack) args["ack"] = false;
+  int status = exit_ok;
+  auto c = connect(s, status);
+  if (!c) return status;
+  // The daemon replies when the query's timeout has passed: wait for that
+  // (at most 300 s) plus the usual reply timeout.
+  const auto wait = std::chrono::milliseconds(
+      static_cast<long long>((q.timeout_s > 0 ? q.timeout_s : 300.0) * 1000 + s.timeout_s * 1000));
+  const auto r = c->query(
+      args,
+      [&](const json& e) {
+        const auto type = str_field(e, "type");
+        if (json_out(s)) {
+          ojson out{{"type", type}, {"from", ojson(e.value("from", json()))}};
+          if (type == "response") out["payload"] = payload_text(e);
+          print_json(out);
+        } else if (type == "ack") {
+          std::printf("ack from %s\n", str_field(e, "from").c_str());
+        } else {
+          std::printf("response from %s: %s\n", str_field(e, "from").c_str(),
+                      clean(payload_text(e)).c_str());
+        }
+        std::fflush(stdout);
+      },
+      wait);
+  if (!r.ok()) return report(r, s);
+  if (json_out(s)) {
+    ojson out{{"type", "done"}};
+    for (const auto& [k, v] : r.result.items()) out[k] = ojson(v);
+    print_json(out);
+  } else {
+    std::printf("total acks: %s, responses: %s\n", str_field(r.result, "acks").c_str(),
+                str_field(r.result, "responses").c_str());
+  }
+  return exit_ok;
+}
+
+/// `_shoal.ping` to every member: who answers, and whether their view (its
+/// digest) is ours. Members the local view holds alive or suspect that did
+/// not answer are listed as not answering; exit 1 when any did not.
+int cmd_reachability(const settings& s, double timeout_s) {
+  int status = exit_ok;
+  auto c = connect(s, status);
+  if (!c) return status;
+  const auto info = c->call("info");
+  if (!info.ok()) return report(info, s);
+  const auto mem = c->call("members", json{{"status", {"alive", "suspect"}}});
+  if (!mem.ok()) return report(mem, s);
+  json args{{"name", "_shoal.ping"}};
+  if (timeout_s > 0) args["timeout_ms"] = static_cast<std::uint64_t>(timeout_s * 1000);
+  std::set<std::string> acked;
+  std::map<std::string, std::string> digests;
+  const auto wait = std::chrono::milliseconds(
+      static_cast<long long>((timeout_s > 0 ? timeout_s : 300.0) * 1000 + s.timeout_s * 1000));
+  const auto r = c->query(
+      args,
+      [&](const json& e) {
+        const auto from = e.value("from", json());
+        if (!from.is_string()) return;
+        if (str_field(e, "type") == "ack") acked.insert(from.get<std::string>());
+        if (str_field(e, "type") == "response") digests[from.get<std::string>()] = payload_text(e);
+      },
+      wait);
+  if (!r.ok()) return report(r, s);
+  // Views move while the query runs (a member stopped a moment ago turns
+  // suspect): a digest equal to ours before or after it counts as the same.
+  const auto info_after = c->call("info");
+  const std::set<std::string> ours{
+      str_field(info.result, "digest"),
+      str_field(info_after.ok() ? info_after.result : info.result, "digest")};
+  struct row {
+    std::string name, status;
+    bool answered;
+    std::string view;
+  };
+  std::vector<row> rows;
+  std::set<std::string> known;
+  for (const auto& m : mem.result.value("members", json::array())) {
+    const auto n = m.value("name", json());
+    if (!n.is_string()) continue;
+    const auto name = n.get<std::string>();
+    known.insert(name);
+    const bool answered = acked.count(name) || digests.count(name);
+    std::string view = "-";
+    if (auto it = digests.find(name); it != digests.end())
+      view = ours.count(it->second) ? "same" : "differs";
+    rows.push_back({name, str_field(m, "status"), answered, view});
+  }
+  for (const auto& n : acked)  // answered, unknown to our view
+    if (!known.count(n))
+      rows.push_back({n, "unknown", true,
+                      digests.count(n) ? (ours.count(digests[n]) ? "same" : "differs") : "-"});
+  std::size_t missing = 0;
+  for (const auto& rw : rows) missing += rw.answered ? 0 : 1;
+  if (json_out(s)) {
+    ojson members = ojson::array();
+    for (const auto& rw : rows)
+      members.push_back(
+          {{"name", rw.name}, {"status", rw.status}, {"answered", rw.answered}, {"view", rw.view}});
+    print_json(ojson{{"members", members},
+                     {"answered", rows.size() - missing},
+                     {"not_answering", missing},
+                     {"duration_ms", ojson(r.result.value("duration_ms", json()))}});
+  } else {
+    std::vector<std::vector<std::string>> table{{"NAME", "STATUS", "ANSWERED", "VIEW"}};
+    for (const auto& rw : rows)
+      table.push_back({clean(rw.name), rw.status, rw.answered ? "yes" : "NO", rw.view});
+    print_table(table);
+    std::printf("%zu of %zu members answered; %zu did not\n", rows.size() - missing, rows.size(),
+                missing);
+  }
+  return missing == 0 ? int{exit_ok} : int{exit_daemon};
+}
+
 int cmd_keygen() {
   const auto key = random_key();  // libsodium's randombytes: the kernel's getrandom(2)
   if (!key) {
@@ -559,6 +707,9 @@ int main(int argc, char** argv) {
   std::string fl_name;
   auto* force_leave = app.add_subcommand("force-leave", "mark a failed member as left");
   force_leave->add_option("name", fl_name, "member name")->required();
+  bool fl_prune = false;
+  force_leave->add_flag("--prune", fl_prune,
+                        "also forget it at once on every member (failed or left members)");
   add_format(force_leave);
 
   std::vector<std::string> tag_set, tag_unset;
@@ -577,11 +728,13 @@ int main(int argc, char** argv) {
   monitor
       ->add_option("--type", types,
                    "event types to show (repeatable, or a,b): joined updated suspected alive "
-                   "failed left reaped, user (every user event) or user:NAME")
+                   "failed left reaped, user (every user event), user:NAME, query (queries "
+                   "to this member) or query:NAME")
       ->delimiter(',')
       ->check(CLI::Validator(
           [](std::string& v) -> std::string {
             if (v == "user" || (v.rfind("user:", 0) == 0 && v.size() > 5)) return "";
+            if (v == "query" || (v.rfind("query:", 0) == 0 && v.size() > 6)) return "";
             for (const auto n : event_names)
               if (v == n) return "";
             return "unknown event type '" + v + "'";
@@ -594,6 +747,28 @@ int main(int argc, char** argv) {
   event->add_option("payload", ev_payload, "payload (default empty)");
   add_format(event);
   add_format(monitor);
+
+  query_options qo;
+  auto* query = app.add_subcommand(
+      "query", "ask the members a question; print their acks and responses until the timeout");
+  query->add_option("name", qo.name, "query name (1 to 128 bytes)")->required();
+  query->add_option("payload", qo.payload, "payload (default empty)");
+  query->add_option("--node", qo.node, "only members whose whole name matches this RE2 pattern");
+  query->add_option("--tag", qo.tags, "KEY=REGEX on a tag's whole value (repeatable)");
+  query
+      ->add_option("--query-timeout", qo.timeout_s,
+                   "seconds to gather answers (default: the daemon's, 16 gossip intervals per "
+                   "power of ten members)")
+      ->check(CLI::Range(0.001, 300.0));
+  query->add_flag("--no-ack", qo.no_ack, "members do not acknowledge");
+  add_format(query);
+
+  double reach_timeout = 0;
+  auto* reach = app.add_subcommand(
+      "reachability", "ping every member through a query: who answers, whose view agrees");
+  reach->add_option("--query-timeout", reach_timeout, "seconds to wait for answers")
+      ->check(CLI::Range(0.001, 300.0));
+  add_format(reach);
 
   auto* info = app.add_subcommand("info", "the local node and the daemon");
   add_format(info);
@@ -625,11 +800,13 @@ int main(int argc, char** argv) {
   if (member->parsed()) return cmd_member(s, name);
   if (join->parsed()) return cmd_join(s, addrs);
   if (leave->parsed()) return cmd_leave(s);
-  if (force_leave->parsed()) return cmd_force_leave(s, fl_name);
+  if (force_leave->parsed()) return cmd_force_leave(s, fl_name, fl_prune);
   if (tags_set->parsed()) return cmd_tags(s, tag_set, {});
   if (tags_unset->parsed()) return cmd_tags(s, {}, tag_unset);
   if (monitor->parsed()) return cmd_monitor(s, types);
   if (event->parsed()) return cmd_event(s, ev_name, ev_payload);
+  if (query->parsed()) return cmd_query(s, qo);
+  if (reach->parsed()) return cmd_reachability(s, reach_timeout);
   if (info->parsed()) return cmd_info(s);
   if (stats->parsed()) return cmd_stats(s);
   if (keys_list->parsed()) return cmd_keys(s, "list", "");

@@ -20,7 +20,7 @@ void agent::cmd_stats(const std::shared_ptr<session>& s, std::uint64_t id) {
       });
       more();
     };
-    w.pack_map(4);
+    w.pack_map(5);
     group("core", ns.core, 0, [] {});
     write_str(w, "messages");
     w.pack_map(2);
@@ -47,11 +47,18 @@ void agent::cmd_stats(const std::shared_ptr<session>& s, std::uint64_t id) {
       write_str(w, "key_ops_rejected");
       w.pack_uint64(key_ops_rejected_);
     });
+    group("handlers", handlers_ ? handlers_->stats() : handler_stats{}, 2, [&] {
+      write_str(w, "running");
+      w.pack_uint64(handlers_ ? handlers_->running() : 0);
+      write_str(w, "queued");
+      w.pack_uint64(handlers_ ? handlers_->queued() : 0);
+    });
   });
 }
 
 std::string agent::metrics_text() const {
-  return render_metrics(*node_, server_, key_ops_rejected_);
+  return render_metrics(*node_, server_, key_ops_rejected_,
+                        handlers_ ? handlers_->stats() : handler_stats{});
 }
 
 }  // namespace shoal::daemon

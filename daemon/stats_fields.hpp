@@ -6,6 +6,7 @@
 
 #include <shoal/node.hpp>
 
+#include "handlers.hpp"
 #include "server.hpp"
 
 namespace shoal::daemon {
@@ -35,6 +36,11 @@ void for_each_message_type(const core_stats& s, F&& f) {
 
 template <class F>
 void for_each_counter(const server_stats& s, F&& f) {
+  visit_counters(s, [&](const char* name, const char*, std::uint64_t v) { f(name, v); });
+}
+
+template <class F>
+void for_each_counter(const handler_stats& s, F&& f) {
   visit_counters(s, [&](const char* name, const char*, std::uint64_t v) { f(name, v); });
 }
 

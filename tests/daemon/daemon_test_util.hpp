@@ -352,7 +352,44 @@ struct lone_daemon {
 
 /// `shoalctl --socket S ARGS...`
 inline run_result ctl(const std::string& socket, std::vector<std::string> args,
-                      std::chrono::milliseconds timeout = 30s) {
+                      std::chrono::milliseconds timeout = 30s);
+
+/// How many members `socket`'s daemon sees alive (0 when it cannot say).
+inline std::size_t alive_count(const std::string& socket) {
+  const auto r = ctl(socket, {"members", "--status", "alive", "--format", "json"}, 10s);
+  const auto j = json::parse(r.out, nullptr, false);
+  if (r.status != 0 || !j.is_object() || !j.contains("members")) return 0;
+  return j["members"].size();
+}
+
+/// N shoald on loopback ("n1" ... "nN", n2.. joining n1) in one scratch dir,
+/// each with `extra(i)` flags (i from 1), every one serving and seeing all
+/// N alive when the constructor returns.
+struct small_cluster {
+  scratch_dir dir;
+  std::vector<daemon_proc> nodes;
+  small_cluster(
+      std::size_t n, const std::function<std::vector<std::string>(std::size_t)>& extra =
+                         [](std::size_t) { return std::vector<std::string>{}; }) {
+    std::string seed;
+    nodes.reserve(n);
+    for (std::size_t i = 1; i <= n; ++i) {
+      daemon_spec spec{"n" + std::to_string(i), free_port(), dir.path(), {}, extra(i)};
+      if (i == 1)
+        seed = spec.addr();
+      else
+        spec.join = {seed};
+      nodes.emplace_back(std::move(spec));
+      REQUIRE(wait_serving(nodes.back()));
+    }
+    for (auto& d : nodes) REQUIRE(wait_until([&] { return alive_count(d.socket()) == n; }, 30s));
+  }
+  daemon_proc& operator[](std::size_t i) { return nodes.at(i - 1); }  ///< 1-based, as the names
+};
+
+/// `shoalctl --socket S ARGS...`
+inline run_result ctl(const std::string& socket, std::vector<std::string> args,
+                      std::chrono::milliseconds timeout) {
   args.insert(args.begin(), {SHOALCTL_BIN, "--socket", socket});
   return run(args, timeout);
 }

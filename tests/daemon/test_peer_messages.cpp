@@ -29,15 +29,30 @@ TEST_CASE("peer messages: every kind survives a round trip", "[daemon][peer]") {
   shoal::encryption_key k{};
   k[0] = 7;
   k[31] = 9;
-  peer::key_request q{5, "n2", "install", k};
-  peer::key_request l{6, "n2", "list", std::nullopt};
-  peer::key_reply r{5, "n3", "", {k, k}, k};
-  peer::key_reply r_err{5, "n3", "key not installed", {}, std::nullopt};
-  for (const peer::message& m : {peer::message(e), peer::message(q), peer::message(l),
-                                 peer::message(r), peer::message(r_err)}) {
+  peer::query q{5,      "n2",     9,
+                "load", {'x'},    peer::query_flag_ack,
+                3000,   "web-.*", {{"role", "db|cache"}, {"dc", "eu-1"}}};
+  peer::query plain{6, "n2", 0, "ping", {}, 0, 1, "", {}};
+  peer::query_reply ack{5, "n3", peer::reply_kind::ack, {}};
+  peer::query_reply resp{5, "n3", peer::reply_kind::response, {'0', '.', '4'}};
+  peer::prune pr{3, "n1", "n4"};
+  for (const peer::message& m : {peer::message(e), peer::message(q), peer::message(plain),
+                                 peer::message(ack), peer::message(resp), peer::message(pr)}) {
     peer::message back;
     REQUIRE(decode(peer::encode(m), back) == peer::decode_status::ok);
     CHECK(back == m);
+  }
+  // The payloads of the built-in key query.
+  for (const peer::key_op& op : {peer::key_op{"install", k}, peer::key_op{"list", std::nullopt}}) {
+    peer::key_op back;
+    REQUIRE(peer::decode(peer::encode(op), back));
+    CHECK(back == op);
+  }
+  for (const peer::key_result& r :
+       {peer::key_result{"", {k, k}, k}, peer::key_result{"key not installed", {}, std::nullopt}}) {
+    peer::key_result back;
+    REQUIRE(peer::decode(peer::encode(r), back));
+    CHECK(back == r);
   }
 }
 
@@ -64,10 +79,25 @@ TEST_CASE("peer messages: malformed, out-of-bounds and unknown input", "[daemon]
   good.push_back(0x00);
   CHECK(decode(good, m) == peer::decode_status::malformed);
   // A key operation other than list without a key, and an unknown operation.
-  CHECK(decode(peer::encode(peer::key_request{1, "n1", "use", std::nullopt}), m) ==
-        peer::decode_status::malformed);
-  CHECK(decode(peer::encode(peer::key_request{1, "n1", "burn", std::nullopt}), m) ==
-        peer::decode_status::malformed);
+  peer::key_op op;
+  CHECK_FALSE(peer::decode(peer::encode(peer::key_op{"use", std::nullopt}), op));
+  CHECK_FALSE(peer::decode(peer::encode(peer::key_op{"burn", std::nullopt}), op));
+  CHECK_FALSE(peer::decode(mp({0x91, 0xa4, 'l', 'i', 's', 't'}), op));  // ["list"]: no key slot
+  // A query with 17 tag filters, one with a 257-byte pattern, a reply of kind 2.
+  peer::query q{1, "n1", 0, "load", {}, 0, 1000, "", {}};
+  for (int i = 0; i < 17; ++i) q.tag_patterns.emplace_back("t" + std::to_string(i), ".*");
+  CHECK(decode(peer::encode(q), m, &kind) == peer::decode_status::malformed);
+  CHECK(kind == "shoal.query");
+  q.tag_patterns.resize(16);
+  CHECK(decode(peer::encode(q), m) == peer::decode_status::ok);
+  q.node_pattern = std::string(257, 'a');
+  CHECK(decode(peer::encode(q), m) == peer::decode_status::malformed);
+  peer::query_reply r{1, "n2", peer::reply_kind::ack, {}};
+  auto rb = peer::encode(r);
+  REQUIRE(decode(rb, m) == peer::decode_status::ok);
+  REQUIRE(rb[rb.size() - 3] == 0x00);  // the kind, before the empty bin (c4 00)
+  rb[rb.size() - 3] = 0x02;
+  CHECK(decode(rb, m) == peer::decode_status::malformed);
   // Over the size bound given.
   peer::user_event big{1, "n1", 0, "x", shoal::bytes(1000, 'p'), 0};
   CHECK(peer::decode(peer::encode(big), m, 512) == peer::decode_status::malformed);

@@ -10,6 +10,7 @@
 #include <shoal/node.hpp>
 
 #include "daemon_test_util.hpp"
+#include "handlers.hpp"
 #include "metrics.hpp"
 #include "server.hpp"
 
@@ -89,6 +90,9 @@ TEST_CASE("stats fields: every core and runtime counter reaches stats and /metri
                                 [&](const char* name, const char*, std::uint64_t) {
                                   check("daemon", "shoal_socket_", name);
                                 });
+  shoal::daemon::visit_counters(
+      shoal::daemon::handler_stats{},
+      [&](const char* name, const char*, std::uint64_t) { check("handlers", "shoal_", name); });
   // The counter security.md tells operators to watch, once missing from both.
   CHECK(s.at("core").contains("claims_out_of_reach"));
   CHECK(has_sample(metrics, "shoal_claims_out_of_reach_total"));

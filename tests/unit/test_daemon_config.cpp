@@ -593,3 +593,51 @@ TEST_CASE("matcher: RE2 on the whole value, byte by byte, bounded", "[unit][daem
   CHECK_FALSE(matcher::compile(huge, err));
   CHECK(err == "bad regular expression: pattern too large - compile failed");
 }
+
+TEST_CASE("config: [[handler]] tables and reconnect_timeout", "[unit][daemon]") {
+  daemon_config c;
+  c.name = "n";
+  REQUIRE_FALSE(apply_toml(c,
+                           "reconnect_timeout = 600\n"
+                           "[[handler]]\n"
+                           "types = [\"member-join\", \"user:deploy\"]\n"
+                           "program = \"/bin/echo a=b\"\n"
+                           "serf_compat = true\n"
+                           "timeout = 2.5\n"
+                           "queue = 3\n"
+                           "[[handler]]\n"
+                           "program = \"/bin/true\"\n",
+                           "t.toml"));
+  REQUIRE_FALSE(validate(c));
+  REQUIRE(c.handlers.size() == 2);
+  CHECK(c.handlers[0].filters == std::vector<std::string>{"member-join", "user:deploy"});
+  CHECK(c.handlers[0].program == "/bin/echo a=b");
+  CHECK(c.handlers[0].serf_compat);
+  CHECK(c.handlers[0].timeout == std::chrono::milliseconds(2500));
+  CHECK(c.handlers[0].queue_limit == 3);
+  CHECK(c.handlers[1].wants("member-failed", ""));
+  CHECK(c.handlers[1].timeout == std::chrono::milliseconds(30000));
+  CHECK(node_config_of(c).protocol.reconnect_timeout == std::chrono::seconds(600));
+
+  const auto error_of = [](const std::string& toml) {
+    daemon_config d;
+    d.name = "n";
+    if (auto e = apply_toml(d, toml, "t.toml")) return *e;
+    if (auto e = validate(d)) return *e;
+    return std::string();
+  };
+  CHECK(error_of("[[handler]]\ntypes = [\"user\"]\n").find("handler[0].program") !=
+        std::string::npos);
+  CHECK(error_of("[[handler]]\nprogram = \"x\"\ncolour = 1\n").find("handler[0].colour") !=
+        std::string::npos);
+  CHECK(error_of("[[handler]]\nprogram = \"x\"\ntypes = [\"member-joined\"]\n")
+            .find("member-joined") != std::string::npos);
+  CHECK(error_of("[[handler]]\nprogram = \"x\"\ntypes = [\"a,b\"]\n").find("types") !=
+        std::string::npos);
+  CHECK(error_of("[[handler]]\nprogram = \"x\"\ntimeout = 0\n").find("timeout") !=
+        std::string::npos);
+  CHECK(error_of("[[handler]]\nprogram = \"x\"\nqueue = 0\n").find("queue") != std::string::npos);
+  CHECK(error_of("handler = 5\n").find("handler") != std::string::npos);
+  CHECK(error_of("reconnect_timeout = 0.5\n").find("reconnect_timeout") != std::string::npos);
+  CHECK(error_of("reconnect_timeout = \"1h\"\n").find("reconnect_timeout") != std::string::npos);
+}

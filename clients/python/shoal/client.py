@@ -265,10 +265,47 @@ class Client:
             payload = payload.encode()
         return int(self.call("event", {"name": name, "payload": payload}, idempotent=False)["ltime"])
 
+    def query(
+        self,
+        name: str,
+        payload: Union[bytes, str] = b"",
+        node: Optional[str] = None,
+        tags: Optional[Mapping[str, str]] = None,
+        timeout: Optional[float] = None,
+        ack: bool = True,
+    ) -> "Query":
+        """Asks the members a question. ``node`` and each value of ``tags``
+        are RE2 patterns the member's whole name or tag value must match;
+        ``timeout``: seconds to gather answers (None: the daemon's default).
+        Returns a :class:`Query`: iterate it for the acks and responses as
+        they arrive (dicts with ``type`` "ack" or "response", ``from`` and,
+        for responses, ``payload``); its ``summary`` holds the daemon's final
+        counts once the iteration ends. Runs on a connection of its own."""
+        if isinstance(payload, str):
+            payload = payload.encode()
+        args: Dict[str, Any] = {"name": name, "payload": payload}
+        if node is not None:
+            args["node"] = node
+        if tags is not None:
+            args["tags"] = dict(tags)
+        if timeout is not None:
+            args["timeout_ms"] = max(1, int(timeout * 1000))
+        if not ack:
+            args["ack"] = False
+        return Query(self.socket_path, args, self.timeout)
+
+    def respond(self, query: int, payload: Union[bytes, str] = b"") -> None:
+        """Answers a query event of a ``query`` stream (its ``query`` field),
+        once, before its ``deadline_ms``."""
+        if isinstance(payload, str):
+            payload = payload.encode()
+        self.call("respond", {"query": int(query), "payload": payload}, idempotent=False)
+
     def stream(self, types: Sequence[str] = (), timeout: Optional[float] = None) -> Iterator[Dict[str, Any]]:
         """Events as they happen, on a connection of its own: membership
-        events (``joined``, ``failed``, ...) and user events (``user``,
-        ``user:NAME``); every type when ``types`` is empty. Each event is a
+        events (``joined``, ``failed``, ...), user events (``user``,
+        ``user:NAME``) and queries to answer with :meth:`respond`
+        (``query``, ``query:NAME``); every type when ``types`` is empty. Each event is a
         dict with ``type`` (and ``member``, or ``name``, ``payload``,
         ``origin``, ``ltime`` for user events) and ``time_ms``. Raises
         :class:`Lagged` when the daemon cut the stream off, and
@@ -301,3 +338,36 @@ class Client:
                     yield dict(frame["event"])
         finally:
             conn.close()
+
+
+class Query:
+    """A query in progress (:meth:`Client.query`): iterating yields its acks
+    and responses until the query's timeout; then ``summary`` holds the
+    daemon's counts (``acks``, ``responses``, ``duration_ms``)."""
+
+    def __init__(self, socket_path: str, args: Mapping[str, Any], timeout: Optional[float]) -> None:
+        self.summary: Optional[Dict[str, Any]] = None
+        self._conn = _Connection(socket_path, timeout)
+        # The reply comes when the query's timeout has passed (at most 300 s).
+        self._conn.set_timeout(None if timeout is None else timeout + 300.0)
+        self._rid = self._conn.send("query", args)
+
+    def __iter__(self) -> Iterator[Dict[str, Any]]:
+        try:
+            while self.summary is None:
+                frame = self._conn.read_frame()
+                if frame.get("id") != self._rid:
+                    continue
+                if "error" in frame:
+                    err = frame["error"] or {}
+                    raise DaemonError(str(err.get("code", "")), str(err.get("message", "")))
+                if "event" in frame:
+                    yield dict(frame["event"])
+                elif "result" in frame:
+                    self.summary = dict(frame["result"] or {})
+        finally:
+            self._conn.close()
+
+    def responses(self) -> Dict[str, bytes]:
+        """Runs the query to its end; the responses by member name."""
+        return {str(e["from"]): bytes(e.get("payload", b"")) for e in self if e.get("type") == "response"}

@@ -144,6 +144,43 @@ class ClientTest(unittest.TestCase):
             c1.event("x" * 129)
         self.assertEqual(e.exception.code, "invalid_argument")
 
+    def test_query_reaches_the_matching_member_and_its_answer_comes_back(self) -> None:
+        n1 = self.daemon("n1")
+        n2 = self.daemon("n2", join=n1.addr)
+        n3 = self.daemon("n3", join=n1.addr)
+        c1, c3 = Client(n1.socket), Client(n3.socket)
+        c3.tags_set({"role": "db"})
+        self.assertTrue(wait_for(lambda: [m["name"] for m in c1.members(tags={"role": "db"}, status=["alive"])] == ["n3"]))
+        self.assertTrue(wait_for(lambda: len(Client(n2.socket).members(status=["alive"])) == 3))
+        answered = threading.Event()
+
+        def answer() -> None:
+            for ev in c3.stream(["query:load"], timeout=20.0):
+                Client(n3.socket).respond(ev["query"], b"0.42")
+                answered.set()
+                return
+
+        t = threading.Thread(target=answer)
+        t.start()
+        self.assertTrue(wait_for(lambda: c3.stats()["daemon"]["streams"] >= 1))
+        q = c1.query("load", b"now", tags={"role": "db"}, timeout=2.0)
+        got = list(q)
+        t.join(30)
+        self.assertTrue(answered.is_set())
+        self.assertEqual(sorted((e["type"], e["from"]) for e in got), [("ack", "n3"), ("response", "n3")], got)
+        self.assertEqual([e["payload"] for e in got if e["type"] == "response"], [b"0.42"])
+        self.assertEqual(q.summary["acks"], 1)
+        self.assertEqual(q.summary["responses"], 1)
+        # No filter: every member acks; nobody answers "other".
+        everyone = c1.query("other", timeout=1.0)
+        self.assertEqual(sorted(e["from"] for e in everyone if e["type"] == "ack"), ["n1", "n2", "n3"])
+        with self.assertRaises(DaemonError) as e:
+            list(c1.query("load", node="("))
+        self.assertEqual(e.exception.code, "invalid_argument")
+        with self.assertRaises(DaemonError) as e:
+            c1.respond(12345, b"x")
+        self.assertEqual(e.exception.code, "not_found")
+
     def test_calls_reconnect_after_a_restart(self) -> None:
         n1 = self.daemon("n1")
         c = Client(n1.socket, retries=40, backoff=0.05, max_backoff=0.5)
