@@ -29,13 +29,14 @@ nice 19 beside another engineer's work (load average ~1.5): shoal-sim crash
 N=1000 120 s: 2.1 s; crash N=5000 30 s: 12.6 s (6.2 s of it the converged
 start) and 4.4 GB; lossy-minority N=1000 60 s: 2.6 s; loss N=100 600 s:
 0.7 s; bootstrap N=2000: 26 s; shoal-micro about 1 min; one shoal-loopback
-N=64 run 38 s; vs_serf at N=4 with 1 crash and a 3 s window 49 s. The
+N=64 run 38 s; vs_serf at N=4 with 1 crash and a 3 s window 49 s;
+daemon_cluster.py at N=32 52 s (timed on 2026-12-02 beside a build). The
 N=10,000 runs are extrapolated from those (about 2-4 min and ~17 GB each;
 the scheduler never runs two of them at once) and are the main
 uncertainty. By section: memory and plots seconds, micro ~1 min, loopback
 ~7 min (11 runs, one at a time), serf ~8-10 min (N=8 and 32, both systems,
-kill and host-down series), sim ~3 min, refuse <1 min, tables ~12 min
-(at --jobs 2). The script prints each section's wall time as it goes and
+kill and host-down series), cluster ~1 min, sim ~3 min, refuse <1 min,
+tables ~12 min (at --jobs 2). The script prints each section's wall time as it goes and
 in the header of RESULTS.md, so the first full run replaces this estimate.
 
 Options:
@@ -56,9 +57,10 @@ Options:
                    (default 2); memory-heavy runs (N=10,000) never share the
                    machine's memory with each other. micro, loopback and
                    serf always run one thing at a time.
-Sections, in the order they run: memory, micro, loopback, serf, sim,
-refuse, tables, plots (the timing-sensitive ones first, before this run
-loads the machine with simulator runs).
+Sections, in the order they run: memory, micro, loopback, serf, cluster,
+sim, refuse, tables, plots (the timing-sensitive ones first, before this run
+loads the machine with simulator runs). cluster is bench/daemon_cluster.py:
+32 shoald daemons, user events, a query with a tag filter, reachability.
 
 Every table of the output carries its own line "commit, date, command" and
 the 1-minute load average at the start and end of its section (and the
@@ -68,7 +70,10 @@ exit status is 1 when any section failed or could not run, 2 on bad usage.
 Targets (the goals the project set, carried over from the "target" column
 of the hand-written RESULTS.md: the checks in SIM_MAIN and LOSSY_CHECKS,
 MEMORY_TARGET, SERF_TARGETS and LOOPBACK_TARGETS below) are marked pass or
-MISS from the figure itself, never by hand.
+MISS from the figure itself, never by hand; the cluster section's checks
+(each event exactly once everywhere, the exact set of query answers, the
+stopped member named by reachability) are computed by daemon_cluster.py,
+which exits 1 when one fails: the section is then failed, its figures shown.
 """
 
 import argparse
@@ -89,8 +94,8 @@ import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-RUN_ORDER = ["memory", "micro", "loopback", "serf", "sim", "refuse", "tables", "plots"]
-DOC_ORDER = ["sim", "refuse", "memory", "micro", "tables", "plots", "serf", "loopback"]
+RUN_ORDER = ["memory", "micro", "loopback", "serf", "cluster", "sim", "refuse", "tables", "plots"]
+DOC_ORDER = ["sim", "refuse", "memory", "micro", "tables", "plots", "serf", "loopback", "cluster"]
 PARALLEL = {"sim", "refuse", "tables"}
 TITLES = {
     "sim": "Protocol core on the simulator",
@@ -101,6 +106,7 @@ TITLES = {
     "plots": "Plots",
     "serf": "shoald vs Serf, one run of both",
     "loopback": "Real sockets on loopback",
+    "cluster": "shoald daemons on loopback: events, queries, reachability",
 }
 # Quick mode: every simulator run at most this many nodes and simulated
 # seconds of its scenario phase, at most this many crashes.
@@ -108,6 +114,7 @@ QUICK_NODES = 100
 QUICK_DURATION = 20
 QUICK_CRASHES = 3
 SERF_PORT_BASE = 27000
+CLUSTER_PORT_BASE = 29000  # daemon_cluster.py: nI binds CLUSTER_PORT_BASE + I
 
 
 def log(msg):
@@ -742,6 +749,25 @@ def plan_serf(ctx, d):
                 term_first=True, meta={"json": os.path.join(d, "vs_serf.json")})], 1
 
 
+def plan_cluster(ctx, d):
+    for p in (ctx.shoald, ctx.shoalctl):
+        if not os.access(p, os.X_OK):
+            raise NotRunnable(f"{p} not found: build shoald and shoalctl")
+    try:
+        import msgpack  # noqa: F401 - the Python client's one dependency
+    except ImportError:
+        raise NotRunnable(f"{sys.executable} has no msgpack (Debian: python3-msgpack), which the "
+                          "Python client (clients/python) needs")
+    argv = [sys.executable, os.path.join("bench", "daemon_cluster.py"), "--build", ctx.build,
+            "--port-base", str(CLUSTER_PORT_BASE), "--json"]
+    if ctx.quick:
+        argv += ["--nodes", "8", "--events", "3", "--queries", "2"]
+    # term_first: the daemons run in sessions of their own; SIGTERM lets the
+    # script stop them (a SIGKILL of its process group would not reach them).
+    return [Run("daemon_cluster", argv, timeout=300 if ctx.quick else 600, est_s=60,
+                term_first=True)], 1
+
+
 def plan_plots(ctx, d):
     tables = ctx.sections.get("tables")
     jsonl = os.path.join(ctx.raw, "tables", "sim_tables.jsonl")
@@ -755,7 +781,8 @@ def plan_plots(ctx, d):
 
 
 PLANS = {"sim": plan_sim, "refuse": plan_refuse, "tables": plan_tables, "memory": plan_memory,
-         "micro": plan_micro, "loopback": plan_loopback, "serf": plan_serf, "plots": plan_plots}
+         "micro": plan_micro, "loopback": plan_loopback, "serf": plan_serf, "plots": plan_plots,
+         "cluster": plan_cluster}
 
 
 def post_jsonl(ctx, d, runs, sec, name):
@@ -1552,8 +1579,36 @@ Compression (raw deflate, on by default): one push-pull exchange at N={n64} took
     return "".join(out)
 
 
+def render_cluster(ctx, sec):
+    """The figures of bench/daemon_cluster.py, rendered by that script's own
+    render_markdown from its JSON: also when it exited 1 (an acceptance check
+    failed: the section is failed, and its table says which check)."""
+    r = sec["runs"][0] if sec.get("runs") else None
+    doc = None
+    if r:
+        try:
+            doc = load_stdout_json(r["out"])
+        except (OSError, ValueError):
+            doc = None
+    if doc is None or "meta" not in doc:
+        return (failed_text(r) if r else not_run_text(sec)) + "\n" + stamp(ctx, sec, "`bench/daemon_cluster.py`")
+    sys.path.insert(0, os.path.join(ROOT, "bench"))
+    sys.dont_write_bytecode = True  # no bench/__pycache__ left in the tree
+    import daemon_cluster  # bench/daemon_cluster.py
+    out = []
+    if not r.get("ok"):
+        out.append(failed_text(r) + " (the figures below are that run's)\n\n")
+    out.append(daemon_cluster.render_markdown(doc, standalone=False))
+    cmd = f"`{doc['meta']['command']}`"
+    if doc["meta"]["command"] != quote(r["argv"]):
+        cmd += f" (run as `{quote(r['argv'])}`)"
+    out.append("\n" + stamp(ctx, sec, cmd))
+    return "".join(out)
+
+
 RENDER = {"sim": render_sim, "refuse": render_refuse, "memory": render_memory, "micro": render_micro,
-          "tables": render_tables, "plots": render_plots, "serf": render_serf, "loopback": render_loopback}
+          "tables": render_tables, "plots": render_plots, "serf": render_serf, "loopback": render_loopback,
+          "cluster": render_cluster}
 
 
 def render_section(ctx, name, sec):
@@ -1734,8 +1789,8 @@ real-socket rows (loopback, Serf) vary from run to run.
                            "runs"], srows))
     lines.append(wrap("""
 The load average includes this run's own processes and trails them by about a minute;
-the timing-sensitive sections (micro-benchmarks, loopback, Serf) run first, one process
-at a time, before the simulator sections load the machine.
+the timing-sensitive sections (micro-benchmarks, loopback, Serf, the daemon cluster) run
+first, one process at a time, before the simulator sections load the machine.
 """))
     return "\n".join(lines)
 
@@ -1862,8 +1917,8 @@ def main():
                   "in --raw, and refuses to mix:\n  " + "\n  ".join(problems), file=sys.stderr)
             return 2
 
-    est = {"memory": 5, "micro": 60, "loopback": 420, "serf": 540, "plots": 5, "sim": 180,
-           "refuse": 30, "tables": 720}  # seconds; the header of this file says where from
+    est = {"memory": 5, "micro": 60, "loopback": 420, "serf": 540, "cluster": 60, "plots": 5,
+           "sim": 180, "refuse": 30, "tables": 720}  # seconds; the header of this file says where from
     log(f"commit {ctx.tree.shown}; build {ctx.build}; raw {ctx.raw}; out {ctx.out}; "
         f"sections {', '.join(to_run)}" + (" (QUICK)" if ctx.quick else ""))
     if ctx.not_from_commit:

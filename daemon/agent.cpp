@@ -209,6 +209,15 @@ int agent::run() {
     log_->critical("socket: {}", err);
     return 1;
   }
+  if (!cfg_.read_only_socket.empty()) {
+    if (auto err = server_.listen(cfg_.read_only_socket, cfg_.read_only_socket_mode,
+                                  cfg_.socket_group, true);
+        !err.empty()) {
+      log_->critical("read_only_socket: {}", err);
+      server_.close();
+      return 1;
+    }
+  }
   if (auto err = start_node(); !err.empty()) {
     log_->critical("{}", err);
     server_.close();

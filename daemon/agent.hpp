@@ -62,6 +62,7 @@ class agent : public request_handler {
 
   bool on_request(const std::shared_ptr<session>& s, std::uint64_t id, std::string_view cmd,
                   const msgpack::object& args) override;
+  std::vector<member> snapshot() override;
 
   /// Prometheus text exposition of everything counted (metrics listener).
   std::string metrics_text() const;

@@ -412,6 +412,31 @@ bool client::take_stream_frame(const json& f, std::error_code& ec) {
   return true;
 }
 
+reply client::members(const json& args) {
+  json a = args.is_object() ? args : json::object();
+  json all = json::array();
+  for (;;) {
+    auto r = call("members", a);
+    if (!r.ok()) return r;
+    const auto it = r.result.find("members");
+    if (!r.result.is_object() || it == r.result.end() || !it->is_array()) {
+      r.ec = client_errc::bad_reply;
+      return r;
+    }
+    for (auto& m : *it) all.push_back(std::move(m));
+    const auto next = r.result.find("next");
+    if (next == r.result.end()) {
+      r.result = json{{"members", std::move(all)}};
+      return r;
+    }
+    if (!next->is_string() || (a.contains("after") && a["after"] == *next)) {
+      r.ec = client_errc::bad_reply;  // a page that does not move on
+      return r;
+    }
+    a["after"] = *next;
+  }
+}
+
 reply client::query(const json& args, const std::function<void(const json&)>& on_progress,
                     std::chrono::milliseconds wait) {
   return exchange("query", args, client_clock::now() + wait, &on_progress);
@@ -475,9 +500,10 @@ reply client::exchange(std::string_view cmd, const json& args, client_clock::tim
   }
 }
 
-reply client::open_stream(const std::vector<std::string>& types, std::uint64_t& id) {
+reply client::open_stream(const std::vector<std::string>& types, std::uint64_t& id, bool snapshot) {
   json args = json::object();
   if (!types.empty()) args["types"] = types;
+  if (snapshot) args["snapshot"] = true;
   // The id is known before the reply so that events right behind it are accepted.
   id = next_id_;
   streams_.insert(id);

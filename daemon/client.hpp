@@ -184,6 +184,10 @@ class client {
   reply call(std::string_view cmd, const json& args = nullptr);
   reply call(std::string_view cmd, const json& args, std::chrono::milliseconds timeout);
 
+  /// `members` with `args` (filters), every page: follows `next` with
+  /// `after` until the daemon has no more, and returns {"members": [all]}.
+  reply members(const json& args = json::object());
+
   /// Sends a `query` (args as PROTOCOL.md: name, payload, node, tags,
   /// timeout_ms, ack) and calls `on_progress` with each ack or response
   /// event ({"type": "ack"|"response", "from", "payload"}) as it arrives;
@@ -193,7 +197,11 @@ class client {
               std::chrono::milliseconds wait);
 
   /// Opens a stream of `types` (empty: every type). On success `id` is its id.
-  reply open_stream(const std::vector<std::string>& types, std::uint64_t& id);
+  /// `snapshot`: the stream starts with one {"type": "member"} event per
+  /// current member and a {"type": "snapshot_end"} event (list-then-watch
+  /// with nothing slipping between); every event carries a `seq`.
+  reply open_stream(const std::vector<std::string>& types, std::uint64_t& id,
+                    bool snapshot = false);
   /// Closes a stream; no event of it is delivered afterwards.
   reply stop_stream(std::uint64_t id);
 

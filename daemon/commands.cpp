@@ -22,6 +22,11 @@ using std::chrono::steady_clock;
 namespace {
 
 constexpr std::size_t max_join_addrs = 64;
+/// `members` pages: at most this many members, and members of at most this
+/// many bytes (one member is at most about 66 KB: a page stays far below the
+/// 16 MiB bound of a reply frame).
+constexpr std::size_t max_members_page = 100000;
+constexpr std::size_t members_page_bytes = 8u << 20;
 
 }  // namespace
 
@@ -54,6 +59,13 @@ bool agent::on_request(const std::shared_ptr<session>& s, std::uint64_t id, std:
   else
     return false;
   return true;
+}
+
+std::vector<member> agent::snapshot() {
+  auto all = node_->members();
+  std::sort(all.begin(), all.end(),
+            [](const member& a, const member& b) { return a.name < b.name; });
+  return all;
 }
 
 void agent::cmd_members(const std::shared_ptr<session>& s, std::uint64_t id,
@@ -93,8 +105,32 @@ void agent::cmd_members(const std::shared_ptr<session>& s, std::uint64_t id,
       tag_res.emplace_back(std::string(kv.key.via.str.ptr, kv.key.via.str.size), std::move(*re));
     }
   }
+  // Paging: at most `limit` members after the name `after`, and never more
+  // than members_page_bytes of them, so that every reply frame stays within
+  // the documented bound; `next` says where the following page starts.
+  std::size_t limit = max_members_page;
+  if (const auto* l = map_get(args, "limit")) {
+    if (l->type != msgpack::type::POSITIVE_INTEGER)
+      return s->error(id, "bad_request", "\"limit\" must be an unsigned integer");
+    if (l->via.u64 < 1 || l->via.u64 > max_members_page)
+      return s->error(id, "invalid_argument",
+                      "limit must be 1 to " + std::to_string(max_members_page));
+    limit = static_cast<std::size_t>(l->via.u64);
+  }
+  std::optional<std::string> after;
+  if (const auto* a = map_get(args, "after")) {
+    if (a->type != msgpack::type::STR)
+      return s->error(id, "bad_request", "\"after\" must be a string (a member name)");
+    after = std::string(a->via.str.ptr, a->via.str.size);
+  }
   std::vector<member> out;
-  for (auto& m : node_->members()) {
+  auto all = node_->members();
+  std::sort(all.begin(), all.end(),
+            [](const member& a, const member& b) { return a.name < b.name; });
+  std::size_t bytes = 0;
+  bool more = false;
+  for (auto& m : all) {
+    if (after && m.name <= *after) continue;
     if (!statuses.empty() && statuses.count(status_name(m.state)) == 0) continue;
     if (name_re && !name_re->matches(m.name)) continue;
     bool ok = true;
@@ -105,13 +141,26 @@ void agent::cmd_members(const std::shared_ptr<session>& s, std::uint64_t id,
         break;
       }
     }
-    if (ok) out.push_back(std::move(m));
+    if (!ok) continue;
+    msgpack::sbuffer one;
+    writer ow(one);
+    write_member(ow, m);
+    if (out.size() >= limit || (!out.empty() && bytes + one.size() > members_page_bytes)) {
+      more = true;
+      break;
+    }
+    bytes += one.size();
+    out.push_back(std::move(m));
   }
   s->reply(id, [&](writer& w) {
-    w.pack_map(1);
+    w.pack_map(more ? 2 : 1);
     write_str(w, "members");
     w.pack_array(static_cast<std::uint32_t>(out.size()));
     for (const auto& m : out) write_member(w, m);
+    if (more) {
+      write_str(w, "next");
+      write_str(w, out.back().name);
+    }
   });
 }
 

@@ -250,7 +250,16 @@ std::optional<std::string> apply_toml(daemon_config& c, std::string_view text,
         fail(key, "expected an octal string like \"0600\"");
     } else if (key == "socket_group")
       str(key, n, c.socket_group);
-    else if (key == "data_dir")
+    else if (key == "read_only_socket")
+      str(key, n, c.read_only_socket);
+    else if (key == "read_only_socket_mode") {
+      std::string s;
+      str(key, n, s);
+      if (auto m = parse_mode(s))
+        c.read_only_socket_mode = *m;
+      else
+        fail(key, "expected an octal string like \"0666\"");
+    } else if (key == "data_dir")
       str(key, n, c.data_dir);
     else if (key == "tags") {
       const auto* tab = n.as_table();
@@ -383,7 +392,7 @@ std::optional<daemon_config> load_config(int argc, char** argv, int& exit_code) 
   app.option_defaults()->always_capture_default(false);
 
   std::string config_file, name, bind, advertise, socket, socket_mode, socket_group, data_dir,
-      preset, label, keyring_file, metrics_bind, log_level;
+      read_only_socket, read_only_socket_mode, preset, label, keyring_file, metrics_bind, log_level;
   std::vector<std::string> join, tags, event_handlers, serf_event_handlers;
   double leave_timeout = 0, frame_timeout = 0, keys_timeout = 0, refusal_timeout = 0,
          reconnect_timeout = 0;
@@ -426,6 +435,11 @@ std::optional<daemon_config> load_config(int argc, char** argv, int& exit_code) 
       [&](daemon_config&) {});
   add("--socket-group", socket_group, "SHOAL_SOCKET_GROUP", "group owning the socket file",
       [&](daemon_config& c) { c.socket_group = socket_group; });
+  add("--read-only-socket", read_only_socket, "SHOAL_READ_ONLY_SOCKET",
+      "a second Unix socket serving only members, member, info, stats and streams",
+      [&](daemon_config& c) { c.read_only_socket = read_only_socket; });
+  add("--read-only-socket-mode", read_only_socket_mode, "SHOAL_READ_ONLY_SOCKET_MODE",
+      "its file mode, octal (default 0666)", [&](daemon_config&) {});
   add("--data-dir", data_dir, "SHOAL_DATA_DIR", "directory for persisted state",
       [&](daemon_config& c) { c.data_dir = data_dir; });
   add("--tag", tags, "SHOAL_TAGS", "tag KEY=VALUE (repeatable)", [&](daemon_config&) {
@@ -546,6 +560,13 @@ std::optional<daemon_config> load_config(int argc, char** argv, int& exit_code) 
       spec->serf_compat = list == &serf_event_handlers;
       c.handlers.push_back(std::move(*spec));
     }
+  }
+  if (!read_only_socket_mode.empty()) {
+    auto m = parse_mode(read_only_socket_mode);
+    if (!m)
+      return fail("read_only_socket_mode: expected octal permission bits like 0666, got '" +
+                  read_only_socket_mode + "'");
+    c.read_only_socket_mode = *m;
   }
   if (!socket_mode.empty()) {
     auto m = parse_mode(socket_mode);

@@ -26,7 +26,10 @@ struct daemon_config {
   std::string socket = "/run/shoal/shoald.sock";
   unsigned socket_mode = 0600;  ///< permission bits of the socket file
   std::string socket_group;     ///< group owning the socket file ("" = unchanged)
-  std::string data_dir;         ///< persistence ("" = none)
+  /// A second socket serving only the commands that read ("" = none).
+  std::string read_only_socket;
+  unsigned read_only_socket_mode = 0666;
+  std::string data_dir;  ///< persistence ("" = none)
   tag_map tags;
   std::string preset = "lan";      ///< lan | wan | local
   std::string label;               ///< cluster label

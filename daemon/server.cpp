@@ -54,6 +54,12 @@ std::vector<std::uint8_t> reply_frame(std::uint64_t id, const char* key,
   return make_frame(b);
 }
 
+/// What a client of the read-only socket may do: read the view and watch it.
+bool read_only_command(std::string_view cmd) {
+  return cmd == "members" || cmd == "member" || cmd == "info" || cmd == "stats" ||
+         cmd == "stream" || cmd == "stop" || cmd == "handshake";
+}
+
 std::optional<std::string_view> as_str(const msgpack::object* o) {
   if (!o || o->type != msgpack::type::STR) return std::nullopt;
   return std::string_view(o->via.str.ptr, o->via.str.size);
@@ -209,9 +215,8 @@ parsed_request parse_request(std::span<const std::uint8_t> frame) {
 void session::dispatch(const std::vector<std::uint8_t>& frame) {
   const parsed_request r = parse_request(frame);
   if (r.code) {
-    ++(std::string_view(r.code) == "bad_frame" ? srv_.mutable_stats().bad_frames
-                                               : srv_.mutable_stats().bad_requests);
-    error(r.id, r.code, r.message);
+    if (std::string_view(r.code) == "bad_frame") ++srv_.mutable_stats().bad_frames;
+    error(r.id, r.code, r.message);  // bad_request: counted by error()
     return;
   }
   const std::uint64_t id = r.id;
@@ -221,7 +226,6 @@ void session::dispatch(const std::vector<std::uint8_t>& frame) {
   if (*cmd == "handshake") {
     const msgpack::object* v = map_get(a, "version");
     if (!v || v->type != msgpack::type::POSITIVE_INTEGER) {
-      ++srv_.mutable_stats().bad_requests;
       error(id, "bad_request", "handshake needs an integer \"version\"");
       return;
     }
@@ -246,6 +250,13 @@ void session::dispatch(const std::vector<std::uint8_t>& frame) {
   }
   if (!handshaken_) {
     error(id, "handshake_required", "send handshake first");
+    return;
+  }
+  if (read_only_ && !read_only_command(*cmd)) {
+    ++srv_.mutable_stats().read_only_refused;
+    error(id, "read_only",
+          "this socket is read-only (members, member, info, stats, stream, stop); use the "
+          "daemon's main socket to change anything");
     return;
   }
   if (*cmd == "stream") {
@@ -294,13 +305,64 @@ void session::dispatch(const std::vector<std::uint8_t>& frame) {
         filter.types.insert(*type);
       }
     }
-    if (streams_.count(id) == 0 && streams_.size() >= srv_.limits().max_streams) {
+    bool snapshot = false;
+    if (const auto* sn = map_get(a, "snapshot")) {
+      if (sn->type != msgpack::type::BOOLEAN) {
+        error(id, "bad_request", "\"snapshot\" must be a boolean");
+        return;
+      }
+      snapshot = sn->via.boolean;
+    }
+    if (streams_.count(id) != 0) {
+      error(id, "invalid_argument",
+            "a stream with this id is open on this connection: stop it or use another id");
+      return;
+    }
+    if (streams_.size() >= srv_.limits().max_streams) {
       error(id, "too_many_streams",
             "at most " + std::to_string(srv_.limits().max_streams) + " streams per connection");
       return;
     }
     reply(id, [](writer& w) { w.pack_map(0); });
-    streams_[id] = std::move(filter);
+    auto& st = streams_[id] = std::move(filter);
+    if (snapshot) {
+      // The view as it is now, before any later event (one thread: nothing
+      // can come between the snapshot and the stream's first live event).
+      const auto now =
+          static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                         std::chrono::system_clock::now().time_since_epoch())
+                                         .count());
+      const auto members = srv_.handler().snapshot();
+      for (const auto& m : members) {
+        enqueue(reply_frame(id, "event",
+                            [&](writer& w) {
+                              w.pack_map(4);
+                              write_str(w, "seq");
+                              w.pack_uint64(++st.seq);
+                              write_str(w, "type");
+                              write_str(w, "member");
+                              write_str(w, "member");
+                              write_member(w, m);
+                              write_str(w, "time_ms");
+                              w.pack_uint64(now);
+                            }),
+                true);
+        if (closing_) return;
+      }
+      enqueue(reply_frame(id, "event",
+                          [&](writer& w) {
+                            w.pack_map(4);
+                            write_str(w, "seq");
+                            w.pack_uint64(++st.seq);
+                            write_str(w, "type");
+                            write_str(w, "snapshot_end");
+                            write_str(w, "members");
+                            w.pack_uint64(members.size());
+                            write_str(w, "time_ms");
+                            w.pack_uint64(now);
+                          }),
+              true);
+    }
     return;
   }
   if (*cmd == "stop") {
@@ -345,6 +407,8 @@ void session::reply(std::uint64_t id, const std::function<void(writer&)>& fill) 
 }
 
 void session::error(std::uint64_t id, std::string_view code, std::string_view message) {
+  // Every bad_request, of the envelope or of a command's arguments.
+  if (code == "bad_request") ++srv_.mutable_stats().bad_requests;
   if (closed_) return;
   enqueue(reply_frame(id, "error", [&](writer& w) {
     w.pack_map(2);
@@ -358,10 +422,12 @@ void session::error(std::uint64_t id, std::string_view code, std::string_view me
 
 void session::publish(const event& ev, std::uint64_t time_ms) {
   if (closed_ || closing_) return;
-  for (const auto& [sid, filter] : streams_) {
+  for (auto& [sid, filter] : streams_) {
     if (!filter.wants(ev.type)) continue;
     enqueue(reply_frame(sid, "event", [&](writer& w) {
-      w.pack_map(3);
+      w.pack_map(4);
+      write_str(w, "seq");
+      w.pack_uint64(++filter.seq);
       write_str(w, "type");
       write_str(w, event_name(ev.type));
       write_str(w, "member");
@@ -375,10 +441,12 @@ void session::publish(const event& ev, std::uint64_t time_ms) {
 
 void session::publish_user(const peer::user_event& ev, std::uint64_t time_ms) {
   if (closed_ || closing_) return;
-  for (const auto& [sid, filter] : streams_) {
+  for (auto& [sid, filter] : streams_) {
     if (!filter.wants_user(ev.name)) continue;
     enqueue(reply_frame(sid, "event", [&](writer& w) {
-      w.pack_map(6);
+      w.pack_map(7);
+      write_str(w, "seq");
+      w.pack_uint64(++filter.seq);
       write_str(w, "type");
       write_str(w, "user");
       write_str(w, "name");
@@ -401,10 +469,12 @@ void session::publish_user(const peer::user_event& ev, std::uint64_t time_ms) {
 std::size_t session::publish_query(const local_query& lq, std::uint64_t time_ms) {
   if (closed_ || closing_) return 0;
   std::size_t n = 0;
-  for (const auto& [sid, filter] : streams_) {
+  for (auto& [sid, filter] : streams_) {
     if (!filter.wants_query(lq.q->name)) continue;
     enqueue(reply_frame(sid, "event", [&](writer& w) {
-      w.pack_map(8);
+      w.pack_map(9);
+      write_str(w, "seq");
+      w.pack_uint64(++filter.seq);
       write_str(w, "type");
       write_str(w, "query");
       write_str(w, "name");
@@ -435,17 +505,20 @@ void session::push(std::uint64_t id, const std::function<void(writer&)>& fill) {
   enqueue(reply_frame(id, "event", fill));
 }
 
-void session::enqueue(std::vector<std::uint8_t> frame) {
+void session::enqueue(std::vector<std::uint8_t> frame, bool unbounded) {
   if (closed_ || closing_) {
     // Only the final frames of a closing session are still written.
     if (closed_) return;
   }
-  const std::size_t waiting = out_.size() - (writing_ ? 1 : 0);
-  if (!closing_ && waiting >= srv_.limits().stream_backlog) {
+  const std::size_t waiting =
+      out_.size() - (writing_ && !out_unbounded_.front() ? 1 : 0) - unbounded_waiting_;
+  if (!closing_ && !unbounded && waiting >= srv_.limits().stream_backlog) {
     lag();
     return;
   }
   out_.push_back(std::move(frame));
+  out_unbounded_.push_back(unbounded);
+  if (unbounded) ++unbounded_waiting_;
   do_write();
 }
 
@@ -454,10 +527,25 @@ void session::lag() {
   const std::size_t keep = writing_ ? 1 : 0;
   const std::size_t dropped = out_.size() - keep;
   out_.resize(keep);
+  out_unbounded_.resize(keep);
+  unbounded_waiting_ = keep == 1 && out_unbounded_.front() ? 1 : 0;
   ++srv_.mutable_stats().streams_lagged;
   srv_.log().warn("socket client cut off: fell behind by {} frames (stream_backlog)", dropped);
   closing_ = true;
+  if (streams_.empty()) {
+    // No stream to say it on: one connection-level error, then the close.
+    out_unbounded_.push_back(false);
+    out_.push_back(reply_frame(0, "error", [&](writer& w) {
+      w.pack_map(2);
+      write_str(w, "code");
+      write_str(w, "lagged");
+      write_str(w, "message");
+      write_str(w, "the client fell behind by " + std::to_string(dropped) +
+                       " frames (stream_backlog); the connection is closed");
+    }));
+  }
   for (const auto& [sid, filter] : streams_) {
+    out_unbounded_.push_back(false);
     out_.push_back(reply_frame(sid, "lagged", [&](writer& w) {
       w.pack_map(1);
       write_str(w, "dropped");
@@ -489,6 +577,8 @@ void session::do_write() {
                       }
                       ++self->srv_.mutable_stats().frames_out;
                       self->out_.pop_front();
+                      if (self->out_unbounded_.front()) --self->unbounded_waiting_;
+                      self->out_unbounded_.pop_front();
                       self->do_write();
                     });
 }
@@ -502,6 +592,8 @@ void session::close() {
   sock_.shutdown(local::socket::shutdown_both, ignored);
   sock_.close(ignored);
   out_.clear();
+  out_unbounded_.clear();
+  unbounded_waiting_ = 0;
   streams_.clear();
   srv_.forget(this);
 }
@@ -510,9 +602,10 @@ void session::close() {
 
 server::server(asio::io_context& ctx, server_limits limits, request_handler& handler,
                std::shared_ptr<spdlog::logger> log)
-    : ctx_(ctx), limits_(limits), handler_(handler), log_(std::move(log)), acceptor_(ctx) {}
+    : ctx_(ctx), limits_(limits), handler_(handler), log_(std::move(log)) {}
 
-std::string server::listen(const std::string& path, unsigned mode, const std::string& group) {
+std::string server::listen(const std::string& path, unsigned mode, const std::string& group,
+                           bool read_only) {
   struct stat st {};
   if (::lstat(path.c_str(), &st) == 0) {
     if (!S_ISSOCK(st.st_mode)) return path + " exists and is not a socket; not touching it";
@@ -531,6 +624,9 @@ std::string server::listen(const std::string& path, unsigned mode, const std::st
     ::unlink(path.c_str());
   }
   boost::system::error_code ec;
+  auto l = std::make_unique<listener>(ctx_);
+  l->read_only = read_only;
+  auto& acceptor_ = l->acceptor;
   acceptor_.open(local(), ec);
   if (ec) return "socket: " + ec.message();
   // The file is created with `mode` from the start: no window where it is wider.
@@ -547,14 +643,15 @@ std::string server::listen(const std::string& path, unsigned mode, const std::st
   }
   acceptor_.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) return "listen " + path + ": " + ec.message();
-  path_ = path;
-  do_accept();
+  l->path = path;
+  listeners_.push_back(std::move(l));
+  do_accept(*listeners_.back());
   return {};
 }
 
-void server::do_accept() {
-  acceptor_.async_accept([this](const boost::system::error_code& ec, local::socket sock) {
-    if (ec == asio::error::operation_aborted || !acceptor_.is_open()) return;
+void server::do_accept(listener& l) {
+  l.acceptor.async_accept([this, &l](const boost::system::error_code& ec, local::socket sock) {
+    if (ec == asio::error::operation_aborted || !l.acceptor.is_open()) return;
     if (!ec) {
       if (sessions_.size() >= limits_.max_connections) {
         ++stats_.connections_rejected;
@@ -566,25 +663,25 @@ void server::do_accept() {
       } else {
         ++stats_.connections;
         auto s = std::make_shared<session>(*this, std::move(sock));
+        s->read_only_ = l.read_only;
         sessions_[s.get()] = s;
         s->start();
       }
     }
-    do_accept();
+    do_accept(l);
   });
 }
 
 void server::close() {
   boost::system::error_code ignored;
-  acceptor_.close(ignored);
+  for (auto& l : listeners_) l->acceptor.close(ignored);
   auto all = sessions_;
   for (auto& [p, w] : all)
     if (auto s = w.lock()) s->close();
   sessions_.clear();
-  if (!path_.empty()) {
-    ::unlink(path_.c_str());
-    path_.clear();
-  }
+  for (auto& l : listeners_)
+    if (!l->path.empty()) ::unlink(l->path.c_str());
+  listeners_.clear();
 }
 
 void server::publish(const event& ev) {

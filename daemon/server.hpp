@@ -43,6 +43,7 @@ struct stream_filter {
   std::set<std::string> user_names;
   bool all_queries = false;
   std::set<std::string> query_names;
+  std::uint64_t seq = 0;  ///< the last event's sequence number on this stream
   bool everything() const {
     return types.empty() && !all_user && user_names.empty() && !all_queries && query_names.empty();
   }
@@ -86,6 +87,7 @@ struct server_limits {
   X(frames_timed_out, "frames started that never completed within frame_timeout")           \
   X(unknown_commands, "requests naming no command the daemon knows")                        \
   X(streams_lagged, "connections cut off for falling behind their event stream")            \
+  X(read_only_refused, "requests refused on the read-only socket (read_only)")              \
   X(user_events_sent, "user events this daemon's clients sent (the event command)")         \
   X(user_events_delivered,                                                                  \
     "user events delivered to this daemon's user streams (each event once)")                \
@@ -122,6 +124,8 @@ class request_handler {
   virtual ~request_handler() = default;
   virtual bool on_request(const std::shared_ptr<session>& s, std::uint64_t id, std::string_view cmd,
                           const msgpack::object& args) = 0;
+  /// The members as they are now, sorted by name (`stream` with snapshot).
+  virtual std::vector<member> snapshot() = 0;
 };
 
 /// One request frame, checked for the envelope (PROTOCOL.md "Requests and
@@ -169,7 +173,9 @@ class session : public std::enable_shared_from_this<session> {
   void on_read(const boost::system::error_code& ec, std::size_t n);
   void process();
   void dispatch(const std::vector<std::uint8_t>& frame);
-  void enqueue(std::vector<std::uint8_t> frame);
+  /// Queues a frame; past stream_backlog frames waiting the client is cut
+  /// off (lag), unless `unbounded` (a snapshot: at most one frame per member).
+  void enqueue(std::vector<std::uint8_t> frame, bool unbounded = false);
   void do_write();
   void lag();
   void arm_frame_timer();
@@ -182,12 +188,15 @@ class session : public std::enable_shared_from_this<session> {
   frame_reader reader_;
   std::array<std::uint8_t, 16384> rbuf_{};
   std::deque<std::vector<std::uint8_t>> out_;
+  std::deque<bool> out_unbounded_;     ///< per frame of out_: a snapshot frame
+  std::size_t unbounded_waiting_ = 0;  ///< snapshot frames in out_ (not counted in the backlog)
   bool writing_ = false;
   bool reading_ = false;
   bool busy_ = false;     ///< a request awaits its reply
   bool closing_ = false;  ///< write what is queued, then close
   bool closed_ = false;
   bool handshaken_ = false;
+  bool read_only_ = false;                          ///< accepted on a read-only socket
   std::map<std::uint64_t, stream_filter> streams_;  ///< stream id -> what it asked for
 };
 
@@ -198,7 +207,10 @@ class server {
   /// Creates the socket file (replacing a stale one only when no live
   /// daemon answers on it), with `mode` and optionally `group`. Returns ""
   /// or the reason it failed.
-  std::string listen(const std::string& path, unsigned mode, const std::string& group);
+  /// May be called again for more sockets; `read_only` sockets serve only
+  /// the commands that read (PROTOCOL.md "Read-only socket").
+  std::string listen(const std::string& path, unsigned mode, const std::string& group,
+                     bool read_only = false);
   /// Stops accepting, closes every session and removes the socket file.
   void close();
   void publish(const event& ev);
@@ -219,14 +231,19 @@ class server {
   boost::asio::io_context& context() { return ctx_; }
 
  private:
-  void do_accept();
+  struct listener {
+    explicit listener(boost::asio::io_context& ctx) : acceptor(ctx) {}
+    boost::asio::local::stream_protocol::acceptor acceptor;
+    std::string path;
+    bool read_only = false;
+  };
+  void do_accept(listener& l);
 
   boost::asio::io_context& ctx_;
   server_limits limits_;
   request_handler& handler_;
   std::shared_ptr<spdlog::logger> log_;
-  boost::asio::local::stream_protocol::acceptor acceptor_;
-  std::string path_;
+  std::vector<std::unique_ptr<listener>> listeners_;
   std::map<session*, std::weak_ptr<session>> sessions_;
   server_stats stats_;
 };

@@ -190,6 +190,17 @@ int one_call(const settings& s, std::string_view cmd, const json& args,
   return show(r.result);
 }
 
+/// Connects and reads every page of `members`, handing the whole list to `show`.
+int paged_members(const settings& s, const json& args,
+                  const std::function<int(const json&)>& show) {
+  int status = exit_ok;
+  auto c = connect(s, status);
+  if (!c) return status;
+  const auto r = c->members(args);
+  if (!r.ok()) return report(r, s);
+  return show(r.result);
+}
+
 /// A command whose JSON output is the daemon's result as it came; `table`
 /// prints it for humans.
 int mirrored_call(const settings& s, std::string_view cmd, const json& args,
@@ -236,7 +247,7 @@ int cmd_members(const settings& s, const member_filter& f) {
     if (!t) return exit_usage;
     args["tags"] = std::move(*t);
   }
-  return one_call(s, "members", args, [&](const json& res) {
+  return paged_members(s, args, [&](const json& res) {
     const auto it = res.find("members");
     if (!res.is_object() || it == res.end() || !it->is_array()) {
       std::fprintf(stderr, "shoalctl: the daemon's members reply has no members array\n");
@@ -352,7 +363,7 @@ std::string utc_time(const json& ms) {
   return out;
 }
 
-int cmd_monitor(const settings& s, const std::vector<std::string>& types) {
+int cmd_monitor(const settings& s, const std::vector<std::string>& types, bool snapshot) {
   struct sigaction sa {};
   sa.sa_handler = on_stop_signal;
   sigemptyset(&sa.sa_mask);
@@ -363,7 +374,7 @@ int cmd_monitor(const settings& s, const std::vector<std::string>& types) {
   auto c = connect(s, status);
   if (!c) return status;
   std::uint64_t id = 0;
-  const auto r = c->open_stream(types, id);
+  const auto r = c->open_stream(types, id, snapshot);
   if (!r.ok()) return report(r, s);
   while (!g_stop) {
     stream_message m;
@@ -388,13 +399,16 @@ int cmd_monitor(const settings& s, const std::vector<std::string>& types) {
     }
     if (json_out(s)) {
       ojson out = ojson::object();  // documented order first (SHOALCTL.md), then the rest
-      for (const char* k : {"type", "time_ms", "member", "name", "origin", "ltime", "payload",
-                            "query", "deadline_ms"})
+      for (const char* k : {"type", "seq", "time_ms", "member", "name", "origin", "ltime",
+                            "payload", "query", "deadline_ms"})
         if (auto it = e.find(k); it != e.end()) out[k] = ojson(*it);
       if (out.contains("member")) out["member"] = member_json(e["member"]);
       for (const auto& [k, v] : e.items())
         if (!out.contains(k)) out[k] = ojson(v);
       print_json(out);
+    } else if (str_field(e, "type") == "snapshot_end") {
+      print_table({{utc_time(e.value("time_ms", json())), pad("snapshot_end", 9),
+                    str_field(e, "members") + " members; live events follow"}});
     } else if (str_field(e, "type") == "user" || str_field(e, "type") == "query") {
       print_table({{utc_time(e.value("time_ms", json())), pad(str_field(e, "type"), 9),
                     str_field(e, "name"), "from " + str_field(e, "origin"),
@@ -583,7 +597,7 @@ int cmd_reachability(const settings& s, double timeout_s) {
   if (!c) return status;
   const auto info = c->call("info");
   if (!info.ok()) return report(info, s);
-  const auto mem = c->call("members", json{{"status", {"alive", "suspect"}}});
+  const auto mem = c->members(json{{"status", {"alive", "suspect"}}});
   if (!mem.ok()) return report(mem, s);
   json args{{"name", "_shoal.ping"}};
   if (timeout_s > 0) args["timeout_ms"] = static_cast<std::uint64_t>(timeout_s * 1000);
@@ -746,6 +760,10 @@ int main(int argc, char** argv) {
   event->add_option("name", ev_name, "event name (1 to 128 bytes)")->required();
   event->add_option("payload", ev_payload, "payload (default empty)");
   add_format(event);
+  bool mon_snapshot = false;
+  monitor->add_flag("--snapshot", mon_snapshot,
+                    "first every current member (type member), then `snapshot_end`, then live "
+                    "events: nothing slips between the list and the watch");
   add_format(monitor);
 
   query_options qo;
@@ -803,7 +821,7 @@ int main(int argc, char** argv) {
   if (force_leave->parsed()) return cmd_force_leave(s, fl_name, fl_prune);
   if (tags_set->parsed()) return cmd_tags(s, tag_set, {});
   if (tags_unset->parsed()) return cmd_tags(s, {}, tag_unset);
-  if (monitor->parsed()) return cmd_monitor(s, types);
+  if (monitor->parsed()) return cmd_monitor(s, types, mon_snapshot);
   if (event->parsed()) return cmd_event(s, ev_name, ev_payload);
   if (query->parsed()) return cmd_query(s, qo);
   if (reach->parsed()) return cmd_reachability(s, reach_timeout);

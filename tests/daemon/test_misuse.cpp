@@ -243,3 +243,37 @@ TEST_CASE("misuse: a client that never reads its streams gets lagged and is cut 
   REQUIRE(r.ok());
   second_client_is_served(d.socket());
 }
+
+TEST_CASE("misuse: a client that pipelines without reading gets a lagged error (id 0), then EOF",
+          "[daemon][misuse]") {
+  lone_daemon d({"--stream-backlog", "16"});
+  std::error_code ec;
+  auto c = connection::open(d.socket(), 5s, ec);
+  REQUIRE_FALSE(ec);
+  REQUIRE_FALSE(
+      c.write(encode_request(1, "handshake", json{{"version", 1}}), client_clock::now() + 5s));
+  // Thousands of requests, no reads: replies fill the socket, then the backlog.
+  std::vector<std::uint8_t> burst;
+  for (std::uint64_t id = 2; id < 6000; ++id) {
+    const auto f = encode_request(id, "info", nullptr);
+    burst.insert(burst.end(), f.begin(), f.end());
+  }
+  (void)c.write(burst, client_clock::now() + 20s);  // may fail once the daemon closes
+  bool lagged = false;
+  std::uint64_t last_id = 0;
+  for (;;) {
+    json f;
+    if (c.read(f, client_clock::now() + 20s)) break;  // end of file (or timeout: checked below)
+    if (f.contains("error") && f["id"] == 0) {
+      CHECK(f["error"]["code"] == "lagged");
+      lagged = true;
+      continue;
+    }
+    CHECK_FALSE(lagged);  // nothing after the lagged error
+    last_id = f["id"].get<std::uint64_t>();
+  }
+  CHECK(lagged);
+  CHECK(last_id < 5999);
+  // The daemon serves others.
+  CHECK(ctl(d.socket(), {"info"}).status == 0);
+}

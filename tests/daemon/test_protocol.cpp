@@ -345,3 +345,53 @@ TEST_CASE("protocol: leave replies {} then the daemon exits 0 and closes every c
   json g;
   CHECK(watcher.c.read(g, client_clock::now() + 10s) == client_errc::connection_closed);
 }
+
+TEST_CASE("protocol: a snapshot stream lists the view, then live events, seq without gaps",
+          "[daemon][protocol]") {
+  lone_daemon d({"--tag", "k=0"});
+  session s(d.socket());
+  const auto sid = s.next;
+  REQUIRE(s.call("stream", json{{"types", {"updated"}}, {"snapshot", true}})["result"] ==
+          json::object());
+  // The snapshot: every member (here the daemon itself), whatever the types, then its end.
+  auto f = s.read();
+  INFO(f.dump());
+  CHECK(f["id"] == sid);
+  CHECK(f["event"]["type"] == "member");
+  CHECK(f["event"]["seq"] == 1);
+  CHECK(f["event"]["member"]["name"] == "solo");
+  check_member_shape(f["event"]["member"]);
+  f = s.read();
+  CHECK(f["event"]["type"] == "snapshot_end");
+  CHECK(f["event"]["members"] == 1);
+  CHECK(f["event"]["seq"] == 2);
+  // Live events follow with the next numbers, on this stream's own count.
+  const auto other = s.next;
+  REQUIRE(s.call("stream", json{{"types", {"updated"}}})["result"] == json::object());
+  for (int i = 1; i <= 3; ++i) {
+    const auto id = s.next++;
+    REQUIRE_FALSE(s.c.write(encode_request(id, "tags", json{{"set", {{"k", std::to_string(i)}}}}),
+                            client_clock::now() + 5s));
+    std::map<std::uint64_t, std::uint64_t> seq_of;
+    bool replied = false;
+    while (!replied || seq_of.size() < 2) {
+      f = s.read();
+      INFO(f.dump());
+      if (f.contains("result")) {
+        replied = true;
+        continue;
+      }
+      REQUIRE(f.contains("event"));
+      seq_of[f["id"].get<std::uint64_t>()] = f["event"]["seq"].get<std::uint64_t>();
+    }
+    CHECK(seq_of[sid] == static_cast<std::uint64_t>(2 + i));
+    CHECK(seq_of[other] == static_cast<std::uint64_t>(i));
+  }
+  // An id still open is refused, not silently given a new filter.
+  REQUIRE_FALSE(s.c.write(encode_request(sid, "stream", json{{"types", {"failed"}}}),
+                          client_clock::now() + 5s));
+  f = s.read();
+  CHECK(f["id"] == sid);
+  CHECK(f["error"]["code"] == "invalid_argument");
+  CHECK(s.error_code("stream", json{{"snapshot", "yes"}}) == "bad_request");
+}

@@ -150,3 +150,35 @@ TEST_CASE("queries: bad arguments get the documented errors", "[daemon]") {
   CHECK(r.result.value("acks", 0) == 1);
   CHECK(r.result.value("responses", 0) == 1);
 }
+
+TEST_CASE("members: pages of `limit` after a name, `next` until the last, clients read them all",
+          "[daemon][protocol]") {
+  small_cluster c(3);
+  auto cl = try_client(c[2].socket());
+  REQUIRE(cl);
+  std::vector<std::string> names;
+  json args{{"limit", 1}};
+  for (int page = 0; page < 5; ++page) {
+    const auto r = cl->call("members", args);
+    REQUIRE(r.ok());
+    REQUIRE(r.result["members"].size() == 1);
+    names.push_back(r.result["members"][0]["name"]);
+    if (!r.result.contains("next")) break;
+    CHECK(r.result["next"] == names.back());
+    args["after"] = r.result["next"];
+  }
+  CHECK(names == std::vector<std::string>{"n1", "n2", "n3"});
+  const auto all = cl->members(json{{"limit", 2}});
+  REQUIRE(all.ok());
+  CHECK(all.result["members"].size() == 3);
+  CHECK_FALSE(cl->call("members", json{{"after", "n3"}}).result.contains("next"));
+  CHECK(cl->call("members", json{{"after", "n3"}}).result["members"].empty());
+  CHECK(cl->call("members", json{{"limit", 0}}).error->code == "invalid_argument");
+  const auto bad_requests = [&] {
+    return cl->call("stats").result["daemon"].value("bad_requests", std::uint64_t{0});
+  };
+  const auto before = bad_requests();
+  CHECK(cl->call("members", json{{"limit", "x"}}).error->code == "bad_request");
+  CHECK(cl->call("members", json{{"after", 3}}).error->code == "bad_request");
+  CHECK(bad_requests() == before + 2);  // a command's bad arguments count, not only the envelope's
+}

@@ -75,3 +75,34 @@ TEST_CASE("socket: a stale socket file (no daemon) is replaced", "[daemon][socke
   CHECK(name_behind(d.socket()) == "fresh");
   CHECK(mode_of(d.socket()) == 0600);
 }
+
+TEST_CASE("socket: --read-only-socket serves reads and streams, refuses the rest",
+          "[daemon][socket]") {
+  scratch_dir dir;
+  const auto ro = (dir.path() / "ro.sock").string();
+  daemon_proc d(daemon_spec{"solo", free_port(), dir.path(), {}, {"--read-only-socket", ro}});
+  REQUIRE(wait_serving(d));
+  struct stat st {};
+  REQUIRE(::stat(ro.c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0666);
+  auto c = try_client(ro);
+  REQUIRE(c);
+  CHECK(c->call("members").ok());
+  CHECK(c->call("info").ok());
+  CHECK(c->call("stats").ok());
+  std::uint64_t sid = 0;
+  CHECK(c->open_stream({}, sid, true).ok());
+  for (const char* cmd :
+       {"leave", "tags", "join", "force-leave", "keys", "event", "query", "respond"}) {
+    INFO(cmd);
+    const auto r = c->call(cmd, json::object());
+    REQUIRE(r.error);
+    CHECK(r.error->code == "read_only");
+  }
+  CHECK(ctl(ro, {"tags", "set", "a=b"}).status == 1);
+  CHECK(ctl(d.socket(), {"stats", "--format", "json"}).out.find("\"read_only_refused\":9") !=
+        std::string::npos);
+  // The main socket still does everything; the daemon is still running.
+  CHECK(ctl(d.socket(), {"tags", "set", "a=b"}).status == 0);
+  CHECK(d.proc().running());
+}

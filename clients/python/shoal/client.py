@@ -206,18 +206,32 @@ class Client:
         status: Optional[Sequence[str]] = None,
         name: Optional[str] = None,
         tags: Optional[Mapping[str, str]] = None,
+        page_size: Optional[int] = None,
     ) -> List[Dict[str, Any]]:
         """Members of the view sorted by name, the local node included.
         ``status``: states to keep (alive, suspect, failed, left); ``name``
-        and each value of ``tags``: RE2 patterns matching the whole value."""
+        and each value of ``tags``: RE2 patterns matching the whole value.
+        The daemon answers in pages (``page_size`` members at most, default
+        as many as fit its reply bound); every page is read."""
         args: Dict[str, Any] = {}
+        if page_size is not None:
+            args["limit"] = int(page_size)
         if status is not None:
             args["status"] = list(status)
         if name is not None:
             args["name"] = name
         if tags is not None:
             args["tags"] = dict(tags)
-        return list(self.call("members", args)["members"])
+        out: List[Dict[str, Any]] = []
+        while True:  # every page: the daemon bounds each reply and says where the next starts
+            page = self.call("members", args)
+            out.extend(page["members"])
+            nxt = page.get("next")
+            if nxt is None:
+                return out
+            if args.get("after") == nxt:
+                raise ConnectionLost("the daemon repeated a page of members")
+            args["after"] = nxt
 
     def member(self, name: str) -> Dict[str, Any]:
         """One member by name (DaemonError ``not_found`` when unknown)."""
@@ -301,7 +315,9 @@ class Client:
             payload = payload.encode()
         self.call("respond", {"query": int(query), "payload": payload}, idempotent=False)
 
-    def stream(self, types: Sequence[str] = (), timeout: Optional[float] = None) -> Iterator[Dict[str, Any]]:
+    def stream(
+        self, types: Sequence[str] = (), timeout: Optional[float] = None, snapshot: bool = False
+    ) -> Iterator[Dict[str, Any]]:
         """Events as they happen, on a connection of its own: membership
         events (``joined``, ``failed``, ...), user events (``user``,
         ``user:NAME``) and queries to answer with :meth:`respond`
@@ -311,10 +327,19 @@ class Client:
         :class:`Lagged` when the daemon cut the stream off, and
         :class:`ConnectionLost` when the connection ends; ``timeout``
         (seconds) ends the iteration quietly after that long without an
-        event. Closing the generator closes the connection."""
+        event. Closing the generator closes the connection.
+
+        ``snapshot=True`` (reliable list-then-watch): the stream first yields
+        one ``{"type": "member", "member": ...}`` per current member and a
+        ``{"type": "snapshot_end", "members": n}``, then live events; nothing
+        that changes after the snapshot is missed. Every event has ``seq``,
+        consecutive from 1 on each stream."""
         conn = _Connection(self.socket_path, self.timeout)
         try:
-            sid = conn.send("stream", {"types": list(types)})
+            args: Dict[str, Any] = {"types": list(types)}
+            if snapshot:
+                args["snapshot"] = True
+            sid = conn.send("stream", args)
             while True:
                 frame = conn.read_frame()
                 if frame.get("id") != sid:

@@ -99,6 +99,7 @@ class ClientTest(unittest.TestCase):
         c = Client(n1.socket)
         self.assertTrue(wait_for(lambda: len(c.members(status=["alive"])) == 2), n1.log())
         self.assertEqual([m["name"] for m in c.members()], ["n1", "n2"])
+        self.assertEqual([m["name"] for m in c.members(page_size=1)], ["n1", "n2"])
         self.assertEqual(c.info()["name"], "n1")
         self.assertEqual(c.tags_set({"role": "web", "zone": "eu"}), {"role": "web", "zone": "eu"})
         self.assertEqual(c.tags_unset(["zone"]), {"role": "web"})
@@ -180,6 +181,21 @@ class ClientTest(unittest.TestCase):
         with self.assertRaises(DaemonError) as e:
             c1.respond(12345, b"x")
         self.assertEqual(e.exception.code, "not_found")
+
+    def test_snapshot_stream_lists_then_watches(self) -> None:
+        n1 = self.daemon("n1")
+        n2 = self.daemon("n2", join=n1.addr)
+        c1 = Client(n1.socket)
+        self.assertTrue(wait_for(lambda: len(c1.members(status=["alive"])) == 2))
+        it = c1.stream(["updated"], timeout=10.0, snapshot=True)
+        first = [next(it), next(it), next(it)]
+        self.assertEqual([e["type"] for e in first], ["member", "member", "snapshot_end"])
+        self.assertEqual(sorted(e["member"]["name"] for e in first[:2]), ["n1", "n2"])
+        self.assertEqual([e["seq"] for e in first], [1, 2, 3])
+        Client(n2.socket).tags_set({"zone": "b"})
+        ev = next(it)
+        self.assertEqual((ev["type"], ev["member"]["name"], ev["seq"]), ("updated", "n2", 4))
+        it.close()
 
     def test_calls_reconnect_after_a_restart(self) -> None:
         n1 = self.daemon("n1")
