@@ -147,6 +147,8 @@ std::string agent::start_node() {
       schedule_save();
     });
   });
+  node_->on_user_state(
+      [this](const bytes& state) { asio::post(ctx_, [this, state] { on_event_state(state); }); });
   node_->on_user_message([this](const user_message& um) {
     asio::post(ctx_, [this, data = um.data] { on_user_message(data); });
   });

@@ -25,6 +25,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <optional>
@@ -124,6 +125,9 @@ class agent : public request_handler {
   std::size_t max_event_bytes() const;
   void on_event(peer::user_event e);
   void deliver_event(const peer::user_event& ev);
+  /// A peer's push-pull user state: its clock, and its recent events to
+  /// replay while a `join` with replay runs.
+  void on_event_state(const bytes& data);
 
   // Queries (queries.cpp). Every daemon-to-daemon message arrives at
   // on_user_message.
@@ -183,7 +187,10 @@ class agent : public request_handler {
   std::size_t max_broadcast_bytes_ = 0;  ///< the node's max_user_broadcast_bytes
   std::uint64_t event_clock_ = 0;        ///< Lamport time of our next user event
   std::map<std::pair<std::string, std::uint64_t>, std::chrono::steady_clock::time_point>
-      seen_events_;  ///< (origin, id) of user events delivered here
+      seen_events_;                             ///< (origin, id) of user events delivered here
+  std::deque<peer::user_event> recent_events_;  ///< the newest delivered, sent with push-pulls
+  std::deque<std::chrono::steady_clock::time_point> recent_times_;  ///< when each was delivered
+  int replaying_ = 0;  ///< `join` commands with replay in progress
 };
 
 }  // namespace shoal::daemon

@@ -500,10 +500,12 @@ reply client::exchange(std::string_view cmd, const json& args, client_clock::tim
   }
 }
 
-reply client::open_stream(const std::vector<std::string>& types, std::uint64_t& id, bool snapshot) {
+reply client::open_stream(const std::vector<std::string>& types, std::uint64_t& id, bool snapshot,
+                          std::uint64_t coalesce_ms) {
   json args = json::object();
   if (!types.empty()) args["types"] = types;
   if (snapshot) args["snapshot"] = true;
+  if (coalesce_ms > 0) args["coalesce_ms"] = coalesce_ms;
   // The id is known before the reply so that events right behind it are accepted.
   id = next_id_;
   streams_.insert(id);

@@ -200,8 +200,10 @@ class client {
   /// `snapshot`: the stream starts with one {"type": "member"} event per
   /// current member and a {"type": "snapshot_end"} event (list-then-watch
   /// with nothing slipping between); every event carries a `seq`.
-  reply open_stream(const std::vector<std::string>& types, std::uint64_t& id,
-                    bool snapshot = false);
+  /// `coalesce_ms` > 0: user events sent with coalesce are held that long
+  /// and only the last of each name is delivered.
+  reply open_stream(const std::vector<std::string>& types, std::uint64_t& id, bool snapshot = false,
+                    std::uint64_t coalesce_ms = 0);
   /// Closes a stream; no event of it is delivered afterwards.
   reply stop_stream(std::uint64_t id);
 

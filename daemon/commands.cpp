@@ -187,7 +187,15 @@ void agent::cmd_join(const std::shared_ptr<session>& s, std::uint64_t id,
       return s->error(id, "bad_request", "\"addrs\" must hold HOST:PORT strings");
     addrs.emplace_back(e.via.str.ptr, e.via.str.size);
   }
+  bool replay = false;
+  if (const auto* r = map_get(args, "replay")) {
+    if (r->type != msgpack::type::BOOLEAN)
+      return s->error(id, "bad_request", "\"replay\" must be a boolean");
+    replay = r->via.boolean;
+  }
   if (stopping_) return s->error(id, "not_running", "the daemon is stopping");
+  // While it runs, the recent events in the states it exchanges are delivered.
+  if (replay) ++replaying_;
   // join() waits for the network: run it off the socket loop.
   // Finished join threads are joined here, so their number stays bounded by
   // the clients (each runs one request at a time).
@@ -197,10 +205,11 @@ void agent::cmd_join(const std::shared_ptr<session>& s, std::uint64_t id,
     return true;
   });
   auto done = std::make_shared<std::atomic<bool>>(false);
-  workers_.push_back({std::thread([this, s, id, addrs, done] {
+  workers_.push_back({std::thread([this, s, id, addrs, done, replay] {
                         const join_result r = node_->join(addrs);
                         *done = true;
-                        asio::post(ctx_, [s, id, r] {
+                        asio::post(ctx_, [this, s, id, r, replay] {
+                          if (replay) --replaying_;
                           if (r.contacted == 0 && r.error) {
                             const bool timed_out = r.error == std::errc::timed_out;
                             return s->error(id, timed_out ? "timeout" : "invalid_argument",

@@ -158,6 +158,8 @@ std::optional<std::string> validate(const daemon_config& c) {
       return bad("handler", "timeout must be in [0.001, 3600] seconds (" + h.program + ")");
     if (h.queue_limit < 1 || h.queue_limit > 100000)
       return bad("handler", "queue must be 1..100000 (" + h.program + ")");
+    if (h.coalesce < std::chrono::milliseconds::zero() || h.coalesce > std::chrono::hours(1))
+      return bad("handler", "coalesce must be in [0, 3600] seconds (" + h.program + ")");
   }
   if (c.reconnect_timeout_s &&
       !(*c.reconnect_timeout_s >= 1 && *c.reconnect_timeout_s <= 30 * 86400.0))
@@ -333,7 +335,7 @@ std::optional<std::string> apply_toml(daemon_config& c, std::string_view text,
         }
         std::string program, types;
         bool serf = false;
-        double timeout = 30;
+        double timeout = 30, coalesce = 0;
         std::int64_t queue = 128;
         for (const auto& [hk, hv] : *tab) {
           const std::string f(hk.str());
@@ -352,12 +354,14 @@ std::optional<std::string> apply_toml(daemon_config& c, std::string_view text,
             serf = *hv.value<bool>();
           else if (f == "timeout" && hv.value<double>())
             timeout = *hv.value<double>();
+          else if (f == "coalesce" && hv.value<double>())
+            coalesce = *hv.value<double>();
           else if (f == "queue" && hv.as_integer())
             queue = hv.as_integer()->get();
           else
             fail(where + "." + f,
                  "unknown field or wrong type (program: string, types: array of strings, "
-                 "serf_compat: boolean, timeout: seconds, queue: integer)");
+                 "serf_compat: boolean, timeout: seconds, queue: integer, coalesce: seconds)");
         }
         if (program.empty()) {
           fail(where + ".program", "required: the command to run");
@@ -373,6 +377,8 @@ std::optional<std::string> apply_toml(daemon_config& c, std::string_view text,
         spec->timeout = std::chrono::milliseconds(
             timeout > 0 && timeout <= 3600 ? static_cast<long long>(timeout * 1000) : 0);
         spec->queue_limit = queue > 0 && queue <= 100000 ? static_cast<std::size_t>(queue) : 0;
+        spec->coalesce = std::chrono::milliseconds(
+            coalesce >= 0 && coalesce <= 3600 ? static_cast<long long>(coalesce * 1000) : -1);
         c.handlers.push_back(std::move(*spec));
       }
     } else if (key == "reconnect_timeout") {

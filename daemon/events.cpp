@@ -51,6 +51,12 @@ void agent::cmd_event(const std::shared_ptr<session>& s, std::uint64_t id,
     else if (p->type != msgpack::type::NIL)
       return s->error(id, "bad_request", "\"payload\" must be bytes or a string");
   }
+  bool coalesce = false;
+  if (const auto* c = map_get(args, "coalesce")) {
+    if (c->type != msgpack::type::BOOLEAN)
+      return s->error(id, "bad_request", "\"coalesce\" must be a boolean");
+    coalesce = c->via.boolean;
+  }
   if (name->size() + payload.size() > max_event_bytes())
     return s->error(id, "too_large",
                     "name and payload together over " + std::to_string(max_event_bytes()) +
@@ -64,6 +70,7 @@ void agent::cmd_event(const std::shared_ptr<session>& s, std::uint64_t id,
   ev.ltime = event_clock_;
   ev.name = *name;
   ev.payload = std::move(payload);
+  ev.flags = coalesce ? peer::event_flag_coalesce : 0;
   const auto ec = node_->broadcast(peer::encode(ev));
   if (ec == errc::queue_full)
     return s->error(id, "queue_full", "the broadcast queue is full; try again shortly");
@@ -102,13 +109,51 @@ void agent::on_event(peer::user_event e) {
 void agent::deliver_event(const peer::user_event& ev) {
   ++server_.mutable_stats().user_events_delivered;
   server_.publish_user(ev);
+  // Remembered for members that join with replay: the newest, ten minutes at
+  // most, within what one push-pull state carries.
+  const auto now = steady_clock::now();
+  recent_events_.push_back(ev);
+  while (recent_events_.size() > peer::max_state_events) recent_events_.pop_front();
+  recent_times_.push_back(now);
+  while (recent_times_.size() > recent_events_.size()) recent_times_.pop_front();
+  while (!recent_times_.empty() && now - recent_times_.front() > std::chrono::minutes(10)) {
+    recent_times_.pop_front();
+    recent_events_.pop_front();
+  }
+  peer::event_state st;
+  st.ltime = event_clock_;
+  st.events.assign(recent_events_.begin(), recent_events_.end());
+  node_->set_user_state(peer::encode(st));
   if (handlers_ && !stopping_) {
     handler_event he;
     he.type = "user";
     he.name = ev.name;
     he.ltime = ev.ltime;
     he.payload = ev.payload;
+    he.coalescable = (ev.flags & peer::event_flag_coalesce) != 0;
     handlers_->dispatch(he);
+  }
+}
+
+void agent::on_event_state(const bytes& data) {
+  if (stopping_ || data.empty()) return;
+  peer::event_state st;
+  if (!peer::decode(data, st)) {
+    ++server_.mutable_stats().user_events_rejected;
+    return;
+  }
+  if (st.ltime > event_clock_ && st.ltime < std::numeric_limits<std::uint64_t>::max())
+    event_clock_ = st.ltime;
+  if (replaying_ == 0) return;
+  // Oldest first, each once: what this member has not delivered yet.
+  std::stable_sort(
+      st.events.begin(), st.events.end(),
+      [](const peer::user_event& a, const peer::user_event& b) { return a.ltime < b.ltime; });
+  const auto now = steady_clock::now();
+  for (auto& e : st.events) {
+    if (!seen_events_.emplace(std::make_pair(e.origin, e.id), now).second) continue;
+    ++server_.mutable_stats().user_events_replayed;
+    deliver_event(e);
   }
 }
 

@@ -630,6 +630,8 @@ struct handler_runner::job {
   std::function<void(std::string)> on_response;
   std::size_t max_response = 0;
   bool answered = false;  ///< a query has one answer, from the first handler that succeeds
+  bool coalescable = false;
+  steady_clock::time_point ready_at{};  ///< not started before (coalescing)
 };
 
 /// One handler: its spec, its queue, its run in progress.
@@ -642,6 +644,7 @@ struct handler_runner::slot {
   std::shared_ptr<run> current;
   handler_warn_gate fail_gate;
   handler_warn_gate drop_gate;
+  std::unique_ptr<asio::steady_timer> hold;  ///< wakes pump() when a held job is due
 };
 
 /// One program running: its pipes, its exit watch, its timeout.
@@ -755,6 +758,22 @@ void handler_runner::dispatch(const handler_event& ev) {
   for (auto& sp : slots_) {
     slot& s = *sp;
     if (!s.spec.wants(ev.type, ev.name)) continue;
+    const bool coalesce =
+        ev.type == "user" && ev.coalescable && s.spec.coalesce > std::chrono::milliseconds::zero();
+    if (coalesce) {
+      // A waiting event of this name takes the newer payload.
+      auto it = std::find_if(s.queue.begin(), s.queue.end(), [&](const std::shared_ptr<job>& q) {
+        return q->coalescable && q->type == "user" && q->name == ev.name;
+      });
+      if (it != s.queue.end()) {
+        auto fresh = std::make_shared<job>(**it);
+        fresh->payload = ev.payload;
+        fresh->ltime = ev.ltime;
+        *it = std::move(fresh);
+        ++stats_.handler_coalesced;
+        continue;
+      }
+    }
     const bool idle = !s.current && s.queue.empty();
     if (!idle && s.queue.size() >= s.spec.queue_limit) {
       ++stats_.handler_dropped;
@@ -780,7 +799,14 @@ void handler_runner::dispatch(const handler_event& ev) {
         j->max_response = std::min(ev.max_response, handler_max_response);
       }
     }
-    s.queue.push_back(j);
+    if (coalesce) {
+      auto held = std::make_shared<job>(*j);
+      held->coalescable = true;
+      held->ready_at = steady_clock::now() + s.spec.coalesce;
+      s.queue.push_back(std::move(held));
+    } else {
+      s.queue.push_back(j);
+    }
     pump(s);
   }
 }
@@ -793,6 +819,7 @@ void handler_runner::stop() {
     slot& s = *sp;
     dropped += s.queue.size();
     s.queue.clear();
+    if (s.hold) s.hold->cancel();
     if (auto r = s.current) {
       r->stopped = true;
       kill_run(*r);
@@ -804,6 +831,15 @@ void handler_runner::stop() {
 
 void handler_runner::pump(slot& s) {
   while (!stopped_ && !s.current && !s.queue.empty()) {
+    if (const auto due = s.queue.front()->ready_at; due > steady_clock::now()) {
+      // Held for coalescing: come back when it is due.
+      if (!s.hold) s.hold = std::make_unique<asio::steady_timer>(ctx_);
+      s.hold->expires_at(due);
+      s.hold->async_wait([this, &s](const boost::system::error_code& ec) {
+        if (!ec) pump(s);
+      });
+      return;
+    }
     auto j = std::move(s.queue.front());
     s.queue.pop_front();
     start(s, j);

@@ -43,6 +43,11 @@ struct handler_spec {
   /// Events waiting for this handler (the one running not counted); more are
   /// dropped, counted and logged (rate-limited).
   std::size_t queue_limit = 128;
+  /// Coalescing of user events sent with `coalesce` (0: off): such an event
+  /// waits this long before it runs, and a later one of the same name that
+  /// comes while it waits replaces it (counted in handler_coalesced), so a
+  /// burst runs the handler once, with the last payload.
+  std::chrono::milliseconds coalesce{0};
 
   /// Does this handler run for an event of `type` (as SHOAL_EVENT) and, for
   /// user events and queries, `name`?
@@ -94,6 +99,8 @@ struct handler_event {
   std::function<void(std::string)> on_response;
   /// Clamped to 1 MiB.
   std::size_t max_response = 1024;
+  /// User events: the sender allowed coalescing (handler_spec::coalesce).
+  bool coalescable = false;
 };
 
 /// The runner's counters, each as X(name, help), in the manner of
@@ -107,6 +114,7 @@ struct handler_event {
   X(handler_stopped, "handler runs killed because the runner stopped")                         \
   X(handler_dropped, "events not run by a handler because its queue was full")                 \
   X(handler_spawn_errors, "handler programs that could not be started (no such program, ...)") \
+  X(handler_coalesced, "user events replaced by a later one of the same name (coalesce)")      \
   X(handler_output_truncated,                                                                  \
     "handler runs whose stdout, stderr or query answer was longer than what is kept")
 

@@ -258,6 +258,60 @@ bytes encode(const key_result& r) {
   return to_bytes(b);
 }
 
+bytes encode(const event_state& st) {
+  // Newest last; drop from the front until both bounds hold.
+  std::size_t first = st.events.size() > max_state_events ? st.events.size() - max_state_events : 0;
+  for (;;) {
+    msgpack::sbuffer b;
+    writer w(b);
+    w.pack_array(4);
+    put_str(w, "shoal.state");
+    w.pack_uint64(1);
+    w.pack_uint64(st.ltime);
+    w.pack_array(static_cast<std::uint32_t>(st.events.size() - first));
+    for (std::size_t i = first; i < st.events.size(); ++i) {
+      const auto& e = st.events[i];
+      w.pack_array(6);
+      w.pack_uint64(e.id);
+      put_str(w, e.origin);
+      w.pack_uint64(e.ltime);
+      put_str(w, e.name);
+      put_bin(w, e.payload.data(), e.payload.size());
+      w.pack_uint64(e.flags);
+    }
+    if (b.size() <= max_state_bytes || first == st.events.size()) return to_bytes(b);
+    ++first;
+  }
+}
+
+bool decode(std::span<const std::uint8_t> data, event_state& out) {
+  if (data.size() > max_state_bytes) return false;
+  const auto oh = unpack_array(data);
+  if (!oh) return false;
+  const fields f(oh->get());
+  std::string kind;
+  std::uint64_t version = 0;
+  event_state st;
+  const auto* events = f.at(3);
+  if (f.size() != 4 || !f.str(0, 1, 64, kind) || kind != "shoal.state" || !f.uint(1, version) ||
+      version != 1 || !f.uint(2, st.ltime) || !events || events->type != msgpack::type::ARRAY ||
+      events->via.array.size > max_state_events)
+    return false;
+  for (std::uint32_t i = 0; i < events->via.array.size; ++i) {
+    const auto& a = events->via.array.ptr[i];
+    if (a.type != msgpack::type::ARRAY) return false;
+    const fields e(a);
+    user_event ev;
+    if (e.size() != 6 || !e.uint(0, ev.id) || !e.str(1, 1, max_name_bytes, ev.origin) ||
+        !e.uint(2, ev.ltime) || !e.str(3, 1, max_event_name_bytes, ev.name) ||
+        !e.bin(4, ev.payload) || !e.uint(5, ev.flags))
+      return false;
+    st.events.push_back(std::move(ev));
+  }
+  out = std::move(st);
+  return true;
+}
+
 bool decode(std::span<const std::uint8_t> data, key_op& out) {
   const auto oh = unpack_array(data);
   if (!oh) return false;

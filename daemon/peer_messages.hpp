@@ -8,6 +8,8 @@
 //                  timeout_ms, node pattern, [[tag, pattern]...]]
 //   query reply   ["shoal.query.reply", qid, from, kind, payload]
 //   prune         ["shoal.prune", id, origin, member]
+// and the daemon's push-pull user state (recent user events, for replay):
+//   event state   ["shoal.state", 1, ltime, [[id, origin, ltime, name, payload, flags]...]]
 // The payloads of the built-in queries are encoded here too: the cluster key
 // operations (`_shoal.keys`: key_op in the query, key_result in a response).
 // decode(encode(m)) == m for every message encode accepts; decode of any
@@ -33,13 +35,16 @@ inline constexpr std::size_t max_pattern_bytes = 256;     // a query filter's pa
 inline constexpr std::size_t max_tag_filters = 16;        // tag filters of one query
 inline constexpr std::size_t max_tag_key_bytes = 128;     // a tag filter's key
 
+/// User event flags (bits of user_event::flags).
+inline constexpr std::uint64_t event_flag_coalesce = 1;  ///< receivers may coalesce by name
+
 struct user_event {
   std::uint64_t id = 0;
   std::string origin;
   std::uint64_t ltime = 0;
   std::string name;
   bytes payload;
-  std::uint64_t flags = 0;  ///< 0 today; receivers ignore bits they do not know
+  std::uint64_t flags = 0;  ///< event_flag_*; receivers ignore bits they do not know
   bool operator==(const user_event&) const = default;
 };
 
@@ -79,6 +84,23 @@ struct prune {
 };
 
 using message = std::variant<user_event, query, query_reply, prune>;
+
+inline constexpr std::size_t max_state_events = 64;    // events in one event state
+inline constexpr std::size_t max_state_bytes = 16384;  // an encoded event state
+
+/// What a daemon sends with every push-pull (shoal::node::set_user_state):
+/// its Lamport clock and its most recent user events, newest last, so that a
+/// member joining with replay can deliver what it missed.
+struct event_state {
+  std::uint64_t ltime = 0;
+  std::vector<user_event> events;
+  bool operator==(const event_state&) const = default;
+};
+
+/// At most max_state_events events and max_state_bytes in all: the oldest
+/// are left out first.
+bytes encode(const event_state& s);
+bool decode(std::span<const std::uint8_t> data, event_state& out);
 
 /// Payload of the built-in `_shoal.keys` query: [op, key or nil].
 struct key_op {

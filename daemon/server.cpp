@@ -98,6 +98,7 @@ session::session(server& srv, local::socket sock)
       sock_(std::move(sock)),
       frame_timer_(srv.context()),
       linger_timer_(srv.context()),
+      coalesce_timer_(srv.context()),
       reader_(srv.limits().max_frame_bytes) {}
 
 void session::start() {
@@ -305,6 +306,17 @@ void session::dispatch(const std::vector<std::uint8_t>& frame) {
         filter.types.insert(*type);
       }
     }
+    if (const auto* co = map_get(a, "coalesce_ms")) {
+      if (co->type != msgpack::type::POSITIVE_INTEGER) {
+        error(id, "bad_request", "\"coalesce_ms\" must be an unsigned integer");
+        return;
+      }
+      if (co->via.u64 > 3'600'000) {
+        error(id, "invalid_argument", "coalesce_ms must be 0 to 3600000");
+        return;
+      }
+      filter.coalesce = std::chrono::milliseconds(co->via.u64);
+    }
     bool snapshot = false;
     if (const auto* sn = map_get(a, "snapshot")) {
       if (sn->type != msgpack::type::BOOLEAN) {
@@ -439,31 +451,76 @@ void session::publish(const event& ev, std::uint64_t time_ms) {
   }
 }
 
+void session::write_user_event(std::uint64_t sid, stream_filter& f, const peer::user_event& ev,
+                               std::uint64_t time_ms) {
+  enqueue(reply_frame(sid, "event", [&](writer& w) {
+    w.pack_map(7);
+    write_str(w, "seq");
+    w.pack_uint64(++f.seq);
+    write_str(w, "type");
+    write_str(w, "user");
+    write_str(w, "name");
+    write_str(w, ev.name);
+    write_str(w, "payload");
+    w.pack_bin(static_cast<std::uint32_t>(ev.payload.size()));
+    w.pack_bin_body(reinterpret_cast<const char*>(ev.payload.data()),
+                    static_cast<std::uint32_t>(ev.payload.size()));
+    write_str(w, "origin");
+    write_str(w, ev.origin);
+    write_str(w, "ltime");
+    w.pack_uint64(ev.ltime);
+    write_str(w, "time_ms");
+    w.pack_uint64(time_ms);
+  }));
+}
+
 void session::publish_user(const peer::user_event& ev, std::uint64_t time_ms) {
   if (closed_ || closing_) return;
+  const bool coalescable = (ev.flags & peer::event_flag_coalesce) != 0;
   for (auto& [sid, filter] : streams_) {
     if (!filter.wants_user(ev.name)) continue;
-    enqueue(reply_frame(sid, "event", [&](writer& w) {
-      w.pack_map(7);
-      write_str(w, "seq");
-      w.pack_uint64(++filter.seq);
-      write_str(w, "type");
-      write_str(w, "user");
-      write_str(w, "name");
-      write_str(w, ev.name);
-      write_str(w, "payload");
-      w.pack_bin(static_cast<std::uint32_t>(ev.payload.size()));
-      w.pack_bin_body(reinterpret_cast<const char*>(ev.payload.data()),
-                      static_cast<std::uint32_t>(ev.payload.size()));
-      write_str(w, "origin");
-      write_str(w, ev.origin);
-      write_str(w, "ltime");
-      w.pack_uint64(ev.ltime);
-      write_str(w, "time_ms");
-      w.pack_uint64(time_ms);
-    }));
+    if (coalescable && filter.coalesce > std::chrono::milliseconds::zero()) {
+      // Held for the stream's window; a later one of the name replaces it.
+      auto [it, fresh] = filter.held.try_emplace(ev.name);
+      if (!fresh) ++srv_.mutable_stats().user_events_coalesced;
+      if (fresh) it->second.due = std::chrono::steady_clock::now() + filter.coalesce;
+      it->second.ev = ev;
+      it->second.time_ms = time_ms;
+      continue;
+    }
+    write_user_event(sid, filter, ev, time_ms);
     if (closing_) return;
   }
+  flush_held();
+}
+
+void session::flush_held() {
+  if (closed_ || closing_) return;
+  const auto now = std::chrono::steady_clock::now();
+  std::optional<std::chrono::steady_clock::time_point> next;
+  for (auto& [sid, filter] : streams_) {
+    for (auto it = filter.held.begin(); it != filter.held.end();) {
+      if (it->second.due > now) {
+        if (!next || it->second.due < *next) next = it->second.due;
+        ++it;
+        continue;
+      }
+      write_user_event(sid, filter, it->second.ev, it->second.time_ms);
+      if (closing_) return;
+      it = filter.held.erase(it);
+    }
+  }
+  if (!next || (coalesce_armed_ && coalesce_timer_.expiry() <= *next)) return;
+  // (Re)armed for the earliest due event; a replaced wait is ignored by its
+  // generation.
+  coalesce_armed_ = true;
+  const auto gen = ++coalesce_gen_;
+  coalesce_timer_.expires_at(*next);
+  coalesce_timer_.async_wait([self = shared_from_this(), gen](const boost::system::error_code& ec) {
+    if (gen != self->coalesce_gen_) return;
+    self->coalesce_armed_ = false;
+    if (!ec) self->flush_held();
+  });
 }
 
 std::size_t session::publish_query(const local_query& lq, std::uint64_t time_ms) {
@@ -589,6 +646,7 @@ void session::close() {
   boost::system::error_code ignored;
   frame_timer_.cancel();
   linger_timer_.cancel();
+  coalesce_timer_.cancel();
   sock_.shutdown(local::socket::shutdown_both, ignored);
   sock_.close(ignored);
   out_.clear();

@@ -44,6 +44,15 @@ struct stream_filter {
   bool all_queries = false;
   std::set<std::string> query_names;
   std::uint64_t seq = 0;  ///< the last event's sequence number on this stream
+  /// Coalescing window for user events sent with `coalesce` (0: off), and
+  /// the events held in it by name: the last one and when it is due.
+  std::chrono::milliseconds coalesce{0};
+  struct held_event {
+    peer::user_event ev;
+    std::uint64_t time_ms = 0;
+    std::chrono::steady_clock::time_point due;
+  };
+  std::map<std::string, held_event> held;
   bool everything() const {
     return types.empty() && !all_user && user_names.empty() && !all_queries && query_names.empty();
   }
@@ -76,28 +85,30 @@ struct server_limits {
 /// The socket API's counters, each as X(name, help), in the manner of
 /// SHOAL_CORE_COUNTERS: the struct, its visitor, shoalctl stats ("daemon"),
 /// /metrics (shoal_socket_*) and docs/metrics.md come from this list.
-#define SHOAL_SERVER_COUNTERS(X)                                                            \
-  X(connections, "clients accepted and served")                                             \
-  X(connections_rejected, "clients refused: over max_connections")                          \
-  X(frames_in, "request frames read")                                                       \
-  X(frames_out, "reply and event frames written")                                           \
-  X(bad_frames, "frames that were not a msgpack map with an id")                            \
-  X(bad_requests, "requests refused as bad_request")                                        \
-  X(frames_too_large, "frames over the frame bound; the connection is closed")              \
-  X(frames_timed_out, "frames started that never completed within frame_timeout")           \
-  X(unknown_commands, "requests naming no command the daemon knows")                        \
-  X(streams_lagged, "connections cut off for falling behind their event stream")            \
-  X(read_only_refused, "requests refused on the read-only socket (read_only)")              \
-  X(user_events_sent, "user events this daemon's clients sent (the event command)")         \
-  X(user_events_delivered,                                                                  \
-    "user events delivered to this daemon's user streams (each event once)")                \
-  X(user_events_duplicate, "user events that arrived again and were dropped")               \
-  X(user_events_rejected, "malformed user events from other daemons, ignored")              \
-  X(queries_sent, "queries this daemon's clients sent (the query command)")                 \
-  X(queries_received, "queries from any member (this one's included) that matched here")    \
-  X(queries_duplicate, "queries that arrived again and were dropped")                       \
-  X(queries_rejected, "malformed queries, replies and unknown messages from other daemons") \
-  X(query_responses, "responses this daemon sent to queries (clients and built-ins)")       \
+#define SHOAL_SERVER_COUNTERS(X)                                                                \
+  X(connections, "clients accepted and served")                                                 \
+  X(connections_rejected, "clients refused: over max_connections")                              \
+  X(frames_in, "request frames read")                                                           \
+  X(frames_out, "reply and event frames written")                                               \
+  X(bad_frames, "frames that were not a msgpack map with an id")                                \
+  X(bad_requests, "requests refused as bad_request")                                            \
+  X(frames_too_large, "frames over the frame bound; the connection is closed")                  \
+  X(frames_timed_out, "frames started that never completed within frame_timeout")               \
+  X(unknown_commands, "requests naming no command the daemon knows")                            \
+  X(streams_lagged, "connections cut off for falling behind their event stream")                \
+  X(read_only_refused, "requests refused on the read-only socket (read_only)")                  \
+  X(user_events_sent, "user events this daemon's clients sent (the event command)")             \
+  X(user_events_delivered,                                                                      \
+    "user events delivered to this daemon's user streams (each event once)")                    \
+  X(user_events_duplicate, "user events that arrived again and were dropped")                   \
+  X(user_events_rejected, "malformed user events and event states from other daemons, ignored") \
+  X(user_events_replayed, "user events delivered from a peer's recent events (join --replay)")  \
+  X(user_events_coalesced, "user events replaced on a stream by a later one of the same name")  \
+  X(queries_sent, "queries this daemon's clients sent (the query command)")                     \
+  X(queries_received, "queries from any member (this one's included) that matched here")        \
+  X(queries_duplicate, "queries that arrived again and were dropped")                           \
+  X(queries_rejected, "malformed queries, replies and unknown messages from other daemons")     \
+  X(query_responses, "responses this daemon sent to queries (clients and built-ins)")           \
   X(query_replies_late, "acks and responses that came after their query ended")
 
 struct server_stats {
@@ -158,6 +169,8 @@ class session : public std::enable_shared_from_this<session> {
   /// Delivers an event to this session's matching streams.
   void publish(const event& ev, std::uint64_t time_ms);
   void publish_user(const peer::user_event& ev, std::uint64_t time_ms);
+  /// Delivers the held (coalesced) events that are due; re-arms its timer.
+  void flush_held();
   /// Delivers a query to this session's matching streams; returns how many.
   std::size_t publish_query(const local_query& lq, std::uint64_t time_ms);
   /// An intermediate frame of the request `id` still in progress (a query's
@@ -185,6 +198,11 @@ class session : public std::enable_shared_from_this<session> {
   boost::asio::local::stream_protocol::socket sock_;
   boost::asio::steady_timer frame_timer_;
   boost::asio::steady_timer linger_timer_;
+  boost::asio::steady_timer coalesce_timer_;
+  bool coalesce_armed_ = false;
+  std::uint64_t coalesce_gen_ = 0;
+  void write_user_event(std::uint64_t sid, stream_filter& f, const peer::user_event& ev,
+                        std::uint64_t time_ms);
   frame_reader reader_;
   std::array<std::uint8_t, 16384> rbuf_{};
   std::deque<std::vector<std::uint8_t>> out_;

@@ -297,8 +297,10 @@ int cmd_member(const settings& s, const std::string& name) {
   });
 }
 
-int cmd_join(const settings& s, const std::vector<std::string>& addrs) {
-  return mirrored_call(s, "join", json{{"addrs", addrs}}, [&](const json& res) {
+int cmd_join(const settings& s, const std::vector<std::string>& addrs, bool replay) {
+  json args{{"addrs", addrs}};
+  if (replay) args["replay"] = true;
+  return mirrored_call(s, "join", args, [&](const json& res) {
     std::printf("contacted %s of %s addresses\n", str_field(res, "contacted").c_str(),
                 str_field(res, "resolved").c_str());
   });
@@ -318,10 +320,12 @@ int cmd_force_leave(const settings& s, const std::string& name, bool prune) {
   });
 }
 
-int cmd_event(const settings& s, const std::string& name, const std::string& payload) {
+int cmd_event(const settings& s, const std::string& name, const std::string& payload,
+              bool coalesce) {
   json args = {
       {"name", name},
       {"payload", json::binary(std::vector<std::uint8_t>(payload.begin(), payload.end()))}};
+  if (coalesce) args["coalesce"] = true;
   return mirrored_call(s, "event", args, [&](const json& res) {
     std::printf("event %s sent (ltime %s)\n", clean(name).c_str(),
                 scalar_text(res.value("ltime", json())).c_str());
@@ -363,7 +367,8 @@ std::string utc_time(const json& ms) {
   return out;
 }
 
-int cmd_monitor(const settings& s, const std::vector<std::string>& types, bool snapshot) {
+int cmd_monitor(const settings& s, const std::vector<std::string>& types, bool snapshot,
+                double coalesce_s) {
   struct sigaction sa {};
   sa.sa_handler = on_stop_signal;
   sigemptyset(&sa.sa_mask);
@@ -374,7 +379,7 @@ int cmd_monitor(const settings& s, const std::vector<std::string>& types, bool s
   auto c = connect(s, status);
   if (!c) return status;
   std::uint64_t id = 0;
-  const auto r = c->open_stream(types, id, snapshot);
+  const auto r = c->open_stream(types, id, snapshot, static_cast<std::uint64_t>(coalesce_s * 1000));
   if (!r.ok()) return report(r, s);
   while (!g_stop) {
     stream_message m;
@@ -714,6 +719,9 @@ int main(int argc, char** argv) {
   auto* join = app.add_subcommand("join", "join a cluster through these addresses");
   join->add_option("addrs", addrs, "HOST:PORT")->required();
   add_format(join);
+  bool join_replay = false;
+  join->add_flag("--replay", join_replay,
+                 "deliver the recent user events the members hold (Serf's join -replay)");
 
   auto* leave = app.add_subcommand("leave", "leave the cluster gracefully; shoald exits");
   add_format(leave);
@@ -759,8 +767,18 @@ int main(int argc, char** argv) {
   auto* event = app.add_subcommand("event", "send a user event to every member");
   event->add_option("name", ev_name, "event name (1 to 128 bytes)")->required();
   event->add_option("payload", ev_payload, "payload (default empty)");
+  bool ev_coalesce = false;
+  event->add_flag("--coalesce", ev_coalesce,
+                  "receivers' streams and handlers that coalesce may deliver only the last event "
+                  "of this name within their window");
   add_format(event);
   bool mon_snapshot = false;
+  double mon_coalesce = 0;
+  monitor
+      ->add_option("--coalesce", mon_coalesce,
+                   "seconds: of user events sent with --coalesce, show only the last of each name "
+                   "within this window")
+      ->check(CLI::Range(0.0, 3600.0));
   monitor->add_flag("--snapshot", mon_snapshot,
                     "first every current member (type member), then `snapshot_end`, then live "
                     "events: nothing slips between the list and the watch");
@@ -816,13 +834,13 @@ int main(int argc, char** argv) {
 
   if (members->parsed()) return cmd_members(s, filter);
   if (member->parsed()) return cmd_member(s, name);
-  if (join->parsed()) return cmd_join(s, addrs);
+  if (join->parsed()) return cmd_join(s, addrs, join_replay);
   if (leave->parsed()) return cmd_leave(s);
   if (force_leave->parsed()) return cmd_force_leave(s, fl_name, fl_prune);
   if (tags_set->parsed()) return cmd_tags(s, tag_set, {});
   if (tags_unset->parsed()) return cmd_tags(s, {}, tag_unset);
-  if (monitor->parsed()) return cmd_monitor(s, types, mon_snapshot);
-  if (event->parsed()) return cmd_event(s, ev_name, ev_payload);
+  if (monitor->parsed()) return cmd_monitor(s, types, mon_snapshot, mon_coalesce);
+  if (event->parsed()) return cmd_event(s, ev_name, ev_payload, ev_coalesce);
   if (query->parsed()) return cmd_query(s, qo);
   if (reach->parsed()) return cmd_reachability(s, reach_timeout);
   if (info->parsed()) return cmd_info(s);

@@ -4,6 +4,7 @@
 // refused with a clear error.
 #include <map>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "daemon_test_util.hpp"
@@ -169,4 +170,80 @@ TEST_CASE("user events: bad names and payloads get clear errors and change nothi
   const auto ok = c->call("event", json{{"name", "a"}, {"payload", std::string(400, 'p')}});
   CHECK(ok.ok());
   CHECK(events_counter(solo.socket(), "user_events_sent") == 1);
+}
+
+TEST_CASE("user events: join --replay delivers the recent events, a plain join does not",
+          "[daemon]") {
+  small_cluster c(2);
+  REQUIRE(ctl(c[1].socket(), {"event", "deploy", "v1"}).status == 0);
+  REQUIRE(ctl(c[1].socket(), {"event", "deploy", "v2"}).status == 0);
+  REQUIRE(
+      wait_until([&] { return events_counter(c[2].socket(), "user_events_delivered") == 2; }, 20s));
+  // Until the cluster stopped gossiping them (no broadcast sent by either
+  // member for a second): a newcomer can then learn them only by replay.
+  const auto broadcasts_out = [&](daemon_proc& d) {
+    const auto j = parse_json(ctl(d.socket(), {"stats", "--format", "json"}, 10s).out);
+    return j.is_object() ? j["messages"]["out"].value("broadcast", std::uint64_t{0}) : 0;
+  };
+  REQUIRE(wait_until(
+      [&] {
+        const auto before = broadcasts_out(c[1]) + broadcasts_out(c[2]);
+        std::this_thread::sleep_for(1s);
+        return broadcasts_out(c[1]) + broadcasts_out(c[2]) == before;
+      },
+      30s));
+  // Two newcomers, each watching its user events before it joins.
+  daemon_proc fresh(daemon_spec{"n3", free_port(), c.dir.path(), {}, {}});
+  daemon_proc plain(daemon_spec{"n4", free_port(), c.dir.path(), {}, {}});
+  REQUIRE(wait_serving(fresh));
+  REQUIRE(wait_serving(plain));
+  auto watch3 = try_client(fresh.socket());
+  auto watch4 = try_client(plain.socket());
+  REQUIRE(watch3);
+  REQUIRE(watch4);
+  std::uint64_t sid = 0;
+  REQUIRE(watch3->open_stream({"user"}, sid).ok());
+  REQUIRE(watch4->open_stream({"user"}, sid).ok());
+  REQUIRE(ctl(fresh.socket(), {"join", "--replay", c[1].spec().addr()}).status == 0);
+  REQUIRE(ctl(plain.socket(), {"join", c[1].spec().addr()}).status == 0);
+  const auto got3 = drain_user_events(*watch3, 3s);
+  REQUIRE(got3.size() == 2);
+  CHECK(got3[0].payload == "v1");  // oldest first
+  CHECK(got3[1].payload == "v2");
+  CHECK(got3[1].origin == "n1");
+  CHECK(events_counter(fresh.socket(), "user_events_replayed") == 2);
+  CHECK(drain_user_events(*watch4, 1s).empty());
+  // A later event reaches both, once; the newcomer's clock moved past the replayed ones.
+  const auto r = ctl(plain.socket(), {"event", "deploy", "v3", "--format", "json"});
+  REQUIRE(r.status == 0);
+  CHECK(parse_json(r.out).value("ltime", 0) >= 2);
+  const auto later = drain_user_events(*watch3, 3s);
+  REQUIRE(later.size() == 1);
+  CHECK(later[0].payload == "v3");
+}
+
+TEST_CASE("user events: a coalescing stream gets the last of a burst, others get every one",
+          "[daemon]") {
+  lone_daemon solo;
+  auto coalescing = try_client(solo.socket());
+  auto every = try_client(solo.socket());
+  REQUIRE(coalescing);
+  REQUIRE(every);
+  std::uint64_t sid = 0;
+  REQUIRE(coalescing->open_stream({"user"}, sid, false, 3000).ok());
+  REQUIRE(every->open_stream({"user"}, sid).ok());
+  for (int i = 1; i <= 5; ++i)
+    REQUIRE(ctl(solo.socket(), {"event", "deploy", "v" + std::to_string(i), "--coalesce"}).status ==
+            0);
+  REQUIRE(ctl(solo.socket(), {"event", "deploy", "plain"}).status == 0);
+  const auto got = drain_user_events(*coalescing, 6s);
+  REQUIRE(got.size() == 2);
+  CHECK(got[0].payload == "plain");  // not sent with --coalesce: at once
+  CHECK(got[1].payload == "v5");     // the burst, when its window closed
+  CHECK(drain_user_events(*every, 1s).size() == 6);
+  CHECK(events_counter(solo.socket(), "user_events_coalesced") == 4);
+  // A bad window is refused.
+  const auto r = coalescing->call("stream", json{{"coalesce_ms", 3600001}});
+  REQUIRE(r.error);
+  CHECK(r.error->code == "invalid_argument");
 }

@@ -756,3 +756,28 @@ TEST_CASE("handlers: output is kept bounded and logged escaped", "[daemon]") {
       }() + "...") != std::string::npos);
   CHECK(log.find("bytes=9000: \\x00") != std::string::npos);
 }
+
+TEST_CASE("handlers: coalescing runs a burst of one name once, with the last payload", "[daemon]") {
+  hr_tmpdir dir;
+  std::ostringstream logtext;
+  boost::asio::io_context ctx;
+  const auto script = hr_script(dir, "log.sh", "echo \"$SHOAL_USER_EVENT $(cat)\" >> \"$1\"\n");
+  auto coalescing = hr_spec(script + " " + dir.file("coalesced"), {"user"});
+  coalescing.coalesce = 300ms;
+  sd::handler_runner runner(ctx, {coalescing, hr_spec(script + " " + dir.file("every"), {"user"})},
+                            hr_logger(logtext));
+  for (int i = 1; i <= 5; ++i) {
+    auto ev = hr_user("deploy", static_cast<std::uint64_t>(i), "v" + std::to_string(i));
+    ev.coalescable = true;
+    runner.dispatch(ev);
+  }
+  runner.dispatch(hr_user("deploy", 6, "plain"));  // not sent with coalesce: runs as it is
+  auto other = hr_user("restart", 7, "r1");
+  other.coalescable = true;
+  runner.dispatch(other);
+  REQUIRE(hr_run_until(ctx, [&] { return runner.stats().handler_succeeded == 3 + 7; }));
+  CHECK(hr_lines(hr_read(dir.file("every"))).size() == 7);
+  const auto lines = hr_lines(hr_read(dir.file("coalesced")));
+  CHECK(lines == std::vector<std::string>{"deploy v5", "deploy plain", "restart r1"});
+  CHECK(runner.stats().handler_coalesced == 4);
+}

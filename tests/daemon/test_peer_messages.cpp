@@ -42,6 +42,19 @@ TEST_CASE("peer messages: every kind survives a round trip", "[daemon][peer]") {
     REQUIRE(decode(peer::encode(m), back) == peer::decode_status::ok);
     CHECK(back == m);
   }
+  // The push-pull event state, and its bounds: the oldest events are left out.
+  peer::event_state st{12, {e, peer::user_event{2, "n2", 11, "restart", {}, 0}}};
+  peer::event_state st_back;
+  REQUIRE(peer::decode(peer::encode(st), st_back));
+  CHECK(st_back == st);
+  peer::event_state big;
+  for (std::uint64_t i = 0; i < 100; ++i)
+    big.events.push_back(peer::user_event{i, "n1", i, "e", shoal::bytes(300, 'p'), 0});
+  const auto enc = peer::encode(big);
+  CHECK(enc.size() <= peer::max_state_bytes);
+  REQUIRE(peer::decode(enc, st_back));
+  CHECK(st_back.events.size() < 64);
+  CHECK(st_back.events.back().id == 99);  // the newest kept
   // The payloads of the built-in key query.
   for (const peer::key_op& op : {peer::key_op{"install", k}, peer::key_op{"list", std::nullopt}}) {
     peer::key_op back;

@@ -31,6 +31,12 @@ void check_key_payloads(std::span<const std::uint8_t> data) {
     peer::key_op back;
     check(peer::decode(peer::encode(op), back) && back == op, "key operation round trip");
   }
+  peer::event_state st;
+  if (peer::decode(data, st)) {
+    check(st.events.size() <= peer::max_state_events, "event state bound");
+    peer::event_state back;
+    check(peer::decode(peer::encode(st), back) && back == st, "event state round trip");
+  }
   peer::key_result r;
   if (peer::decode(data, r)) {
     check(r.keys.size() <= peer::max_reply_keys, "key result bound");

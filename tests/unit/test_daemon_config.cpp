@@ -605,6 +605,7 @@ TEST_CASE("config: [[handler]] tables and reconnect_timeout", "[unit][daemon]") 
                            "serf_compat = true\n"
                            "timeout = 2.5\n"
                            "queue = 3\n"
+                           "coalesce = 2\n"
                            "[[handler]]\n"
                            "program = \"/bin/true\"\n",
                            "t.toml"));
@@ -615,6 +616,8 @@ TEST_CASE("config: [[handler]] tables and reconnect_timeout", "[unit][daemon]") 
   CHECK(c.handlers[0].serf_compat);
   CHECK(c.handlers[0].timeout == std::chrono::milliseconds(2500));
   CHECK(c.handlers[0].queue_limit == 3);
+  CHECK(c.handlers[0].coalesce == std::chrono::milliseconds(2000));
+  CHECK(c.handlers[1].coalesce == std::chrono::milliseconds(0));
   CHECK(c.handlers[1].wants("member-failed", ""));
   CHECK(c.handlers[1].timeout == std::chrono::milliseconds(30000));
   CHECK(node_config_of(c).protocol.reconnect_timeout == std::chrono::seconds(600));
@@ -638,6 +641,8 @@ TEST_CASE("config: [[handler]] tables and reconnect_timeout", "[unit][daemon]") 
         std::string::npos);
   CHECK(error_of("[[handler]]\nprogram = \"x\"\nqueue = 0\n").find("queue") != std::string::npos);
   CHECK(error_of("handler = 5\n").find("handler") != std::string::npos);
+  CHECK(error_of("[[handler]]\nprogram = \"x\"\ncoalesce = -1\n").find("coalesce") !=
+        std::string::npos);
   CHECK(error_of("reconnect_timeout = 0.5\n").find("reconnect_timeout") != std::string::npos);
   CHECK(error_of("reconnect_timeout = \"1h\"\n").find("reconnect_timeout") != std::string::npos);
 }

@@ -245,11 +245,15 @@ class Client:
         """Every counter, grouped (core, messages, runtime, daemon)."""
         return dict(self.call("stats"))
 
-    def join(self, addrs: Union[str, Sequence[str]]) -> Dict[str, Any]:
-        """Joins through one or more ``host:port``; returns resolved and contacted counts."""
+    def join(self, addrs: Union[str, Sequence[str]], replay: bool = False) -> Dict[str, Any]:
+        """Joins through one or more ``host:port``; returns resolved and contacted counts.
+        ``replay``: also deliver the recent user events the members hold."""
         if isinstance(addrs, str):
             addrs = [addrs]
-        return dict(self.call("join", {"addrs": list(addrs)}))
+        args: Dict[str, Any] = {"addrs": list(addrs)}
+        if replay:
+            args["replay"] = True
+        return dict(self.call("join", args))
 
     def leave(self) -> None:
         """Leaves the cluster gracefully; the daemon then exits."""
@@ -273,11 +277,16 @@ class Client:
         """Removes tags from the local node; returns the tags in force."""
         return dict(self.call("tags", {"unset": list(keys)})["tags"])
 
-    def event(self, name: str, payload: Union[bytes, str] = b"") -> int:
-        """Sends a user event to every live member; returns its Lamport time."""
+    def event(self, name: str, payload: Union[bytes, str] = b"", coalesce: bool = False) -> int:
+        """Sends a user event to every live member; returns its Lamport time.
+        ``coalesce``: streams and handlers that coalesce may deliver only the
+        last event of this name within their window."""
         if isinstance(payload, str):
             payload = payload.encode()
-        return int(self.call("event", {"name": name, "payload": payload}, idempotent=False)["ltime"])
+        args: Dict[str, Any] = {"name": name, "payload": payload}
+        if coalesce:
+            args["coalesce"] = True
+        return int(self.call("event", args, idempotent=False)["ltime"])
 
     def query(
         self,
@@ -316,7 +325,11 @@ class Client:
         self.call("respond", {"query": int(query), "payload": payload}, idempotent=False)
 
     def stream(
-        self, types: Sequence[str] = (), timeout: Optional[float] = None, snapshot: bool = False
+        self,
+        types: Sequence[str] = (),
+        timeout: Optional[float] = None,
+        snapshot: bool = False,
+        coalesce: Optional[float] = None,
     ) -> Iterator[Dict[str, Any]]:
         """Events as they happen, on a connection of its own: membership
         events (``joined``, ``failed``, ...), user events (``user``,
@@ -333,12 +346,17 @@ class Client:
         one ``{"type": "member", "member": ...}`` per current member and a
         ``{"type": "snapshot_end", "members": n}``, then live events; nothing
         that changes after the snapshot is missed. Every event has ``seq``,
-        consecutive from 1 on each stream."""
+        consecutive from 1 on each stream.
+
+        ``coalesce`` (seconds): user events sent with ``coalesce=True`` are
+        held that long and only the last of each name is yielded."""
         conn = _Connection(self.socket_path, self.timeout)
         try:
             args: Dict[str, Any] = {"types": list(types)}
             if snapshot:
                 args["snapshot"] = True
+            if coalesce:
+                args["coalesce_ms"] = int(coalesce * 1000)
             sid = conn.send("stream", args)
             while True:
                 frame = conn.read_frame()
