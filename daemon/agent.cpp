@@ -330,6 +330,7 @@ void agent::shutdown(bool leave, std::shared_ptr<session> s, std::uint64_t id) {
         for (auto& [qid, q] : asked_)
           if (q.timer) q.timer->cancel();
         if (handlers_) handlers_->stop();
+        recent_timer_.cancel();
       });
     });
   });

@@ -46,6 +46,7 @@
 #include "handlers.hpp"
 #include "peer_messages.hpp"
 #include "persist.hpp"
+#include "recent_ids.hpp"
 #include "server.hpp"
 
 namespace shoal::daemon {
@@ -135,6 +136,8 @@ class agent : public request_handler {
   /// Sends `q` (from this daemon) to the cluster and handles it here too;
   /// `aq` is recorded under q.qid until q.timeout_ms passes.
   std::string ask(peer::query q, asked_query aq);
+  /// Fewer than 64 queries in progress (those of closed clients dropped).
+  bool query_slot_free();
   void on_query(peer::query q);
   void on_query_reply(peer::query_reply r);
   /// Acks or answers the query (origin, qid): directly to its origin, or
@@ -180,17 +183,22 @@ class agent : public request_handler {
   std::map<std::uint64_t, asked_query> asked_;        ///< by qid
   std::map<std::uint64_t, received_query> received_;  ///< by local handle
   std::uint64_t next_query_handle_ = 1;
-  std::map<std::pair<std::string, std::uint64_t>, std::chrono::steady_clock::time_point>
-      seen_queries_;  ///< (origin, qid) of queries handled here
+  recent_ids seen_queries_{4096, std::chrono::minutes(10)};  ///< (origin, qid) handled here
   std::uint64_t key_ops_rejected_ = 0;
   std::chrono::milliseconds gossip_interval_{200};
-  std::size_t max_broadcast_bytes_ = 0;  ///< the node's max_user_broadcast_bytes
-  std::uint64_t event_clock_ = 0;        ///< Lamport time of our next user event
-  std::map<std::pair<std::string, std::uint64_t>, std::chrono::steady_clock::time_point>
-      seen_events_;                             ///< (origin, id) of user events delivered here
+  std::size_t max_broadcast_bytes_ = 0;                     ///< the node's max_user_broadcast_bytes
+  std::uint64_t event_clock_ = 0;                           ///< Lamport time of our next user event
+  recent_ids seen_events_{4096, std::chrono::minutes(10)};  ///< (origin, id) delivered here
   std::deque<peer::user_event> recent_events_;  ///< the newest delivered, sent with push-pulls
   std::deque<std::chrono::steady_clock::time_point> recent_times_;  ///< when each was delivered
   int replaying_ = 0;  ///< `join` commands with replay in progress
+  /// Replay stays on this long after such a join: the join's own push-pull
+  /// state may be handled after its completion.
+  std::chrono::steady_clock::time_point replay_until_{};
+  /// Forgets recent events past ten minutes (and updates the push-pull
+  /// state) even when no new event comes.
+  boost::asio::steady_timer recent_timer_{ctx_};
+  void age_recent_events();
 };
 
 }  // namespace shoal::daemon

@@ -22,6 +22,9 @@ using std::chrono::steady_clock;
 namespace {
 
 constexpr std::size_t max_join_addrs = 64;
+/// How long after a join with replay the states that arrive are still
+/// replayed (the join's own may be handled just after it completes).
+constexpr std::chrono::seconds replay_grace{5};
 /// `members` pages: at most this many members, and members of at most this
 /// many bytes (one member is at most about 66 KB: a page stays far below the
 /// 16 MiB bound of a reply frame).
@@ -209,7 +212,10 @@ void agent::cmd_join(const std::shared_ptr<session>& s, std::uint64_t id,
                         const join_result r = node_->join(addrs);
                         *done = true;
                         asio::post(ctx_, [this, s, id, r, replay] {
-                          if (replay) --replaying_;
+                          if (replay) {
+                            --replaying_;
+                            replay_until_ = std::chrono::steady_clock::now() + replay_grace;
+                          }
                           if (r.contacted == 0 && r.error) {
                             const bool timed_out = r.error == std::errc::timed_out;
                             return s->error(id, timed_out ? "timeout" : "invalid_argument",

@@ -17,12 +17,6 @@ namespace shoal::daemon {
 
 using std::chrono::steady_clock;
 
-namespace {
-
-constexpr std::size_t max_seen_events = 4096;
-
-}  // namespace
-
 std::size_t agent::max_event_bytes() const {
   // What is left of a user broadcast once the envelope is packed with this
   // daemon's name: the array header, the kind, two 9-byte integers, the
@@ -78,7 +72,7 @@ void agent::cmd_event(const std::shared_ptr<session>& s, std::uint64_t id,
   if (ec) return s->error(id, "too_large", ec.message());
   ++event_clock_;
   ++server_.mutable_stats().user_events_sent;
-  seen_events_.emplace(std::make_pair(ev.origin, ev.id), steady_clock::now());
+  seen_events_.insert({ev.origin, ev.id}, steady_clock::now());
   const std::uint64_t ltime = ev.ltime;
   deliver_event(ev);
   s->reply(id, [&](writer& rw) {
@@ -94,15 +88,11 @@ void agent::on_event(peer::user_event e) {
   if (e.ltime >= event_clock_ && e.ltime < std::numeric_limits<std::uint64_t>::max())
     event_clock_ = e.ltime + 1;
   const auto now = steady_clock::now();
-  if (!seen_events_.emplace(std::make_pair(e.origin, e.id), now).second) {
+  // Bounded: ids are forgotten after ten minutes, the oldest first beyond 4,096.
+  if (!seen_events_.insert({e.origin, e.id}, now)) {
     ++server_.mutable_stats().user_events_duplicate;
     return;
   }
-  // Bounded: forget ids older than ten minutes, and the oldest beyond the cap.
-  for (auto it = seen_events_.begin(); it != seen_events_.end();)
-    it = (now - it->second > std::chrono::minutes(10) || seen_events_.size() > max_seen_events)
-             ? seen_events_.erase(it)
-             : std::next(it);
   deliver_event(e);
 }
 
@@ -111,19 +101,13 @@ void agent::deliver_event(const peer::user_event& ev) {
   server_.publish_user(ev);
   // Remembered for members that join with replay: the newest, ten minutes at
   // most, within what one push-pull state carries.
-  const auto now = steady_clock::now();
   recent_events_.push_back(ev);
-  while (recent_events_.size() > peer::max_state_events) recent_events_.pop_front();
-  recent_times_.push_back(now);
-  while (recent_times_.size() > recent_events_.size()) recent_times_.pop_front();
-  while (!recent_times_.empty() && now - recent_times_.front() > std::chrono::minutes(10)) {
-    recent_times_.pop_front();
+  recent_times_.push_back(steady_clock::now());
+  while (recent_events_.size() > peer::max_state_events) {
     recent_events_.pop_front();
+    recent_times_.pop_front();
   }
-  peer::event_state st;
-  st.ltime = event_clock_;
-  st.events.assign(recent_events_.begin(), recent_events_.end());
-  node_->set_user_state(peer::encode(st));
+  age_recent_events();
   if (handlers_ && !stopping_) {
     handler_event he;
     he.type = "user";
@@ -135,6 +119,26 @@ void agent::deliver_event(const peer::user_event& ev) {
   }
 }
 
+void agent::age_recent_events() {
+  const auto now = steady_clock::now();
+  const auto max_age = std::chrono::minutes(10);
+  while (!recent_times_.empty() && now - recent_times_.front() >= max_age) {
+    recent_times_.pop_front();
+    recent_events_.pop_front();
+  }
+  peer::event_state st;
+  st.ltime = event_clock_;
+  st.events.assign(recent_events_.begin(), recent_events_.end());
+  node_->set_user_state(peer::encode(st));
+  // Again when the oldest turns ten minutes old.
+  recent_timer_.cancel();
+  if (recent_times_.empty() || stopping_) return;
+  recent_timer_.expires_at(recent_times_.front() + max_age);
+  recent_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (!ec) age_recent_events();
+  });
+}
+
 void agent::on_event_state(const bytes& data) {
   if (stopping_ || data.empty()) return;
   peer::event_state st;
@@ -142,16 +146,16 @@ void agent::on_event_state(const bytes& data) {
     ++server_.mutable_stats().user_events_rejected;
     return;
   }
-  if (st.ltime > event_clock_ && st.ltime < std::numeric_limits<std::uint64_t>::max())
-    event_clock_ = st.ltime;
-  if (replaying_ == 0) return;
+  // The sender's clock is the time of its next event: ours moves up to it.
+  if (st.ltime > event_clock_) event_clock_ = st.ltime;
+  if (replaying_ == 0 && steady_clock::now() >= replay_until_) return;
   // Oldest first, each once: what this member has not delivered yet.
   std::stable_sort(
       st.events.begin(), st.events.end(),
       [](const peer::user_event& a, const peer::user_event& b) { return a.ltime < b.ltime; });
   const auto now = steady_clock::now();
   for (auto& e : st.events) {
-    if (!seen_events_.emplace(std::make_pair(e.origin, e.id), now).second) continue;
+    if (!seen_events_.insert({e.origin, e.id}, now)) continue;
     ++server_.mutable_stats().user_events_replayed;
     deliver_event(e);
   }

@@ -100,6 +100,12 @@ inline const msgpack::object* map_get(const msgpack::object& o, std::string_view
   return nullptr;
 }
 
+/// The str `o` points to; nullopt when `o` is null or not a str.
+inline std::optional<std::string_view> as_str(const msgpack::object* o) {
+  if (!o || o->type != msgpack::type::STR) return std::nullopt;
+  return std::string_view(o->via.str.ptr, o->via.str.size);
+}
+
 /// The string under `key` in the map `args`; nullopt when `args` is no map, or
 /// the key is absent or not a str.
 inline std::optional<std::string> get_str(const msgpack::object& args, std::string_view key) {

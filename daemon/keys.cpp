@@ -45,6 +45,10 @@ void agent::cmd_keys(const std::shared_ptr<session>& s, std::uint64_t id,
     return s->error(id, "encryption_disabled",
                     "this daemon runs without a keyring (--keyring-file)");
   if (stopping_) return s->error(id, "not_running", "the daemon is stopping");
+  if (!query_slot_free())
+    return s->error(id, "queue_full",
+                    "64 queries (key operations included) in progress on this daemon; try again "
+                    "shortly");
 
   peer::query q;
   q.qid = rng_();
@@ -60,8 +64,7 @@ void agent::cmd_keys(const std::shared_ptr<session>& s, std::uint64_t id,
   for (const auto& m : node_->members())
     if (m.state == member_state::alive) ++aq.nodes;
   if (auto e = ask(std::move(q), std::move(aq)); !e.empty())
-    return s->error(id, e == "queue_full" ? "queue_full" : "not_running",
-                    "the key operation could not be sent (" + e + ")");
+    return s->error(id, e, "the key operation could not be sent (" + e + ")");
 }
 
 void agent::on_key_query(const peer::query& q) {

@@ -149,10 +149,37 @@ std::optional<std::vector<encryption_key>> decode_keyring(std::string_view text,
   return keys;
 }
 
+namespace {
+
+nlohmann::json byte_array(const std::string& s) {
+  auto a = nlohmann::json::array();
+  for (const char c : s) a.push_back(static_cast<unsigned char>(c));
+  return a;
+}
+
+std::optional<std::string> from_byte_array(const nlohmann::json& a) {
+  if (!a.is_array() || a.size() > 65536) return std::nullopt;
+  std::string s;
+  for (const auto& b : a) {
+    if (!b.is_number_unsigned() || b.get<std::uint64_t>() > 255) return std::nullopt;
+    s.push_back(static_cast<char>(b.get<std::uint64_t>()));
+  }
+  return s;
+}
+
+}  // namespace
+
 std::string encode_tags(const tag_map& tags) {
   auto j = nlohmann::json::object();
   for (const auto& [k, v] : tags) j[k] = v;
-  return j.dump(1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+  try {
+    return j.dump(1) + "\n";  // strict: throws on bytes that are not UTF-8
+  } catch (const nlohmann::json::type_error&) {
+    // Tags are bytes: when one is not UTF-8, every pair as arrays of bytes.
+    auto pairs = nlohmann::json::array();
+    for (const auto& [k, v] : tags) pairs.push_back({byte_array(k), byte_array(v)});
+    return nlohmann::json{{"_bytes", pairs}}.dump() + "\n";
+  }
 }
 
 std::optional<tag_map> decode_tags(std::string_view text, std::string& error) {
@@ -160,6 +187,17 @@ std::optional<tag_map> decode_tags(std::string_view text, std::string& error) {
   if (j.is_discarded() || !j.is_object())
     return error = "not a JSON object of tag names to strings", std::nullopt;
   tag_map tags;
+  if (j.size() == 1 && j.contains("_bytes") && j["_bytes"].is_array()) {
+    for (const auto& p : j["_bytes"]) {
+      if (!p.is_array() || p.size() != 2)
+        return error = "_bytes: expected [key, value] pairs", std::nullopt;
+      auto k = from_byte_array(p[0]);
+      auto v = from_byte_array(p[1]);
+      if (!k || !v || k->empty()) return error = "_bytes: expected arrays of bytes", std::nullopt;
+      tags[*k] = *v;
+    }
+    return tags;
+  }
   for (const auto& [k, v] : j.items()) {
     if (k.empty()) return error = "an empty tag name", std::nullopt;
     if (!v.is_string()) return error = "tag " + k + ": not a string", std::nullopt;

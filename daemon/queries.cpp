@@ -32,7 +32,6 @@ using std::chrono::steady_clock;
 
 namespace {
 
-constexpr std::size_t max_seen_queries = 4096;
 constexpr std::size_t max_received_queries = 4096;
 constexpr std::size_t max_asked_queries = 64;
 constexpr std::size_t max_replies_per_query = 65536;
@@ -166,7 +165,7 @@ void agent::cmd_query(const std::shared_ptr<session>& s, std::uint64_t id,
             "envelope)");
   }
   if (stopping_) return s->error(id, "not_running", "the daemon is stopping");
-  if (asked_.size() >= max_asked_queries)
+  if (!query_slot_free())
     return s->error(id, "queue_full",
                     "at most " + std::to_string(max_asked_queries) +
                         " queries in progress on this daemon; try again shortly");
@@ -178,6 +177,20 @@ void agent::cmd_query(const std::shared_ptr<session>& s, std::uint64_t id,
                     e == "queue_full" ? "the broadcast queue is full; try again shortly"
                                       : "the node cannot send the query now (" + e + ")");
   ++server_.mutable_stats().queries_sent;
+}
+
+bool agent::query_slot_free() {
+  if (asked_.size() < max_asked_queries) return true;
+  // A query whose client went away keeps no slot.
+  for (auto it = asked_.begin(); it != asked_.end();) {
+    if (it->second.s && it->second.s->is_closed()) {
+      if (it->second.timer) it->second.timer->cancel();
+      it = asked_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  return asked_.size() < max_asked_queries;
 }
 
 std::string agent::ask(peer::query q, asked_query aq) {
@@ -227,14 +240,10 @@ void agent::on_query(peer::query q) {
   if (q.ltime >= event_clock_ && q.ltime < std::numeric_limits<std::uint64_t>::max())
     event_clock_ = q.ltime + 1;
   const auto now = steady_clock::now();
-  if (!seen_queries_.emplace(std::make_pair(q.origin, q.qid), now).second) {
+  if (!seen_queries_.insert({q.origin, q.qid}, now)) {
     ++server_.mutable_stats().queries_duplicate;
     return;
   }
-  for (auto it = seen_queries_.begin(); it != seen_queries_.end();)
-    it = (now - it->second > std::chrono::minutes(10) || seen_queries_.size() > max_seen_queries)
-             ? seen_queries_.erase(it)
-             : std::next(it);
   if (!query_matches_here(q)) return;
   ++server_.mutable_stats().queries_received;
   if (q.flags & peer::query_flag_ack) reply_to_query(q.origin, q.qid, peer::reply_kind::ack, {});

@@ -54,15 +54,17 @@ std::vector<std::uint8_t> reply_frame(std::uint64_t id, const char* key,
   return make_frame(b);
 }
 
+/// Bytes queued to one client (replies, events, snapshot frames) before it
+/// is cut off as lagged, whatever stream_backlog says.
+constexpr std::size_t max_queued_bytes = 32u << 20;
+/// Names one coalescing stream holds at once; events of further names are
+/// delivered at once.
+constexpr std::size_t max_held_names = 1024;
+
 /// What a client of the read-only socket may do: read the view and watch it.
 bool read_only_command(std::string_view cmd) {
   return cmd == "members" || cmd == "member" || cmd == "info" || cmd == "stats" ||
          cmd == "stream" || cmd == "stop" || cmd == "handshake";
-}
-
-std::optional<std::string_view> as_str(const msgpack::object* o) {
-  if (!o || o->type != msgpack::type::STR) return std::nullopt;
-  return std::string_view(o->via.str.ptr, o->via.str.size);
 }
 
 }  // namespace
@@ -434,7 +436,8 @@ void session::error(std::uint64_t id, std::string_view code, std::string_view me
 
 void session::publish(const event& ev, std::uint64_t time_ms) {
   if (closed_ || closing_) return;
-  for (auto& [sid, filter] : streams_) {
+  for (auto& [sid, stream] : streams_) {
+    auto& filter = stream;  // a plain reference: lambdas below may use it (clang 14)
     if (!filter.wants(ev.type)) continue;
     enqueue(reply_frame(sid, "event", [&](writer& w) {
       w.pack_map(4);
@@ -477,9 +480,11 @@ void session::write_user_event(std::uint64_t sid, stream_filter& f, const peer::
 void session::publish_user(const peer::user_event& ev, std::uint64_t time_ms) {
   if (closed_ || closing_) return;
   const bool coalescable = (ev.flags & peer::event_flag_coalesce) != 0;
-  for (auto& [sid, filter] : streams_) {
+  for (auto& [sid, stream] : streams_) {
+    auto& filter = stream;  // a plain reference: lambdas below may use it (clang 14)
     if (!filter.wants_user(ev.name)) continue;
-    if (coalescable && filter.coalesce > std::chrono::milliseconds::zero()) {
+    if (coalescable && filter.coalesce > std::chrono::milliseconds::zero() &&
+        (filter.held.size() < max_held_names || filter.held.count(ev.name) != 0)) {
       // Held for the stream's window; a later one of the name replaces it.
       auto [it, fresh] = filter.held.try_emplace(ev.name);
       if (!fresh) ++srv_.mutable_stats().user_events_coalesced;
@@ -498,7 +503,8 @@ void session::flush_held() {
   if (closed_ || closing_) return;
   const auto now = std::chrono::steady_clock::now();
   std::optional<std::chrono::steady_clock::time_point> next;
-  for (auto& [sid, filter] : streams_) {
+  for (auto& [sid, stream] : streams_) {
+    auto& filter = stream;  // a plain reference: lambdas below may use it (clang 14)
     for (auto it = filter.held.begin(); it != filter.held.end();) {
       if (it->second.due > now) {
         if (!next || it->second.due < *next) next = it->second.due;
@@ -526,7 +532,8 @@ void session::flush_held() {
 std::size_t session::publish_query(const local_query& lq, std::uint64_t time_ms) {
   if (closed_ || closing_) return 0;
   std::size_t n = 0;
-  for (auto& [sid, filter] : streams_) {
+  for (auto& [sid, stream] : streams_) {
+    auto& filter = stream;  // a plain reference: lambdas below may use it (clang 14)
     if (!filter.wants_query(lq.q->name)) continue;
     enqueue(reply_frame(sid, "event", [&](writer& w) {
       w.pack_map(9);
@@ -562,20 +569,33 @@ void session::push(std::uint64_t id, const std::function<void(writer&)>& fill) {
   enqueue(reply_frame(id, "event", fill));
 }
 
-void session::enqueue(std::vector<std::uint8_t> frame, bool unbounded) {
-  if (closed_ || closing_) {
-    // Only the final frames of a closing session are still written.
-    if (closed_) return;
-  }
-  const std::size_t waiting =
-      out_.size() - (writing_ && !out_unbounded_.front() ? 1 : 0) - unbounded_waiting_;
-  if (!closing_ && !unbounded && waiting >= srv_.limits().stream_backlog) {
-    lag();
-    return;
-  }
+void session::push_out(std::vector<std::uint8_t> frame, bool unbounded) {
+  queued_bytes_ += frame.size();
   out_.push_back(std::move(frame));
   out_unbounded_.push_back(unbounded);
   if (unbounded) ++unbounded_waiting_;
+}
+
+void session::pop_out() {
+  queued_bytes_ -= out_.front().size();
+  out_.pop_front();
+  if (out_unbounded_.front()) --unbounded_waiting_;
+  out_unbounded_.pop_front();
+}
+
+void session::enqueue(std::vector<std::uint8_t> frame, bool unbounded) {
+  // Once cut off for lagging, the lagged frames are the last written.
+  if (closed_ || lagged_) return;
+  const std::size_t waiting =
+      out_.size() - (writing_ && !out_unbounded_.front() ? 1 : 0) - unbounded_waiting_;
+  // Frames beyond the backlog, or bytes beyond max_queued_bytes (snapshot
+  // frames too): the client is not keeping up.
+  if (!closing_ && ((!unbounded && waiting >= srv_.limits().stream_backlog) ||
+                    queued_bytes_ + frame.size() > max_queued_bytes)) {
+    lag();
+    return;
+  }
+  push_out(std::move(frame), unbounded);
   do_write();
 }
 
@@ -583,31 +603,37 @@ void session::lag() {
   // The client stopped reading: drop what waits, say so on every stream, close.
   const std::size_t keep = writing_ ? 1 : 0;
   const std::size_t dropped = out_.size() - keep;
-  out_.resize(keep);
-  out_unbounded_.resize(keep);
-  unbounded_waiting_ = keep == 1 && out_unbounded_.front() ? 1 : 0;
+  while (out_.size() > keep) {
+    queued_bytes_ -= out_.back().size();
+    if (out_unbounded_.back()) --unbounded_waiting_;
+    out_.pop_back();
+    out_unbounded_.pop_back();
+  }
+  lagged_ = true;
   ++srv_.mutable_stats().streams_lagged;
   srv_.log().warn("socket client cut off: fell behind by {} frames (stream_backlog)", dropped);
   closing_ = true;
   if (streams_.empty()) {
     // No stream to say it on: one connection-level error, then the close.
-    out_unbounded_.push_back(false);
-    out_.push_back(reply_frame(0, "error", [&](writer& w) {
-      w.pack_map(2);
-      write_str(w, "code");
-      write_str(w, "lagged");
-      write_str(w, "message");
-      write_str(w, "the client fell behind by " + std::to_string(dropped) +
-                       " frames (stream_backlog); the connection is closed");
-    }));
+    push_out(reply_frame(0, "error",
+                         [&](writer& w) {
+                           w.pack_map(2);
+                           write_str(w, "code");
+                           write_str(w, "lagged");
+                           write_str(w, "message");
+                           write_str(w, "the client fell behind by " + std::to_string(dropped) +
+                                            " frames (stream_backlog); the connection is closed");
+                         }),
+             false);
   }
   for (const auto& [sid, filter] : streams_) {
-    out_unbounded_.push_back(false);
-    out_.push_back(reply_frame(sid, "lagged", [&](writer& w) {
-      w.pack_map(1);
-      write_str(w, "dropped");
-      w.pack_uint64(dropped);
-    }));
+    push_out(reply_frame(sid, "lagged",
+                         [&](writer& w) {
+                           w.pack_map(1);
+                           write_str(w, "dropped");
+                           w.pack_uint64(dropped);
+                         }),
+             false);
   }
   streams_.clear();
   linger_timer_.expires_after(srv_.limits().lagged_linger);
@@ -633,9 +659,7 @@ void session::do_write() {
                         return;
                       }
                       ++self->srv_.mutable_stats().frames_out;
-                      self->out_.pop_front();
-                      if (self->out_unbounded_.front()) --self->unbounded_waiting_;
-                      self->out_unbounded_.pop_front();
+                      self->pop_out();
                       self->do_write();
                     });
 }
@@ -652,6 +676,7 @@ void session::close() {
   out_.clear();
   out_unbounded_.clear();
   unbounded_waiting_ = 0;
+  queued_bytes_ = 0;
   streams_.clear();
   srv_.forget(this);
 }

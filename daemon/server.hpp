@@ -189,6 +189,8 @@ class session : public std::enable_shared_from_this<session> {
   /// Queues a frame; past stream_backlog frames waiting the client is cut
   /// off (lag), unless `unbounded` (a snapshot: at most one frame per member).
   void enqueue(std::vector<std::uint8_t> frame, bool unbounded = false);
+  void push_out(std::vector<std::uint8_t> frame, bool unbounded);
+  void pop_out();
   void do_write();
   void lag();
   void arm_frame_timer();
@@ -208,6 +210,8 @@ class session : public std::enable_shared_from_this<session> {
   std::deque<std::vector<std::uint8_t>> out_;
   std::deque<bool> out_unbounded_;     ///< per frame of out_: a snapshot frame
   std::size_t unbounded_waiting_ = 0;  ///< snapshot frames in out_ (not counted in the backlog)
+  std::size_t queued_bytes_ = 0;       ///< bytes of the frames in out_
+  bool lagged_ = false;                ///< cut off: nothing more is queued
   bool writing_ = false;
   bool reading_ = false;
   bool busy_ = false;     ///< a request awaits its reply

@@ -519,10 +519,12 @@ std::error_code core_impl::prune(const std::string& name, outbox& out) {
   if (it == members_.end() || !it->second.confirmed) return errc::unknown_member;
   member_entry& e = it->second;
   if (&e == self_ || e.up()) return errc::member_not_failed;
-  // As reap() forgets it; its name left in gone_ is dropped there, as for a
-  // member that came back.
+  // As reap() forgets it. Its name leaves gone_ too: a member of that name
+  // learned again and gone again before the next reap() would otherwise be
+  // listed twice.
   emit(event_type::member_reaped, e, out);
   count_shown(e, -1);
+  if (e.in_gone) std::erase(gone_, name);
   members_.erase(it);
   return {};
 }

@@ -71,13 +71,20 @@ TEST_CASE("event handlers: a Serf handler script runs unchanged, a query handler
 
   // The query handler's stdout is n2's response.
   const auto q =
-      ctl(n1.socket(), {"query", "load", "now", "--query-timeout", "3", "--format", "json"});
+      ctl(n1.socket(), {"query", "load", "now", "--query-timeout", "6", "--format", "json"});
   REQUIRE(q.status == 0);
   CHECK(q.out.find("{\"type\":\"response\",\"from\":\"n2\",\"payload\":\"load of n2: now\\n\"}") !=
         std::string::npos);
   const auto stats = parse_json(ctl(n2.socket(), {"stats", "--format", "json"}).out);
   REQUIRE(stats.is_object());
   CHECK(stats["handlers"].value("handler_succeeded", 0) >= 1);
+  // n1 has delivered both events (deploy and other): the filter kept `other` out.
+  REQUIRE(wait_until(
+      [&] {
+        const auto j = parse_json(ctl(n1.socket(), {"stats", "--format", "json"}).out);
+        return j.is_object() && j["daemon"].value("user_events_delivered", 0) >= 2;
+      },
+      20s));
   CHECK(read_file(out).find("user=other") == std::string::npos);
 }
 

@@ -232,10 +232,19 @@ TEST_CASE("user events: a coalescing stream gets the last of a burst, others get
   std::uint64_t sid = 0;
   REQUIRE(coalescing->open_stream({"user"}, sid, false, 3000).ok());
   REQUIRE(every->open_stream({"user"}, sid).ok());
+  // Sent through the client library (milliseconds each): the burst fits the window.
+  auto sender = try_client(solo.socket());
+  REQUIRE(sender);
+  const auto bin = [](const std::string& s) {
+    return json::binary(std::vector<std::uint8_t>(s.begin(), s.end()));
+  };
   for (int i = 1; i <= 5; ++i)
-    REQUIRE(ctl(solo.socket(), {"event", "deploy", "v" + std::to_string(i), "--coalesce"}).status ==
-            0);
-  REQUIRE(ctl(solo.socket(), {"event", "deploy", "plain"}).status == 0);
+    REQUIRE(sender
+                ->call("event", json{{"name", "deploy"},
+                                     {"payload", bin("v" + std::to_string(i))},
+                                     {"coalesce", true}})
+                .ok());
+  REQUIRE(sender->call("event", json{{"name", "deploy"}, {"payload", bin("plain")}}).ok());
   const auto got = drain_user_events(*coalescing, 6s);
   REQUIRE(got.size() == 2);
   CHECK(got[0].payload == "plain");  // not sent with --coalesce: at once

@@ -646,3 +646,22 @@ TEST_CASE("config: [[handler]] tables and reconnect_timeout", "[unit][daemon]") 
   CHECK(error_of("reconnect_timeout = 0.5\n").find("reconnect_timeout") != std::string::npos);
   CHECK(error_of("reconnect_timeout = \"1h\"\n").find("reconnect_timeout") != std::string::npos);
 }
+
+TEST_CASE("persist: tags round-trip as bytes, UTF-8 or not", "[unit][daemon]") {
+  std::string err;
+  const shoal::tag_map text{{"role", "web"}, {"zone", "café"}};
+  const auto plain = encode_tags(text);
+  CHECK(plain.find("\"role\": \"web\"") != std::string::npos);  // readable when it can be
+  auto back = decode_tags(plain, err);
+  REQUIRE(back);
+  CHECK(*back == text);
+  const shoal::tag_map raw{{"role", std::string("w\xff\x00z", 4)}, {"k\xc3", "v"}};
+  const auto bin = encode_tags(raw);
+  back = decode_tags(bin, err);
+  REQUIRE(back);
+  CHECK(*back == raw);
+  CHECK_FALSE(decode_tags("{\"_bytes\": [[[1], [256]]]}", err));
+  CHECK_FALSE(decode_tags("{\"_bytes\": [[[], [1]]]}", err));  // an empty key
+  CHECK_FALSE(decode_tags("{\"role\": 5}", err));
+  CHECK_FALSE(decode_tags("[]", err));
+}

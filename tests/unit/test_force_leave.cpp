@@ -164,3 +164,23 @@ TEST_CASE("prune forgets a failed or left member at once, and refuses live ones"
   net.run_for(20s);
   CHECK(net.full_mesh());
 }
+
+TEST_CASE("a pruned member that returns and fails again is reaped again, once", "[unit]") {
+  // reconnect_timeout short, so reap() runs through the member's entries.
+  auto net = three(7, 5s);
+  crash_n2(net);
+  shoal::outbox out;
+  REQUIRE(net.nodes[0].core->prune(net.now, "n2", out) == std::error_code{});
+  net.drain(0, out);
+  // n2 restarts (a fresh core: a higher incarnation), is learned again, and crashes again.
+  net.nodes[2].core = std::make_unique<shoal::core>(net.make_config(2), 7777);
+  net.nodes[2].up = true;
+  net.join(2, {addr_of(0)});
+  REQUIRE(net.wait_until([&] { return net.state_at(0, "n2") == member_state::alive; }, 20s));
+  net.nodes[2].up = false;
+  REQUIRE(net.wait_until([&] { return net.state_at(0, "n2") == member_state::dead; }, 120s));
+  // Reaped after reconnect_timeout, once.
+  REQUIRE(net.wait_until([&] { return !net.state_at(0, "n2"); }, 60s));
+  CHECK(count_events(net.nodes[0], event_type::member_reaped, "n2") == 2);  // prune + reap
+  net.run_for(30s);
+}

@@ -173,7 +173,7 @@ class ClientTest(unittest.TestCase):
         self.assertEqual(q.summary["acks"], 1)
         self.assertEqual(q.summary["responses"], 1)
         # No filter: every member acks; nobody answers "other".
-        everyone = c1.query("other", timeout=1.0)
+        everyone = c1.query("other", timeout=3.0)
         self.assertEqual(sorted(e["from"] for e in everyone if e["type"] == "ack"), ["n1", "n2", "n3"])
         with self.assertRaises(DaemonError) as e:
             list(c1.query("load", node="("))
