@@ -292,6 +292,9 @@ class node {
 
   /// Snapshots of the view (self included), sorted by name.
   std::vector<member> members() const;
+  /// How many members of the view (self included) are in state `s`: what
+  /// members() would hold in that state, without copying the view.
+  std::size_t count(member_state s) const;
   member local_member() const;
   std::optional<member> find(const std::string& name) const;
 

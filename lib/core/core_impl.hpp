@@ -468,6 +468,13 @@ class core_impl {
   };
   std::vector<side_ping> side_pings_;
   std::vector<std::string> confirm_queue_;
+  // Confirmation pings in flight may not exceed this window. It starts at
+  // confirm_pings_per_gossip, grows by one per answer up to it and halves
+  // (once per gossip round) when pings go unanswered, so a join wave that
+  // overloads the network or the hosts slows itself down instead of
+  // retrying into the overload (see send_confirm_pings).
+  int confirm_window_ = 0;
+  int confirm_in_flight_ = 0;
   std::vector<std::string> held_;           // members held back from the user (may be stale)
   const address* packet_source_ = nullptr;  // while handle_packet dispatches
   time_point stale_window_{};

@@ -119,8 +119,13 @@ void core_impl::send_confirm_pings(time_point now, outbox& out) {
   // is still up and unconfirmed (it may have been restarting); for a member
   // back from dead, an unanswered ping starts its proof over.
   std::vector<std::string> unanswered_proofs;
+  bool lost = false;
   std::erase_if(side_pings_, [&](side_ping& c) {
     if (now - c.sent <= stale) return false;
+    if (!c.reconnect) {
+      --confirm_in_flight_;
+      lost = true;
+    }
     if (const member_entry* e = lookup(c.name); !c.reconnect && e && e->up()) {
       if (!e->confirmed)
         confirm_queue_.push_back(std::move(c.name));
@@ -131,7 +136,12 @@ void core_impl::send_confirm_pings(time_point now, outbox& out) {
   });
   for (const auto& name : unanswered_proofs)
     if (member_entry* e = lookup(name)) proof_ping_done(now, *e, false, out);
-  int budget = cfg_.confirm_pings_per_gossip;
+  // A window, not a rate: pings lost to an overloaded network or host
+  // shrink it, answers grow it back (additive increase, multiplicative
+  // decrease, as TCP does per round trip).
+  if (confirm_window_ <= 0) confirm_window_ = cfg_.confirm_pings_per_gossip;
+  if (lost) confirm_window_ = std::max(1, confirm_window_ / 2);
+  int budget = confirm_window_ - confirm_in_flight_;
   while (budget > 0 && !confirm_queue_.empty()) {
     std::string name = std::move(confirm_queue_.back());
     confirm_queue_.pop_back();
@@ -140,6 +150,7 @@ void core_impl::send_confirm_pings(time_point now, outbox& out) {
     const std::uint32_t seq = ++next_seq_;
     send(e->addr, wire::ping{seq, name, *self_->name, self_->addr}, out);
     side_pings_.push_back({seq, std::move(name), now, false});
+    ++confirm_in_flight_;
     --budget;
   }
 }

@@ -19,6 +19,11 @@ std::vector<member> runtime::members() const {
   return core_ ? core_->members() : std::vector<member>{};
 }
 
+std::size_t runtime::count(member_state s) const {
+  std::lock_guard lock(mu_);
+  return core_ ? core_->count(s) : 0;
+}
+
 member runtime::local_member() const {
   std::lock_guard lock(mu_);
   if (core_) return core_->local_member();

@@ -72,6 +72,9 @@ std::uint16_t node::port() const {
 std::vector<member> node::members() const {
   return rt_->members();
 }
+std::size_t node::count(member_state s) const {
+  return rt_->count(s);
+}
 member node::local_member() const {
   return rt_->local_member();
 }

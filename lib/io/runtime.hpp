@@ -119,6 +119,7 @@ class runtime : public std::enable_shared_from_this<runtime> {
   std::error_code leave(duration timeout);
   // api.cpp
   std::vector<member> members() const;
+  std::size_t count(member_state s) const;
   member local_member() const;
   std::optional<member> find(const std::string& name) const;
   std::error_code set_tags(tag_map tags);
