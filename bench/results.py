@@ -34,7 +34,7 @@ daemon_cluster.py at N=32 52 s (timed on 2026-12-02 beside a build). The
 N=10,000 runs are extrapolated from those (about 2-4 min and ~17 GB each;
 the scheduler never runs two of them at once) and are the main
 uncertainty. By section: memory and plots seconds, micro ~1 min, loopback
-~7 min (11 runs, one at a time), serf ~8-10 min (N=8 and 32, both systems,
+~7 min (11 runs, one at a time), scale ~13 min, serf ~8-10 min (N=8 and 32, both systems,
 kill and host-down series), cluster ~1 min, sim ~3 min, refuse <1 min,
 tables ~12 min (at --jobs 2). The script prints each section's wall time as it goes and
 in the header of RESULTS.md, so the first full run replaces this estimate.
@@ -57,10 +57,14 @@ Options:
                    (default 2); memory-heavy runs (N=10,000) never share the
                    machine's memory with each other. micro, loopback and
                    serf always run one thing at a time.
-Sections, in the order they run: memory, micro, loopback, serf, cluster,
+Sections, in the order they run: memory, micro, loopback, scale, serf, cluster,
 sim, refuse, tables, plots (the timing-sensitive ones first, before this run
 loads the machine with simulator runs). cluster is bench/daemon_cluster.py:
 32 shoald daemons, user events, a query with a tag filter, reachability.
+scale is shoal-loopback beside bench/memberlist's memberlist-loopback at
+N = 64, 256, 512 and 1,024, one run of each (about 13 min; it needs the
+Debian packages golang-go and golang-github-hashicorp-memberlist-dev, which
+bench/results.sh installs, and says NOT RUN without them).
 
 Every table of the output carries its own line "commit, date, command" and
 the 1-minute load average at the start and end of its section (and the
@@ -94,8 +98,10 @@ import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-RUN_ORDER = ["memory", "micro", "loopback", "serf", "cluster", "sim", "refuse", "tables", "plots"]
-DOC_ORDER = ["sim", "refuse", "memory", "micro", "tables", "plots", "serf", "loopback", "cluster"]
+RUN_ORDER = ["memory", "micro", "loopback", "scale", "serf", "cluster", "sim", "refuse", "tables",
+             "plots"]
+DOC_ORDER = ["sim", "refuse", "memory", "micro", "tables", "plots", "serf", "loopback", "scale",
+             "cluster"]
 PARALLEL = {"sim", "refuse", "tables"}
 TITLES = {
     "sim": "Protocol core on the simulator",
@@ -106,6 +112,7 @@ TITLES = {
     "plots": "Plots",
     "serf": "shoald vs Serf, one run of both",
     "loopback": "Real sockets on loopback",
+    "scale": "Scale on loopback: shoal and memberlist, one run of both",
     "cluster": "shoald daemons on loopback: events, queries, reachability",
 }
 # Quick mode: every simulator run at most this many nodes and simulated
@@ -360,7 +367,10 @@ class Run:
     """One command of a section: stdout to DIR/NAME.out, stderr to NAME.log."""
 
     def __init__(self, name, argv, *, timeout, est_s=10.0, mem_gb=0.3, parse="json",
-                 term_first=False, env=None, meta=None):
+                 term_first=False, env=None, meta=None, ok_rcs=(0,)):
+        # ok_rcs: exit statuses that still carry a result (the loopback
+        # harnesses exit 1 with their JSON when a cluster did not converge)
+        self.ok_rcs = tuple(ok_rcs)
         self.name, self.argv, self.timeout = name, argv, timeout
         self.est_s, self.mem_gb, self.parse = est_s, mem_gb, parse
         self.term_first, self.env, self.meta = term_first, env, meta or {}
@@ -374,7 +384,7 @@ class Run:
         self.started_utc = None
 
     def record(self):
-        ok = self.rc == 0 and not self.timed_out and self.error is None
+        ok = self.rc in self.ok_rcs and not self.timed_out and self.error is None
         return {"name": self.name, "argv": self.argv, "command": quote(self.argv),
                 "rc": self.rc, "timed_out": self.timed_out, "timeout_s": self.timeout,
                 "wall_s": self.wall_s, "started_utc": self.started_utc, "out": self.out,
@@ -434,7 +444,7 @@ class Executor:
             r.rc = r.proc.returncode
         if r.timed_out:
             r.error = f"timed out after {r.timeout:.0f} s and killed"
-        elif r.rc != 0 and r.error is None:
+        elif r.rc not in r.ok_rcs and r.error is None:
             r.error = f"exit status {r.rc}"
         elif r.parse == "json" and r.error is None:
             try:
@@ -729,6 +739,42 @@ def plan_loopback(ctx, d):
                 meta={"role": role, "n64": n}) for name, a, role in plan], 1
 
 
+SCALE_SIZES = [64, 256, 512, 1024]
+SCALE_QUICK_SIZES = [8, 16]
+
+
+def scale_window(n, quick):
+    return 3 if quick else (30 if n <= 256 else 60)
+
+
+def plan_scale(ctx, d):
+    """memberlist-loopback and shoal-loopback at each N, memberlist first,
+    one at a time (est: 64/256 about 40 s each side; 512 and 1024 up to
+    200 s for memberlist, which waits 120 s for a convergence that may not
+    come)."""
+    if not os.access(ctx.bin("shoal-loopback"), os.X_OK):
+        raise NotRunnable(f"{ctx.bin('shoal-loopback')} not found: build shoal-loopback")
+    bindir = os.path.join(d, "bin")
+    p = subprocess.run(["sh", os.path.join("bench", "memberlist", "build.sh"), bindir], cwd=ROOT,
+                       capture_output=True, text=True)
+    if p.returncode != 0:
+        raise NotRunnable("bench/memberlist/build.sh failed (exit status "
+                          f"{p.returncode}): {p.stderr.strip()[-400:]}")
+    ml = p.stdout.strip().splitlines()[-1]
+    runs = []
+    for n in (SCALE_QUICK_SIZES if ctx.quick else SCALE_SIZES):
+        w = scale_window(n, ctx.quick)
+        runs.append(Run(f"memberlist_n{n}", [ml, "--nodes", str(n), "--config", "lan", "--window",
+                                             f"{w}s", "--json"],
+                        timeout=600, est_s=float(10000 - n), ok_rcs=(0, 1),
+                        meta={"n": n, "system": "memberlist"}))
+        runs.append(Run(f"shoal_n{n}", [ctx.bin("shoal-loopback"), "--nodes", str(n), "--window",
+                                        str(w), "--json"],
+                        timeout=600, est_s=float(10000 - n) - 0.5, ok_rcs=(0, 1),
+                        meta={"n": n, "system": "shoal"}))
+    return runs, 1
+
+
 def plan_serf(ctx, d):
     if os.geteuid() != 0:
         raise NotRunnable("not root: the Serf comparison counts bytes and silences hosts with "
@@ -782,6 +828,7 @@ def plan_plots(ctx, d):
 
 PLANS = {"sim": plan_sim, "refuse": plan_refuse, "tables": plan_tables, "memory": plan_memory,
          "micro": plan_micro, "loopback": plan_loopback, "serf": plan_serf, "plots": plan_plots,
+         "scale": plan_scale,
          "cluster": plan_cluster}
 
 
@@ -1606,9 +1653,113 @@ def render_cluster(ctx, sec):
     return "".join(out)
 
 
+SCALE_TARGETS = {  # (N, key): (op, target); ratios are shoal / memberlist of one run
+    (64, "cpu_ratio"): ("<=", 0.15), (256, "cpu_ratio"): ("<=", 0.15),
+    (64, "bytes_ratio"): ("<=", 0.5), (256, "bytes_ratio"): ("<=", 0.5),
+    (1024, "shoal_converged_after_last_join_s"): ("<=", 60.0),
+    (1024, "shoal_window_suspicions"): ("<=", 0),
+    (1024, "shoal_rss_per_member_b"): ("<=", 512),
+}
+
+
+def scale_pairs(sec):
+    by = {}
+    for r in sec.get("runs", []):
+        by.setdefault(r["meta"]["n"], {})[r["meta"]["system"]] = (r, run_json(r))
+    return [(n, by[n].get("memberlist", (None, None)), by[n].get("shoal", (None, None)))
+            for n in sorted(by)]
+
+
+def scale_converged_after_last_join(system, d):
+    if d is None:
+        return None
+    if system == "shoal":
+        if d.get("timed_out") or d.get("join_convergence_s") is None:
+            return None
+        return d["join_convergence_s"] - d["join_calls_s"]
+    return d.get("converged_s") if d.get("converged") else None
+
+
+def render_scale(ctx, sec):
+    out = [wrap("""
+N nodes of each system in one process on 127.0.0.1, lan parameters (shoal's `lan` preset,
+memberlist's `DefaultLANConfig()`), every node joining node 0; memberlist first, then shoal
+at the same N, never at the same time. memberlist-loopback (bench/memberlist) paces its
+join calls 20 ms apart; shoal-loopback makes each join call as soon as the previous one
+returned (each is a push-pull with node 0). Convergence is counted from the last join call
+until every node lists every node alive (memberlist: `NumMembers()`, which also counts
+suspect members; shoal: confirmed members alive, a stricter count); each side waits at
+most 120 s, then measures its window anyway (memberlist) or reports the timeout (shoal).
+CPU: nanoseconds on CPU of every thread of the process (`/proc/self/task/*/schedstat`, the
+same method on both sides) over the steady window after convergence, per node-second;
+bytes: UDP payloads and TCP stream bytes sent in that window, per node-second (no IP
+headers); RSS per member: (VmRSS after convergence − before the nodes were created) / N²,
+the memory one node spends per member it knows (a Go heap holds garbage until its next
+collection; memberlist's figure includes it). Suspicions in the window: suspicions raised
+while every node was up (false by construction). Both sides run shoal's and memberlist's
+defaults: shoal compresses push-pulls, memberlist compresses too (LZW); neither encrypts.
+"""), "\n"]
+    rows, checks = [], []
+    for n, (rm, m), (rs, s) in scale_pairs(sec):
+        for system, r, d in (("memberlist", rm, m), ("shoal", rs, s)):
+            if r is None:
+                continue
+            if d is None:
+                rows.append([str(n), system, failed_text(r)] + ["—"] * 7)
+                continue
+            conv = scale_converged_after_last_join(system, d)
+            if conv is None:
+                low = d.get("min_members_at_timeout")
+                conv_text = "no" + (f" (lowest count {low} of {n})" if low is not None else "")
+            else:
+                conv_text = f2(conv)
+            rss_b = (d["rss_per_node_kb"] * 1024.0 / n if d.get("rss_per_node_kb") is not None
+                     else None)
+            if system == "shoal":
+                susp = (d.get("window_counts") or {}).get("suspicions")
+            else:
+                susp = d.get("false_suspicions_window")
+            cpu = d.get("cpu_s_per_node_s")
+            rows.append([str(n), system, f2(d.get("join_calls_s")), conv_text,
+                         f"{cpu:.6f}" if cpu is not None else "—", f2(d.get("bytes_per_node_s"), 1),
+                         f2(rss_b, 0), cell(susp), (f"{float(d['window_s']):g} s" if d.get("window_s") is not None else "—"),
+                         f"`{' '.join(os.path.basename(a) if i == 0 else a for i, a in enumerate(r['argv']))}`"])
+        def ratio(key):
+            if not m or not s or m.get(key) in (None, 0) or s.get(key) is None:
+                return None
+            return s[key] / m[key]
+        conv_s = scale_converged_after_last_join("shoal", s)
+        rss_s = s["rss_per_node_kb"] * 1024.0 / n if s and s.get("rss_per_node_kb") is not None else None
+        vals = {"cpu_ratio": ratio("cpu_s_per_node_s"), "bytes_ratio": ratio("bytes_per_node_s"),
+                "shoal_converged_after_last_join_s": conv_s,
+                "shoal_window_suspicions": ((s or {}).get("window_counts") or {}).get("suspicions"),
+                "shoal_rss_per_member_b": rss_s}
+        for key, label in (("cpu_ratio", "CPU per node-second, shoal / memberlist"),
+                           ("bytes_ratio", "bytes per node-second, shoal / memberlist"),
+                           ("shoal_converged_after_last_join_s", "shoal: last join call to converged (s)"),
+                           ("shoal_window_suspicions", "shoal: suspicions in the steady window"),
+                           ("shoal_rss_per_member_b", "shoal: RSS per member (B)")):
+            v = vals[key]
+            t = SCALE_TARGETS.get((n, key))
+            if key.startswith("shoal_") and t is None:
+                continue
+            shown = "—" if v is None else (f"{v:.3f}" if key.endswith("ratio") else f2(v, 1))
+            mark = check("value", v, t[0], t[1], shown=shown) if t else "no target"
+            checks.append([str(n), label, shown, mark])
+    out.append(md_table(["N", "system", "join calls (s)", "converged after the last join call (s)",
+                         "CPU per node-second", "bytes per node-second", "RSS per member (B)",
+                         "suspicions in the window", "window", "command"], rows))
+    out.append("\n" + md_table(["N", "figure", "value", "target"], checks))
+    cmd = ("memberlist-loopback (built by `bench/memberlist/build.sh`) and "
+           f"`{ctx.build}/bench/shoal-loopback`, with the arguments of each row, one run at a time "
+           "in the order of the rows")
+    out.append("\n" + stamp(ctx, sec, cmd))
+    return "".join(out)
+
+
 RENDER = {"sim": render_sim, "refuse": render_refuse, "memory": render_memory, "micro": render_micro,
           "tables": render_tables, "plots": render_plots, "serf": render_serf, "loopback": render_loopback,
-          "cluster": render_cluster}
+          "cluster": render_cluster, "scale": render_scale}
 
 
 def render_section(ctx, name, sec):
@@ -1917,7 +2068,7 @@ def main():
                   "in --raw, and refuses to mix:\n  " + "\n  ".join(problems), file=sys.stderr)
             return 2
 
-    est = {"memory": 5, "micro": 60, "loopback": 420, "serf": 540, "cluster": 60, "plots": 5,
+    est = {"memory": 5, "micro": 60, "loopback": 420, "scale": 780, "serf": 540, "cluster": 60, "plots": 5,
            "sim": 180, "refuse": 30, "tables": 720}  # seconds; the header of this file says where from
     log(f"commit {ctx.tree.shown}; build {ctx.build}; raw {ctx.raw}; out {ctx.out}; "
         f"sections {', '.join(to_run)}" + (" (QUICK)" if ctx.quick else ""))

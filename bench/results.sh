@@ -3,7 +3,7 @@
 # bench/plots/ and README.md's measured figures from that one run.
 #   nice -n 19 bench/results.sh [--build DIR] [--out FILE] [--raw DIR]
 #       [--readme FILE] [--quick] [--only SECTION[,SECTION]] [--jobs N] [--no-build]
-# Sections: memory, micro, loopback, serf, cluster, sim, refuse, tables, plots.
+# Sections: memory, micro, loopback, scale, serf, cluster, sim, refuse, tables, plots.
 # The header of bench/results.py says what each option does, how long the
 # full run takes (about 30-45 min on the project's 2-core VM: an estimate)
 # and what to commit afterwards. Paths are relative to the repository root.
@@ -21,6 +21,8 @@ cd "$SHOAL_ROOT"
 ensure_packages python3
 ensure_packages serf nftables ||
   echo "results: could not install serf/nftables; the Serf section will say why" >&2
+ensure_packages golang-go golang-github-hashicorp-memberlist-dev ||
+  echo "results: could not install Go and memberlist; the scale section will say why" >&2
 ensure_packages gnuplot-nox ||
   echo "results: could not install gnuplot-nox; the plots section will fail and say so" >&2
 

@@ -157,8 +157,13 @@ struct config {
   std::size_t max_user_broadcast_bytes = 512;
   /// A member first learned from another node's push-pull state (hearsay,
   /// maybe stale) is pinged and shown to the user only once it answers (no
-  /// ghosts). At most this many such pings per gossip round; a node joining a
-  /// cluster of N sees it whole after about N / (this * 5) seconds. lan: 32.
+  /// ghosts). At most this many such pings are in flight at once: each
+  /// gossip round sends as many as the window has room for; the window
+  /// starts here, halves once per round in which pings went unanswered for
+  /// 2 * probe_interval and grows by one per answer back up to this, so a
+  /// join wave that overloads the network or the hosts slows itself down. On
+  /// a healthy network a node joining a cluster of N sees it whole after
+  /// about N / (this / gossip_interval) seconds. lan: 32.
   int confirm_pings_per_gossip = 32;
 
   // ---- anti-entropy (push-pull over a stream) ----

@@ -521,3 +521,81 @@ TEST_CASE("core: a flood of suspicions does not grow the timer heap", "[unit]") 
   CHECK(c.memory_estimate() < before + 64 * 1024);
   CHECK(c.next_deadline() > now);
 }
+
+namespace {
+/// Feeds `a` 100 members m1..m100 (at addr_of(1..100)) as hearsay: the
+/// push-pull state of a peer at addr_of(200), which is none of them.
+void hear_of_hundred(lone_core& a) {
+  shoal::wire::push_pull pp;
+  pp.source = "peer";
+  for (int i = 1; i <= 100; ++i)
+    pp.members.push_back({"m" + std::to_string(i), addr_of(i), 1, member_state::alive, {}, 2});
+  const std::vector<shoal::wire::message> msgs{pp};
+  a.c.handle_stream(a.now, addr_of(200), shoal::wire::encode_packet(msgs), a.out);
+}
+
+/// The pings in `out`'s packets, as (destination, ping).
+std::vector<std::pair<shoal::address, shoal::wire::ping>> pings_in(const shoal::outbox& out) {
+  std::vector<std::pair<shoal::address, shoal::wire::ping>> found;
+  for (const auto& p : out.packets) {
+    std::vector<shoal::wire::message> msgs;
+    shoal::wire::decode_counters counters;
+    if (shoal::wire::decode_packet(p.data, shoal::wire::limits{}, msgs, counters)) continue;
+    for (const auto& m : msgs)
+      if (const auto* ping = std::get_if<shoal::wire::ping>(&m)) found.emplace_back(p.to, *ping);
+  }
+  return found;
+}
+}  // namespace
+
+TEST_CASE("confirmation pings back off when they go unanswered", "[unit]") {
+  // A joiner that hears of many members at once must not keep pinging them
+  // at full rate when nothing answers (an overloaded network or host): that
+  // is how a join wave of 1,024 nodes on one machine never converged.
+  lone_core a;
+  hear_of_hundred(a);
+  a.out.clear();
+  const auto start = a.now;
+  std::size_t early = 0, total = 0;
+  while (a.now - start < 20s) {
+    a.now += 10ms;
+    a.c.tick(a.now, a.out);
+    const std::size_t k = pings_in(a.out).size();
+    total += k;
+    if (a.now - start < 1900ms) early += k;  // before any ping could count as lost
+    a.out.clear();
+  }
+  CAPTURE(early, total);
+  // At most the window (32 in flight) plus the probe's own pings before the
+  // first ones are lost; then the window halves with every round of losses.
+  CHECK(early <= 32 + 2);
+  CHECK(total <= 120);
+  CHECK(a.c.count(member_state::alive) == 1);  // nobody answered: nobody shown
+}
+
+TEST_CASE("confirmation pings that are answered confirm everyone", "[unit]") {
+  lone_core a;
+  hear_of_hundred(a);
+  a.out.clear();
+  const auto start = a.now;
+  std::size_t most_unanswered = 0;
+  std::vector<std::pair<shoal::address, shoal::wire::ping>> unanswered;
+  while (a.c.count(member_state::alive) < 101 && a.now - start < 30s) {
+    a.now += 10ms;
+    a.c.tick(a.now, a.out);
+    auto sent = pings_in(a.out);
+    a.out.clear();
+    unanswered.insert(unanswered.end(), sent.begin(), sent.end());
+    most_unanswered = std::max(most_unanswered, unanswered.size());
+    // Every ping is answered 10 ms later, by the address it went to.
+    for (const auto& [to, p] : unanswered) {
+      const std::vector<shoal::wire::message> ack{shoal::wire::ack{p.seq, 0}};
+      a.c.handle_packet(a.now, to, shoal::wire::encode_packet(ack), a.out);
+    }
+    unanswered.clear();
+  }
+  CAPTURE(most_unanswered);
+  CHECK(a.c.count(member_state::alive) == 101);
+  CHECK(a.now - start < 5s);
+  CHECK(most_unanswered <= 32 + 1);
+}
