@@ -945,7 +945,7 @@ def stamp(ctx, sec, command):
 
 def failed_text(r):
     why = r.get("error") or f"exit status {r.get('rc')}"
-    if r.get("rc") == -9:
+    if r.get("rc") == -9 and not r.get("timed_out"):
         # Nothing in this script sends SIGKILL: the kernel's OOM killer does
         # when a run outgrows the machine's memory.
         why += ": SIGKILL, the kernel's out-of-memory killer (the log's last line says how far it got)"

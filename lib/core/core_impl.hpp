@@ -474,7 +474,6 @@ class core_impl {
   // overloads the network or the hosts slows itself down instead of
   // retrying into the overload (see send_confirm_pings).
   int confirm_window_ = 0;
-  int confirm_in_flight_ = 0;
   std::vector<std::string> held_;           // members held back from the user (may be stale)
   const address* packet_source_ = nullptr;  // while handle_packet dispatches
   time_point stale_window_{};

@@ -122,10 +122,7 @@ void core_impl::send_confirm_pings(time_point now, outbox& out) {
   bool lost = false;
   std::erase_if(side_pings_, [&](side_ping& c) {
     if (now - c.sent <= stale) return false;
-    if (!c.reconnect) {
-      --confirm_in_flight_;
-      lost = true;
-    }
+    lost = lost || !c.reconnect;
     if (const member_entry* e = lookup(c.name); !c.reconnect && e && e->up()) {
       if (!e->confirmed)
         confirm_queue_.push_back(std::move(c.name));
@@ -141,7 +138,9 @@ void core_impl::send_confirm_pings(time_point now, outbox& out) {
   // decrease, as TCP does per round trip).
   if (confirm_window_ <= 0) confirm_window_ = cfg_.confirm_pings_per_gossip;
   if (lost) confirm_window_ = std::max(1, confirm_window_ / 2);
-  int budget = confirm_window_ - confirm_in_flight_;
+  const auto in_flight = std::count_if(side_pings_.begin(), side_pings_.end(),
+                                       [](const side_ping& c) { return !c.reconnect; });
+  int budget = confirm_window_ - static_cast<int>(in_flight);
   while (budget > 0 && !confirm_queue_.empty()) {
     std::string name = std::move(confirm_queue_.back());
     confirm_queue_.pop_back();
@@ -150,7 +149,6 @@ void core_impl::send_confirm_pings(time_point now, outbox& out) {
     const std::uint32_t seq = ++next_seq_;
     send(e->addr, wire::ping{seq, name, *self_->name, self_->addr}, out);
     side_pings_.push_back({seq, std::move(name), now, false});
-    ++confirm_in_flight_;
     --budget;
   }
 }

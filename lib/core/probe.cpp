@@ -178,10 +178,8 @@ void core_impl::on_ack(time_point now, const address& from, const wire::ack& m, 
   }
   for (auto it = side_pings_.begin(); it != side_pings_.end(); ++it) {
     if (it->seq != m.seq) continue;
-    if (!it->reconnect) {
-      --confirm_in_flight_;
+    if (!it->reconnect)
       confirm_window_ = std::min(cfg_.confirm_pings_per_gossip, confirm_window_ + 1);
-    }
     if (member_entry* e = lookup(it->name); e && e->addr == from) {
       if (it->reconnect && e->state == member_state::dead) {
         ++stats_.reconnects;
